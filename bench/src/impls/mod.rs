@@ -1,0 +1,21 @@
+//! The implementations compiled into the runner itself (driftwood's workspace,
+//! driftwood's SQLite). Each is one module implementing
+//! [`Implementation`]; this file lists them.
+//!
+//! To add one (e.g. `driftwood` and `driftwood-server`): write
+//! `bench/src/impls/driftwood.rs` with a type implementing
+//! [`driftwood_bench_harness::Implementation`] (its doc comment states the
+//! rules), declare `mod driftwood;` below and push it in [`in_process`]. Its
+//! figures are divided by `rusqlite`'s (same SQLite build).
+
+pub mod rusqlite;
+
+use driftwood_bench_harness::Implementation;
+
+/// The name of the in-process raw-rusqlite baseline.
+pub const BASELINE: &str = "rusqlite";
+
+/// Every in-process implementation, in display order; the baseline first.
+pub fn in_process() -> Vec<Box<dyn Implementation>> {
+    vec![Box::new(self::rusqlite::RawRusqlite::new(BASELINE))]
+}
