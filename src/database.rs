@@ -1,0 +1,222 @@
+//! The [`Database`] trait (a schema and its version) and [`Db`], the handle
+//! an application queries through.
+//!
+//! `Db` is cheap to clone and `Send + Sync`. Opening it checks the file's
+//! schema version and creates or upgrades the schema in one transaction
+//! together with `user_version`, so a failure leaves the file as it was.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::lock::Mutex;
+
+use crate::batch::Batch;
+use crate::conn::{Conn, finish};
+use crate::error::{Error, Result};
+use crate::executor::Executor;
+use crate::query::Statement;
+use crate::row::{FromRow, OwnedRow};
+use crate::schema::{Schema, sql::create_statement};
+use crate::sqlite::{Connection, Execution, OpenOptions, TxKind};
+use crate::transaction::Transaction;
+
+/// A database definition: its schema and the schema's version.
+pub trait Database: Send + Sync + 'static {
+    /// The schema version this code expects (`PRAGMA user_version`). Bump it
+    /// whenever the schema changes. `0` means "unversioned": opening never
+    /// creates, checks or upgrades anything.
+    const SCHEMA_VERSION: u32;
+
+    /// Every table, index, view and trigger (see [`schema!`](crate::schema!)).
+    fn schema() -> Schema;
+
+    /// Brings a database at version `from` up to [`Database::SCHEMA_VERSION`].
+    /// Runs inside the opening transaction, before `user_version` is
+    /// written: if it fails, nothing changes. The default refuses.
+    fn upgrade(conn: &Conn<'_>, from: u32, to: u32) -> Result<()> {
+        let _ = conn;
+        Err(Error::Migration { from, to, message: "the database defines no upgrade from this version".into() })
+    }
+}
+
+/// A database with no declared schema, for raw SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct NoSchema;
+
+impl Database for NoSchema {
+    const SCHEMA_VERSION: u32 = 0;
+    fn schema() -> Schema {
+        Schema::default()
+    }
+}
+
+/// Builds a [`Schema`] from table types: `schema![Todo, Category]`.
+#[macro_export]
+macro_rules! schema {
+    ($($table:ty),* $(,)?) => {
+        $crate::schema::Schema::new([$($crate::schema::Entity::Table(<$table as $crate::table::Table>::definition())),*])
+    };
+}
+
+/// Creates every entity of `schema` on `conn` (drift's `createAll`).
+pub fn create_all(conn: &Conn<'_>, schema: &Schema) -> Result<()> {
+    for entity in &schema.entities {
+        conn.custom_statement(&create_statement(entity), [])?;
+    }
+    Ok(())
+}
+
+/// A handle to a database of definition `D`. See the [module documentation](self).
+pub struct Db<D = NoSchema> {
+    /// The connection, behind an async lock so a transaction can hold it
+    /// across awaits while other tasks wait without blocking their thread.
+    /// `None` once closed.
+    conn: Arc<Mutex<Option<Connection>>>,
+    marker: PhantomData<fn() -> D>,
+}
+
+impl<D> Clone for Db<D> {
+    fn clone(&self) -> Self {
+        Db { conn: self.conn.clone(), marker: PhantomData }
+    }
+}
+
+impl<D> std::fmt::Debug for Db<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").finish_non_exhaustive()
+    }
+}
+
+impl<D: Database> Db<D> {
+    /// Opens (creating if needed) the database file at `path` on the calling
+    /// thread, with default options (WAL, `synchronous=NORMAL`, foreign keys).
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, OpenOptions::default()).await
+    }
+
+    /// Opens the file at `path` with these options.
+    pub async fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Self> {
+        Self::from_connection(Connection::open(path, &options)?)
+    }
+
+    /// Opens a private in-memory database.
+    pub async fn open_in_memory() -> Result<Self> {
+        Self::from_connection(Connection::open_in_memory(&OpenOptions::default())?)
+    }
+
+    /// Wraps an open connection, creating or upgrading its schema.
+    pub fn from_connection(conn: Connection) -> Result<Self> {
+        prepare_schema::<D>(&conn)?;
+        Ok(Db { conn: Arc::new(Mutex::new(Some(conn))), marker: PhantomData })
+    }
+
+    async fn with_conn<R>(&self, work: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let guard = self.conn.lock().await;
+        let conn = guard.as_ref().ok_or(Error::Closed)?;
+        work(conn)
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE`), held across awaits
+    /// until committed, rolled back or dropped (which rolls back).
+    pub fn transaction(&self) -> impl Future<Output = Result<Transaction<'static>>> + Send + '_ {
+        async move { Transaction::begin(self.conn.clone().lock_owned().await) }
+    }
+
+    /// Runs a synchronous unit of work in a write transaction, in one call:
+    /// committed if `work` returns `Ok`, rolled back on `Err` or panic (the
+    /// panic becomes [`Error::Panic`]).
+    pub fn write<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
+    ) -> impl Future<Output = Result<R>> + Send + '_ {
+        self.with_conn(move |conn| {
+            conn.begin(TxKind::Immediate)?;
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
+            finish(conn, outcome)
+        })
+    }
+
+    /// Runs a synchronous unit of work that only reads, in one call, without
+    /// a transaction (each statement sees the latest commit).
+    pub fn read<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
+    ) -> impl Future<Output = Result<R>> + Send + '_ {
+        self.with_conn(move |conn| {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
+            outcome.unwrap_or_else(|panic| Err(Error::from_panic(panic)))
+        })
+    }
+
+    /// Closes the database once the current user of the connection is done;
+    /// every later call on any clone returns [`Error::Closed`].
+    pub async fn close(&self) -> Result<()> {
+        let conn = self.conn.lock().await.take();
+        drop(conn);
+        Ok(())
+    }
+
+    /// Reads the live schema back from the database.
+    pub fn read_schema(&self) -> impl Future<Output = Result<Schema>> + Send + '_ {
+        self.with_conn(|conn| conn.read_schema())
+    }
+}
+
+/// Creates the schema in a new file, or checks and upgrades an existing
+/// one, all in one immediate transaction with `user_version`.
+fn prepare_schema<D: Database>(conn: &Connection) -> Result<()> {
+    let target = D::SCHEMA_VERSION;
+    if target == 0 {
+        return Ok(());
+    }
+    conn.begin(TxKind::Immediate)?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let found = conn.user_version()?;
+        if found == target {
+            return Ok(());
+        }
+        if found > target {
+            return Err(Error::Migration {
+                from: found,
+                to: target,
+                message: "the file was written by a newer schema version; downgrades are refused".into(),
+            });
+        }
+        let conn_handle = Conn::new(conn);
+        if found == 0 {
+            let existing = conn.query_value("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")?;
+            if existing != crate::types::SqlValue::Integer(0) {
+                return Err(Error::Migration {
+                    from: found,
+                    to: target,
+                    message: "the file has tables but no schema version; refusing to guess".into(),
+                });
+            }
+            create_all(&conn_handle, &D::schema())?;
+        } else {
+            D::upgrade(&conn_handle, found, target)?;
+        }
+        conn.set_user_version(target)
+    }));
+    finish(conn, outcome)
+}
+
+impl<D: Database> Executor for Db<D> {
+    fn execute(&self, statement: Statement) -> impl Future<Output = Result<Execution>> + Send {
+        self.with_conn(move |conn| conn.execute(&statement))
+    }
+
+    fn fetch<R: FromRow + Send + 'static>(&self, statement: Statement) -> impl Future<Output = Result<Vec<R>>> + Send {
+        self.with_conn(move |conn| conn.fetch(&statement))
+    }
+
+    fn fetch_rows(&self, statement: Statement) -> impl Future<Output = Result<Vec<OwnedRow>>> + Send {
+        self.with_conn(move |conn| conn.fetch_rows(&statement))
+    }
+
+    fn run_batch(&self, batch: Batch) -> impl Future<Output = Result<Execution>> + Send {
+        self.with_conn(move |conn| batch.run_on(conn))
+    }
+}

@@ -1,0 +1,217 @@
+//! The one error type of driftwood.
+//!
+//! [`Error`] is an enum a caller can match on. Every variant carries its
+//! context as plain owned data (the statement text, the table and column)
+//! and no live handles, so an error can cross threads and, later, the wire
+//! unchanged (it implements `Serialize` and `Deserialize`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Shorthand for `Result<T, driftwood::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which kind of constraint a write violated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConstraintKind {
+    /// A `UNIQUE` constraint or unique index.
+    Unique,
+    /// A `PRIMARY KEY` (duplicate key).
+    PrimaryKey,
+    /// A `NOT NULL` column received `NULL`.
+    NotNull,
+    /// A `FOREIGN KEY` reference points nowhere.
+    ForeignKey,
+    /// A `CHECK` constraint (including length limits and `bool` checks).
+    Check,
+    /// A constraint SQLite does not classify further (a trigger's `RAISE`, …).
+    Other,
+}
+
+impl fmt::Display for ConstraintKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConstraintKind::Unique => "unique",
+            ConstraintKind::PrimaryKey => "primary key",
+            ConstraintKind::NotNull => "not null",
+            ConstraintKind::ForeignKey => "foreign key",
+            ConstraintKind::Check => "check",
+            ConstraintKind::Other => "other",
+        })
+    }
+}
+
+/// Everything that can go wrong in driftwood.
+///
+/// Messages start lowercase, name the statement or the column involved, and
+/// end without a period.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Error {
+    /// A write violated a constraint.
+    #[error("{kind} constraint failed on {}: {message} (statement: {sql})", describe_target(.table, .column))]
+    Constraint {
+        /// Which kind of constraint.
+        kind: ConstraintKind,
+        /// The table, when SQLite names it.
+        table: Option<String>,
+        /// The column, when SQLite names it.
+        column: Option<String>,
+        /// SQLite's message.
+        message: String,
+        /// The statement that failed.
+        sql: String,
+    },
+    /// SQLite rejected or failed to run a statement (syntax error, missing
+    /// table, busy database, …).
+    #[error("sql error: {message} (statement: {sql})")]
+    Sql {
+        /// SQLite's extended result code, when there is one.
+        code: Option<i32>,
+        /// SQLite's message.
+        message: String,
+        /// The statement that failed.
+        sql: String,
+    },
+    /// A result cell could not be read as the requested Rust type.
+    #[error("column `{column}` holds {found}, expected {expected} (statement: {sql})")]
+    TypeMismatch {
+        /// The column's name in the result.
+        column: String,
+        /// What the Rust side expected.
+        expected: String,
+        /// What the cell held.
+        found: String,
+        /// The statement whose result it was.
+        sql: String,
+    },
+    /// A query that must return a row returned none.
+    #[error("query returned no rows (statement: {sql})")]
+    NoRows {
+        /// The query.
+        sql: String,
+    },
+    /// A query that must return at most one row returned more.
+    #[error("query returned more than one row (statement: {sql})")]
+    TooManyRows {
+        /// The query.
+        sql: String,
+    },
+    /// A statement was cancelled or interrupted before it finished; a write
+    /// transaction it ran in has been rolled back.
+    #[error("statement was interrupted (statement: {sql})")]
+    Interrupted {
+        /// The statement that was running.
+        sql: String,
+    },
+    /// The database, its server or the connection is closed.
+    #[error("database is closed")]
+    Closed,
+    /// The schema is invalid or does not match what was expected.
+    #[error("schema error: {message}")]
+    Schema {
+        /// What is wrong.
+        message: String,
+    },
+    /// Opening or upgrading the database failed; nothing was changed.
+    #[error("migration from version {from} to {to} failed: {message}")]
+    Migration {
+        /// The version found in the file.
+        from: u32,
+        /// The version the code expects.
+        to: u32,
+        /// Why.
+        message: String,
+    },
+    /// A value given to driftwood is not usable (a companion missing a
+    /// required column, a nested transaction used after its parent ended, …).
+    #[error("invalid argument: {message}")]
+    InvalidArgument {
+        /// What is wrong.
+        message: String,
+    },
+    /// Opening the database file failed.
+    #[error("cannot open database {path}: {message}")]
+    Open {
+        /// The path given.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// User code called by driftwood panicked; the panic was caught and the
+    /// database is still usable.
+    #[error("user code panicked: {message}")]
+    Panic {
+        /// The panic's message.
+        message: String,
+    },
+}
+
+fn describe_target(table: &Option<String>, column: &Option<String>) -> String {
+    match (table, column) {
+        (Some(t), Some(c)) => format!("{t}.{c}"),
+        (Some(t), None) => t.clone(),
+        _ => "a row".to_owned(),
+    }
+}
+
+impl Error {
+    /// Builds [`Error::InvalidArgument`].
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Error::InvalidArgument { message: message.into() }
+    }
+
+    /// Builds [`Error::Schema`].
+    pub fn schema(message: impl Into<String>) -> Self {
+        Error::Schema { message: message.into() }
+    }
+
+    /// The kind of constraint violated, if this is a constraint violation.
+    pub fn constraint_kind(&self) -> Option<ConstraintKind> {
+        match self {
+            Error::Constraint { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Turns a caught panic payload into [`Error::Panic`].
+    pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic with a non-string payload".to_owned()
+        };
+        Error::Panic { message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_round_trip_through_json() {
+        let err = Error::Constraint {
+            kind: ConstraintKind::Unique,
+            table: Some("todos".into()),
+            column: Some("title".into()),
+            message: "UNIQUE constraint failed: todos.title".into(),
+            sql: "INSERT INTO todos …".into(),
+        };
+        let json = serde_json::to_string(&err).unwrap();
+        assert!(json.contains("\"error\":\"constraint\""), "{json}");
+        assert_eq!(serde_json::from_str::<Error>(&json).unwrap(), err);
+    }
+
+    #[test]
+    fn panics_keep_their_message() {
+        let caught = std::panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
+        assert_eq!(Error::from_panic(caught).to_string(), "user code panicked: boom 7");
+    }
+}

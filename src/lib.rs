@@ -1,0 +1,93 @@
+//! # driftwood
+//!
+//! Typed SQLite persistence for Rust applications — the Rust counterpart of
+//! Dart's [drift](https://drift.simonbinder.eu/).
+//!
+//! Declare tables once as Rust structs with `#[derive(Table)]`; get typed
+//! rows, typed column handles for queries, a companion type for partial
+//! inserts and updates, and the exact `CREATE` statements. Open a [`Db`] and
+//! query it through the [`Executor`] methods from async code; run whole units
+//! of work synchronously with [`Db::write`] in one call.
+//!
+//! The main types:
+//!
+//! - [`Db`] — a handle to a database of a [`Database`] definition;
+//! - [`Executor`] — what `Db` and [`Transaction`] implement: `select`,
+//!   `insert`, `update`, `delete`, raw SQL, batches;
+//! - [`Transaction`] — an owned transaction usable across awaits;
+//! - [`Conn`] — the synchronous handle a unit of work gets;
+//! - [`schema::Schema`] — the schema model, its SQL, its JSON snapshots;
+//! - [`Error`] — one error enum to match on.
+//!
+//! ```
+//! use driftwood::prelude::*;
+//!
+//! #[derive(Table, Debug, Clone, PartialEq)]
+//! #[table(name = "todos")]
+//! pub struct Todo {
+//!     #[column(primary_key, auto_increment)]
+//!     pub id: i64,
+//!     #[column(length = 6..=10)]
+//!     pub title: String,
+//!     #[column(name = "body")]
+//!     pub content: String,
+//!     pub category: Option<i64>,
+//! }
+//!
+//! struct AppDb;
+//!
+//! impl Database for AppDb {
+//!     const SCHEMA_VERSION: u32 = 1;
+//!     fn schema() -> Schema {
+//!         schema![Todo]
+//!     }
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! let db = Db::<AppDb>::open_in_memory().await?;
+//! let id = db.insert(TodoCompanion { title: set("Groceries"), content: set("milk"), ..absent() }).await?;
+//! let open = db.select::<Todo>().filter(Todo::CATEGORY.is_null()).get().await?;
+//! assert_eq!(open[0].id, id);
+//! # Ok::<(), driftwood::Error>(())
+//! # }).unwrap();
+//! ```
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+extern crate self as driftwood;
+
+mod batch;
+mod conn;
+mod database;
+mod error;
+mod executor;
+mod queries;
+pub mod query;
+pub mod row;
+pub mod schema;
+pub mod sqlite;
+pub mod table;
+mod transaction;
+pub mod types;
+
+pub use batch::Batch;
+pub use conn::Conn;
+pub use database::{Database, Db, NoSchema, create_all};
+pub use driftwood_macros::{IntEnum, Table, TextEnum};
+pub use error::{ConstraintKind, Error, Result};
+pub use executor::Executor;
+pub use queries::{ColumnsQuery, DeleteQuery, InsertQuery, SelectQuery, UpdateQuery};
+pub use transaction::Transaction;
+
+/// The names most programs need: `use driftwood::prelude::*;`.
+pub mod prelude {
+    pub use crate::query::{Expr, InsertMode, OnConflict, custom};
+    pub use crate::schema::Schema;
+    pub use crate::sqlite::{Execution, OpenOptions};
+    pub use crate::table::{Column, Value, absent, set};
+    pub use crate::types::SqlValue;
+    pub use crate::{
+        Batch, Conn, Database, Db, Error, Executor, IntEnum, Result, Table, TextEnum, Transaction, args, schema,
+    };
+}

@@ -1,0 +1,69 @@
+//! Typed expressions and statements, built as plain values that produce SQL
+//! and arguments for a [`Dialect`] — and nothing else: this module does no
+//! I/O and knows nothing about connections, threads or backends.
+//!
+//! Values are always bound parameters, never interpolated into the text.
+
+mod delete;
+mod dialect;
+mod expr;
+mod insert;
+mod select;
+mod update;
+mod writer;
+
+use std::borrow::Cow;
+
+pub use delete::Delete;
+pub use dialect::Dialect;
+pub use expr::{ColumnOf, Expr, IntoExpr, Ordering, count_all, custom};
+pub use insert::{Insert, InsertMode, OnConflict};
+pub(crate) use insert::build_insert;
+pub use select::{Join, Select, SelectColumns, Selectable, SelectableItem};
+pub use update::Update;
+
+use crate::table::Table;
+use crate::types::SqlValue;
+use writer::SqlWriter;
+
+/// One SQL statement with its arguments, ready for an executor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// The SQL text, with placeholders in the dialect's style.
+    pub sql: Cow<'static, str>,
+    /// The arguments, in placeholder order.
+    pub args: Vec<SqlValue>,
+}
+
+impl Statement {
+    /// A statement of this text and these arguments.
+    pub fn new(sql: impl Into<Cow<'static, str>>, args: Vec<SqlValue>) -> Self {
+        Statement { sql: sql.into(), args }
+    }
+}
+
+/// `INSERT INTO "t" ("a", "b") VALUES (?, ?)` over every writable column.
+pub(crate) fn whole_row_insert_sql<T: Table>(dialect: Dialect) -> String {
+    let mut w = SqlWriter::new(dialect);
+    let columns: Vec<&str> = writable_columns::<T>().map(|i| T::COLUMNS[i]).collect();
+    w.insert_head(InsertMode::Insert, T::NAME, &columns);
+    w.placeholders(columns.len());
+    w.finish_sql()
+}
+
+/// Indexes of the columns a whole-row insert writes.
+pub(crate) fn writable_columns<T: Table>() -> impl Iterator<Item = usize> {
+    (0..T::COLUMNS.len()).filter(|i| !T::GENERATED.contains(i))
+}
+
+/// The qualified select list `"t"."a", "t"."b"`.
+pub(crate) fn qualified_columns(table: &str, columns: &[&str]) -> String {
+    let mut w = SqlWriter::new(Dialect::Sqlite);
+    for (i, column) in columns.iter().enumerate() {
+        if i > 0 {
+            w.push(", ");
+        }
+        w.qualified(table, column);
+    }
+    w.finish_sql()
+}

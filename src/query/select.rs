@@ -1,0 +1,333 @@
+//! `SELECT` statements: rows of a table, joins of tables, and selections of
+//! columns and aggregates with `GROUP BY`.
+
+use std::marker::PhantomData;
+
+use super::expr::{IntoExpr, Node, Ordering};
+use super::writer::SqlWriter;
+use super::{Dialect, Expr, Statement};
+use crate::row::{FromRow, Scalars};
+use crate::table::{Column, Table};
+use crate::types::{ColumnType, FromSql};
+
+/// How a table joins the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Join {
+    /// `INNER JOIN`: only rows with a match.
+    Inner,
+    /// `LEFT JOIN`: every row on the left, `NULL`s where nothing matches.
+    Left,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Source {
+    table: &'static str,
+    /// The qualified select list of this table's columns.
+    columns: &'static str,
+    join: Option<(Join, Node)>,
+}
+
+/// The parts every `SELECT` has, whatever it returns.
+#[derive(Debug, Clone, PartialEq)]
+struct Clauses {
+    sources: Vec<Source>,
+    filter: Option<Node>,
+    group_by: Vec<Node>,
+    having: Option<Node>,
+    order_by: Vec<Ordering>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+    distinct: bool,
+}
+
+impl Clauses {
+    fn write_from(&self, w: &mut SqlWriter) {
+        let Some((first, joined)) = self.sources.split_first() else { return };
+        w.push(" FROM ");
+        w.ident(first.table);
+        for source in joined {
+            let Some((kind, on)) = &source.join else { continue };
+            w.push(match kind {
+                Join::Inner => " INNER JOIN ",
+                Join::Left => " LEFT JOIN ",
+            });
+            w.ident(source.table);
+            w.push(" ON ");
+            w.node(on);
+        }
+    }
+
+    fn write_tail(&self, w: &mut SqlWriter) {
+        if let Some(filter) = &self.filter {
+            w.push(" WHERE ");
+            w.node(filter);
+        }
+        if !self.group_by.is_empty() {
+            w.push(" GROUP BY ");
+            for (i, node) in self.group_by.iter().enumerate() {
+                if i > 0 {
+                    w.push(", ");
+                }
+                w.node(node);
+            }
+        }
+        if let Some(having) = &self.having {
+            w.push(" HAVING ");
+            w.node(having);
+        }
+        if !self.order_by.is_empty() {
+            w.push(" ORDER BY ");
+            for (i, ordering) in self.order_by.iter().enumerate() {
+                if i > 0 {
+                    w.push(", ");
+                }
+                w.node(&ordering.node);
+                if ordering.descending {
+                    w.push(" DESC");
+                }
+            }
+        }
+        match (self.limit, self.offset) {
+            (Some(limit), offset) => {
+                w.push(&format!(" LIMIT {limit}"));
+                if let Some(offset) = offset {
+                    w.push(&format!(" OFFSET {offset}"));
+                }
+            }
+            (None, Some(offset)) => w.push(&format!(" LIMIT -1 OFFSET {offset}")),
+            (None, None) => {}
+        }
+    }
+
+    fn and_filter(&mut self, condition: Node) {
+        self.filter = Some(match self.filter.take() {
+            None => condition,
+            Some(existing) => Node::Binary { op: "AND", left: Box::new(existing), right: Box::new(condition) },
+        });
+    }
+
+    fn select_head(&self, w: &mut SqlWriter) {
+        w.push(if self.distinct { "SELECT DISTINCT " } else { "SELECT " });
+    }
+}
+
+/// A `SELECT` returning rows of type `R`: a table's rows, or tuples of them
+/// after joins (`(Todo, Option<Category>)` after a left join).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Select<R> {
+    clauses: Clauses,
+    marker: PhantomData<fn() -> R>,
+}
+
+impl<T: Table> Select<T> {
+    /// Every row of `T`.
+    pub fn from_table() -> Self {
+        let source = Source { table: T::NAME, columns: T::statement_cache().columns::<T>(), join: None };
+        Select {
+            clauses: Clauses {
+                sources: vec![source],
+                filter: None,
+                group_by: Vec::new(),
+                having: None,
+                order_by: Vec::new(),
+                limit: None,
+                offset: None,
+                distinct: false,
+            },
+            marker: PhantomData,
+        }
+    }
+}
+
+impl<R: FromRow> Select<R> {
+    /// Keeps the rows where `condition` holds; several filters are `AND`ed.
+    pub fn filter(mut self, condition: impl IntoExpr<bool>) -> Self {
+        self.clauses.and_filter(condition.into_expr().node);
+        self
+    }
+
+    /// Adds a sort key (`Todo::TITLE.asc()`); keys apply in the order added.
+    pub fn order_by(mut self, ordering: Ordering) -> Self {
+        self.clauses.order_by.push(ordering);
+        self
+    }
+
+    /// At most `limit` rows.
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.clauses.limit = Some(limit);
+        self
+    }
+
+    /// Skips the first `offset` rows.
+    pub fn offset(mut self, offset: u64) -> Self {
+        self.clauses.offset = Some(offset);
+        self
+    }
+
+    /// `SELECT DISTINCT`.
+    pub fn distinct(mut self) -> Self {
+        self.clauses.distinct = true;
+        self
+    }
+
+    /// Joins table `J` with `INNER JOIN … ON on`: rows become `(R, J)`.
+    pub fn inner_join<J: Table>(self, on: impl IntoExpr<bool>) -> Select<(R, J)> {
+        self.join::<J, _>(Join::Inner, on.into_expr().node)
+    }
+
+    /// Joins table `J` with `LEFT JOIN … ON on`: rows become `(R, Option<J>)`.
+    pub fn left_join<J: Table>(self, on: impl IntoExpr<bool>) -> Select<(R, Option<J>)> {
+        self.join::<J, _>(Join::Left, on.into_expr().node)
+    }
+
+    fn join<J: Table, Out>(mut self, kind: Join, on: Node) -> Select<Out> {
+        self.clauses.sources.push(Source {
+            table: J::NAME,
+            columns: J::statement_cache().columns::<J>(),
+            join: Some((kind, on)),
+        });
+        Select { clauses: self.clauses, marker: PhantomData }
+    }
+
+    /// Selects these columns or expressions instead of whole rows (keeping
+    /// joins and filters): `.columns((Todo::CATEGORY, Todo::ID.count()))`.
+    pub fn columns<C: Selectable>(self, columns: C) -> SelectColumns<C::Output> {
+        SelectColumns { clauses: self.clauses, columns: columns.nodes(), marker: PhantomData }
+    }
+
+    /// `SELECT COUNT(*)` over the rows this select would return.
+    pub fn count(self) -> SelectColumns<(i64,)> {
+        self.columns((super::expr::count_all(),))
+    }
+
+    /// The statement.
+    pub fn build(&self, dialect: Dialect) -> Statement {
+        let mut w = SqlWriter::new(dialect);
+        self.clauses.select_head(&mut w);
+        for (i, source) in self.clauses.sources.iter().enumerate() {
+            if i > 0 {
+                w.push(", ");
+            }
+            w.push(source.columns);
+        }
+        self.clauses.write_from(&mut w);
+        self.clauses.write_tail(&mut w);
+        w.finish()
+    }
+}
+
+/// A `SELECT` of columns and aggregates, returning tuples of values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectColumns<O> {
+    clauses: Clauses,
+    columns: Vec<Node>,
+    marker: PhantomData<fn() -> O>,
+}
+
+impl<O> SelectColumns<O>
+where
+    Scalars<O>: FromRow,
+{
+    /// Keeps the rows where `condition` holds; several filters are `AND`ed.
+    pub fn filter(mut self, condition: impl IntoExpr<bool>) -> Self {
+        self.clauses.and_filter(condition.into_expr().node);
+        self
+    }
+
+    /// `GROUP BY` these expressions (call again to add more).
+    pub fn group_by<V>(mut self, key: impl IntoExpr<V>) -> Self {
+        self.clauses.group_by.push(key.into_expr().node);
+        self
+    }
+
+    /// `HAVING condition` on groups.
+    pub fn having(mut self, condition: impl IntoExpr<bool>) -> Self {
+        self.clauses.having = Some(condition.into_expr().node);
+        self
+    }
+
+    /// Adds a sort key.
+    pub fn order_by(mut self, ordering: Ordering) -> Self {
+        self.clauses.order_by.push(ordering);
+        self
+    }
+
+    /// At most `limit` rows.
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.clauses.limit = Some(limit);
+        self
+    }
+
+    /// Skips the first `offset` rows.
+    pub fn offset(mut self, offset: u64) -> Self {
+        self.clauses.offset = Some(offset);
+        self
+    }
+
+    /// The statement.
+    pub fn build(&self, dialect: Dialect) -> Statement {
+        let mut w = SqlWriter::new(dialect);
+        self.clauses.select_head(&mut w);
+        for (i, node) in self.columns.iter().enumerate() {
+            if i > 0 {
+                w.push(", ");
+            }
+            w.node(node);
+        }
+        self.clauses.write_from(&mut w);
+        self.clauses.write_tail(&mut w);
+        w.finish()
+    }
+}
+
+/// One selectable column or expression, whose value reads as `Output`.
+pub trait SelectableItem {
+    /// The Rust type of the value.
+    type Output: FromSql;
+    /// The expression tree.
+    #[doc(hidden)]
+    fn node(self) -> Node;
+}
+
+impl<V: FromSql> SelectableItem for Expr<V> {
+    type Output = V;
+    fn node(self) -> Node {
+        self.node
+    }
+}
+
+impl<T: Table, V: ColumnType> SelectableItem for Column<T, V> {
+    type Output = V;
+    fn node(self) -> Node {
+        Node::Column { table: T::NAME, name: self.name() }
+    }
+}
+
+/// A tuple of selectable items (columns or expressions), up to six.
+pub trait Selectable {
+    /// The tuple of the items' Rust types.
+    type Output;
+    /// The expression trees.
+    #[doc(hidden)]
+    fn nodes(self) -> Vec<Node>;
+}
+
+macro_rules! selectable_tuples {
+    ($(($($name:ident $idx:tt),+)),+) => {$(
+        impl<$($name: SelectableItem),+> Selectable for ($($name,)+) {
+            type Output = ($($name::Output,)+);
+            fn nodes(self) -> Vec<Node> {
+                vec![$(self.$idx.node()),+]
+            }
+        }
+    )+};
+}
+
+selectable_tuples!(
+    (A 0),
+    (A 0, B 1),
+    (A 0, B 1, C 2),
+    (A 0, B 1, C 2, D 3),
+    (A 0, B 1, C 2, D 3, E 4),
+    (A 0, B 1, C 2, D 3, E 4, F 5)
+);

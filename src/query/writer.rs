@@ -1,0 +1,81 @@
+//! The buffer statements are written into: SQL text, arguments and the
+//! dialect's placeholder numbering in one place.
+
+use super::Dialect;
+use super::expr::Node;
+use super::insert::InsertMode;
+use crate::schema::sql::push_ident;
+use crate::types::SqlValue;
+
+pub(crate) struct SqlWriter {
+    sql: String,
+    args: Vec<SqlValue>,
+    dialect: Dialect,
+}
+
+impl SqlWriter {
+    pub(crate) fn new(dialect: Dialect) -> Self {
+        SqlWriter { sql: String::with_capacity(128), args: Vec::new(), dialect }
+    }
+
+    pub(crate) fn push(&mut self, text: &str) {
+        self.sql.push_str(text);
+    }
+
+    pub(crate) fn ident(&mut self, name: &str) {
+        push_ident(&mut self.sql, name);
+    }
+
+    pub(crate) fn qualified(&mut self, table: &str, column: &str) {
+        push_ident(&mut self.sql, table);
+        self.sql.push('.');
+        push_ident(&mut self.sql, column);
+    }
+
+    pub(crate) fn arg(&mut self, value: SqlValue) {
+        self.args.push(value);
+        self.dialect.push_placeholder(&mut self.sql, self.args.len());
+    }
+
+    /// `(?, ?, …)` for `count` arguments that the caller binds itself.
+    pub(crate) fn placeholders(&mut self, count: usize) {
+        self.sql.push('(');
+        for i in 0..count {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.dialect.push_placeholder(&mut self.sql, i + 1);
+        }
+        self.sql.push(')');
+    }
+
+    pub(crate) fn insert_head(&mut self, mode: InsertMode, table: &str, columns: &[&str]) {
+        self.push(mode.sql());
+        self.push(" INTO ");
+        self.ident(table);
+        self.push(" (");
+        for (i, c) in columns.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.ident(c);
+        }
+        self.push(") VALUES ");
+    }
+
+    pub(crate) fn node(&mut self, node: &Node) {
+        node.write(self);
+    }
+
+    pub(crate) fn finish(self) -> super::Statement {
+        super::Statement { sql: self.sql.into(), args: self.args }
+    }
+
+    pub(crate) fn finish_sql(self) -> String {
+        self.sql
+    }
+
+    pub(crate) fn extend_args(&mut self, args: impl IntoIterator<Item = SqlValue>) {
+        self.args.extend(args);
+    }
+}

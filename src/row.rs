@@ -1,0 +1,219 @@
+//! Result rows and their mapping to Rust values.
+//!
+//! A [`Row`] reads cells from wherever the result lives — a statement still
+//! stepping on the connection, or values that crossed a thread or the wire
+//! ([`OwnedRow`]) — through one small trait, so the same mapping code serves
+//! every backend. [`FromRow`] turns a row into a value; tables implement it
+//! through `#[derive(Table)]`, tuples of tables implement it for joins.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::types::{FromSql, SqlValue, ValueRef};
+
+/// Where a row's cells come from. Backends implement it; users read rows
+/// through [`Row`].
+pub trait CellSource {
+    /// The cell at `index` (0-based, within the whole result row).
+    fn cell(&self, index: usize) -> ValueRef<'_>;
+    /// The result column's name at `index`.
+    fn column_name(&self, index: usize) -> &str;
+    /// The number of result columns.
+    fn column_count(&self) -> usize;
+}
+
+/// One result row, possibly a window into a wider row (the second table of a
+/// join reads from an offset).
+#[derive(Clone, Copy)]
+pub struct Row<'a> {
+    source: &'a dyn CellSource,
+    offset: usize,
+    sql: &'a str,
+}
+
+impl<'a> Row<'a> {
+    /// A row over `source`, produced by the statement `sql` (named in errors).
+    pub fn new(source: &'a dyn CellSource, sql: &'a str) -> Self {
+        Row { source, offset: 0, sql }
+    }
+
+    /// The same row, with column 0 moved to `offset`.
+    pub fn shifted(&self, offset: usize) -> Row<'a> {
+        Row { offset: self.offset + offset, ..*self }
+    }
+
+    /// The number of columns from this row's offset to the end.
+    pub fn len(&self) -> usize {
+        self.source.column_count().saturating_sub(self.offset)
+    }
+
+    /// Whether the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The raw cell at `index`.
+    pub fn get_ref(&self, index: usize) -> Result<ValueRef<'a>> {
+        if index >= self.len() {
+            return Err(Error::invalid_argument(format!(
+                "column index {index} is out of range: the row has {} columns (statement: {})",
+                self.len(),
+                self.sql
+            )));
+        }
+        Ok(self.source.cell(self.offset + index))
+    }
+
+    /// The cell at `index` as `T`.
+    pub fn get<T: FromSql>(&self, index: usize) -> Result<T> {
+        let value = self.get_ref(index)?;
+        T::from_sql(value).map_err(|e| Error::TypeMismatch {
+            column: self.source.column_name(self.offset + index).to_owned(),
+            expected: e.expected,
+            found: e.found,
+            sql: self.sql.to_owned(),
+        })
+    }
+
+    /// The cell of the column called `name` as `T`.
+    pub fn get_named<T: FromSql>(&self, name: &str) -> Result<T> {
+        let index = (0..self.len())
+            .find(|&i| self.column_name(i).eq_ignore_ascii_case(name))
+            .ok_or_else(|| Error::invalid_argument(format!("no column `{name}` in the result of {}", self.sql)))?;
+        self.get(index)
+    }
+
+    /// The name of the result column at `index`.
+    pub fn column_name(&self, index: usize) -> &'a str {
+        self.source.column_name(self.offset + index)
+    }
+
+    /// The statement this row came from.
+    pub fn sql(&self) -> &'a str {
+        self.sql
+    }
+}
+
+/// A value built from one result row.
+pub trait FromRow: Sized {
+    /// Maps the row.
+    fn from_row(row: &Row<'_>) -> Result<Self>;
+}
+
+/// A row value that always reads the same number of columns, so another
+/// value can follow it in a wider row (joins).
+pub trait FixedWidth {
+    /// How many columns it reads.
+    const WIDTH: usize;
+}
+
+impl<A: FromRow + FixedWidth, B: FromRow> FromRow for (A, B) {
+    fn from_row(row: &Row<'_>) -> Result<Self> {
+        Ok((A::from_row(row)?, B::from_row(&row.shifted(A::WIDTH))?))
+    }
+}
+
+impl<A: FixedWidth, B: FixedWidth> FixedWidth for (A, B) {
+    const WIDTH: usize = A::WIDTH + B::WIDTH;
+}
+
+/// A row read in full: every cell owned, with the column names shared by all
+/// rows of the same result. What `custom_select` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedRow {
+    columns: Arc<[String]>,
+    values: Vec<SqlValue>,
+}
+
+impl OwnedRow {
+    /// A row of these values under these column names.
+    pub fn new(columns: Arc<[String]>, values: Vec<SqlValue>) -> Self {
+        OwnedRow { columns, values }
+    }
+
+    /// The cell at `index` as `T`.
+    pub fn get<T: FromSql>(&self, index: usize) -> Result<T> {
+        Row::new(self, "custom select").get(index)
+    }
+
+    /// The cell of the column called `name` as `T`.
+    pub fn get_named<T: FromSql>(&self, name: &str) -> Result<T> {
+        Row::new(self, "custom select").get_named(name)
+    }
+
+    /// The column names.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The cells.
+    pub fn values(&self) -> &[SqlValue] {
+        &self.values
+    }
+}
+
+impl CellSource for OwnedRow {
+    fn cell(&self, index: usize) -> ValueRef<'_> {
+        self.values.get(index).map_or(ValueRef::Null, SqlValue::as_ref)
+    }
+
+    fn column_name(&self, index: usize) -> &str {
+        self.columns.get(index).map_or("?", String::as_str)
+    }
+
+    fn column_count(&self) -> usize {
+        self.values.len()
+    }
+}
+
+/// A tuple of plain values read from the first columns of a row, as a
+/// selection of columns or aggregates produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalars<T>(pub T);
+
+macro_rules! scalar_tuples {
+    ($(($($name:ident $idx:tt),+)),+) => {$(
+        impl<$($name: FromSql),+> FromRow for Scalars<($($name,)+)> {
+            fn from_row(row: &Row<'_>) -> Result<Self> {
+                Ok(Scalars(($(row.get::<$name>($idx)?,)+)))
+            }
+        }
+    )+};
+}
+
+scalar_tuples!(
+    (A 0),
+    (A 0, B 1),
+    (A 0, B 1, C 2),
+    (A 0, B 1, C 2, D 3),
+    (A 0, B 1, C 2, D 3, E 4),
+    (A 0, B 1, C 2, D 3, E 4, F 5)
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(values: Vec<SqlValue>) -> OwnedRow {
+        let names: Vec<String> = (0..values.len()).map(|i| format!("c{i}")).collect();
+        OwnedRow::new(names.into(), values)
+    }
+
+    #[test]
+    fn mismatches_name_the_column_and_statement() {
+        let r = row(vec![SqlValue::Integer(1), SqlValue::Null]);
+        assert_eq!(r.get::<i64>(0).unwrap(), 1);
+        let err = r.get::<String>(1).unwrap_err();
+        assert_eq!(err.to_string(), "column `c1` holds NULL, expected TEXT (statement: custom select)");
+        let err = r.get::<i64>(5).unwrap_err();
+        assert!(err.to_string().contains("column index 5 is out of range"), "{err}");
+    }
+
+    #[test]
+    fn scalars_read_leading_columns() {
+        let r = row(vec![SqlValue::Integer(3), SqlValue::Text("x".into())]);
+        let Scalars((n, s)) = Scalars::<(i64, String)>::from_row(&Row::new(&r, "q")).unwrap();
+        assert_eq!((n, s.as_str()), (3, "x"));
+        assert_eq!(r.get_named::<String>("C1").unwrap(), "x");
+    }
+}

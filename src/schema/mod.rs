@@ -1,0 +1,21 @@
+//! The runtime model of a database schema: tables and their columns and
+//! constraints, virtual tables, indexes, views and triggers, as plain data.
+//!
+//! A [`Schema`] is one value holding every entity in dependency order
+//! (tables before the tables that reference them, then indexes, views and
+//! triggers). From it come the exact `CREATE` statements ([`sql`]); it can
+//! be read back from a live database ([`read`]) and written to and read from
+//! a versioned JSON snapshot ([`snapshot`]). Nothing here does I/O except
+//! [`read`], which only runs `SELECT`s and `PRAGMA`s on a connection it is
+//! given.
+
+mod model;
+pub mod read;
+pub mod snapshot;
+pub mod sql;
+
+pub use model::{
+    Column, Entity, FkAction, ForeignKey, Generated, Index, IndexColumn, LengthLimit, Reference, Schema, Table, Trigger,
+    View, VirtualTable,
+};
+pub use snapshot::Snapshot;

@@ -1,0 +1,116 @@
+//! How a connection is opened and configured.
+
+use std::time::Duration;
+
+/// SQLite's journal mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalMode {
+    /// Write-ahead log: readers and one writer at once (the default for files).
+    Wal,
+    /// Rollback journal, deleted after each transaction.
+    Delete,
+    /// Journal kept in memory (in-memory databases always use it).
+    Memory,
+}
+
+/// SQLite's `synchronous` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// No syncs: fastest, a power loss can corrupt.
+    Off,
+    /// Syncs at checkpoints: safe with WAL against crashes (the default).
+    Normal,
+    /// Syncs at every commit.
+    Full,
+}
+
+/// Connection settings, applied before any transaction when a connection
+/// opens (some pragmas are no-ops or errors inside one).
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// The journal mode for file databases.
+    pub journal_mode: JournalMode,
+    /// The `synchronous` setting.
+    pub synchronous: Synchronous,
+    /// Enforce foreign keys (`PRAGMA foreign_keys = ON`).
+    pub foreign_keys: bool,
+    /// How long a statement waits for a lock held by another connection
+    /// before failing with "database is locked".
+    pub busy_timeout: Duration,
+    /// How many prepared statements each connection keeps.
+    pub statement_cache_capacity: usize,
+    /// Open read-only.
+    pub read_only: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            journal_mode: JournalMode::Wal,
+            synchronous: Synchronous::Normal,
+            foreign_keys: true,
+            busy_timeout: Duration::from_secs(5),
+            statement_cache_capacity: 256,
+            read_only: false,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Sets the journal mode.
+    pub fn journal_mode(mut self, mode: JournalMode) -> Self {
+        self.journal_mode = mode;
+        self
+    }
+
+    /// Sets `synchronous`.
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// Enforces foreign keys or not.
+    pub fn foreign_keys(mut self, on: bool) -> Self {
+        self.foreign_keys = on;
+        self
+    }
+
+    /// Sets the busy timeout.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Sets the prepared-statement cache capacity.
+    pub fn statement_cache_capacity(mut self, capacity: usize) -> Self {
+        self.statement_cache_capacity = capacity;
+        self
+    }
+
+    /// Opens read-only.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// The pragmas these settings amount to, for a file database or not.
+    pub(crate) fn pragmas(&self, in_memory: bool) -> String {
+        let mut sql = String::new();
+        if !in_memory && !self.read_only {
+            let mode = match self.journal_mode {
+                JournalMode::Wal => "WAL",
+                JournalMode::Delete => "DELETE",
+                JournalMode::Memory => "MEMORY",
+            };
+            sql.push_str(&format!("PRAGMA journal_mode = {mode};"));
+        }
+        let sync = match self.synchronous {
+            Synchronous::Off => "OFF",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        sql.push_str(&format!("PRAGMA synchronous = {sync};"));
+        sql.push_str(&format!("PRAGMA foreign_keys = {};", if self.foreign_keys { "ON" } else { "OFF" }));
+        sql
+    }
+}

@@ -1,0 +1,193 @@
+//! What `#[derive(Table)]` implements: the [`Table`] trait tying a row struct
+//! to its table definition, typed [`Column`] handles for expressions, and the
+//! companion type of [`Value`]s for partial inserts and updates (drift's
+//! `TodosCompanion` with `Value.absent()`).
+
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+
+use crate::query::Dialect;
+use crate::row::{FixedWidth, FromRow, Row};
+use crate::schema;
+use crate::types::{ColumnType, SqlArg};
+
+/// A Rust struct mapped to an SQL table. Implemented by `#[derive(Table)]`;
+/// implementing it by hand is possible but rarely useful.
+pub trait Table: FromRow + FixedWidth + Send + Sync + 'static {
+    /// The table's SQL name.
+    const NAME: &'static str;
+    /// The columns' SQL names, in declaration order.
+    const COLUMNS: &'static [&'static str];
+    /// Indexes into [`Table::COLUMNS`] of the primary key's columns.
+    const PRIMARY_KEY: &'static [usize];
+    /// Indexes into [`Table::COLUMNS`] of generated columns, which are read
+    /// but never written.
+    const GENERATED: &'static [usize] = &[];
+    /// The companion type: one [`Value`] per column.
+    type Companion: Companion<Table = Self>;
+
+    /// The table's definition in the schema model.
+    fn definition() -> schema::Table;
+
+    /// The value of the column at `index` (into [`Table::COLUMNS`]).
+    fn value(&self, index: usize) -> SqlArg<'_>;
+
+    /// Statement texts generated once per table and dialect.
+    fn statement_cache() -> &'static StatementCache;
+}
+
+/// A present-or-absent column value in a companion: drift's `Value`.
+/// Absent columns are left out of inserts (the database default applies)
+/// and out of updates (the stored value stays).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Value<T> {
+    /// Not given.
+    #[default]
+    Absent,
+    /// Given.
+    Set(T),
+}
+
+impl<T> Value<T> {
+    /// Whether a value is given.
+    pub fn is_set(&self) -> bool {
+        matches!(self, Value::Set(_))
+    }
+
+    /// The value, if given.
+    pub fn as_option(&self) -> Option<&T> {
+        match self {
+            Value::Set(v) => Some(v),
+            Value::Absent => None,
+        }
+    }
+}
+
+/// A given column value: `set("Groceries")` in a companion literal.
+pub fn set<T>(value: impl Into<T>) -> Value<T> {
+    Value::Set(value.into())
+}
+
+/// Nothing given: `..absent()` fills the rest of a companion literal, and
+/// `absent()` is an absent [`Value`].
+pub fn absent<T: Default>() -> T {
+    T::default()
+}
+
+/// A partial row: the companion type `#[derive(Table)]` generates.
+pub trait Companion: Default + Send + Sync + 'static {
+    /// The table this companion belongs to.
+    type Table: Table;
+
+    /// The given value of the column at `index`, or `None` when absent.
+    fn value(&self, index: usize) -> Option<SqlArg<'_>>;
+
+    /// The value to insert for the column at `index`: the given value, else
+    /// the column's client-side default, else `None` (database default).
+    fn insert_value(&self, index: usize) -> Option<SqlArg<'_>> {
+        self.value(index)
+    }
+}
+
+/// Something that can be inserted into a table: a whole row or a companion,
+/// owned or borrowed. `#[derive(Table)]` implements it for the row struct,
+/// its companion, and references to both.
+pub trait Insertable: Send + Sync {
+    /// The table it goes into.
+    type Table: Table;
+    /// Whether every column always has a value (a whole row), which lets the
+    /// statement text be cached.
+    const WHOLE_ROW: bool;
+    /// The value to insert for the column at `index`, `None` to leave it out.
+    fn insert_value(&self, index: usize) -> Option<SqlArg<'_>>;
+}
+
+/// A typed handle to a column of table `T` holding values of type `V`:
+/// `Todo::TITLE` is a `Column<Todo, String>`. Use it in expressions
+/// (`Todo::TITLE.eq("x")`), orderings and migrations.
+pub struct Column<T, V> {
+    name: &'static str,
+    index: usize,
+    marker: PhantomData<fn() -> (T, V)>,
+}
+
+impl<T, V> Clone for Column<T, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T, V> Copy for Column<T, V> {}
+
+impl<T, V> std::fmt::Debug for Column<T, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Column({})", self.name)
+    }
+}
+
+impl<T: Table, V: ColumnType> Column<T, V> {
+    /// The handle of the column `name`, at `index` in [`Table::COLUMNS`].
+    pub const fn new(name: &'static str, index: usize) -> Self {
+        Column { name, index, marker: PhantomData }
+    }
+
+    /// The column's SQL name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The column's table's SQL name.
+    pub fn table_name(&self) -> &'static str {
+        T::NAME
+    }
+
+    /// The column's position in the table.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The column's definition in the schema model.
+    pub fn definition(&self) -> schema::Column {
+        T::definition().columns.swap_remove(self.index)
+    }
+}
+
+/// Statement texts for one table, generated on first use per dialect and
+/// kept for the life of the process (whole-row inserts, select lists).
+pub struct StatementCache {
+    insert: [OnceLock<String>; Dialect::COUNT],
+    columns: OnceLock<String>,
+}
+
+impl StatementCache {
+    /// An empty cache, for a `static`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        StatementCache { insert: [const { OnceLock::new() }; Dialect::COUNT], columns: OnceLock::new() }
+    }
+
+    /// `INSERT INTO t (all columns) VALUES (…)` for this dialect.
+    pub fn insert<T: Table>(&self, dialect: Dialect) -> &str {
+        self.insert[dialect as usize].get_or_init(|| crate::query::whole_row_insert_sql::<T>(dialect))
+    }
+
+    /// The qualified select list `"t"."a", "t"."b", …`.
+    pub fn columns<T: Table>(&self) -> &str {
+        self.columns.get_or_init(|| crate::query::qualified_columns(T::NAME, T::COLUMNS))
+    }
+}
+
+impl<T: Table> FromRow for Option<T> {
+    /// A left join's missing row (every column `NULL`) maps to `None`.
+    fn from_row(row: &Row<'_>) -> crate::Result<Self> {
+        let all_null = (0..T::WIDTH).all(|i| matches!(row.get_ref(i), Ok(crate::types::ValueRef::Null)));
+        if all_null {
+            return Ok(None);
+        }
+        T::from_row(row).map(Some)
+    }
+}
+
+impl<T: Table> FixedWidth for Option<T> {
+    const WIDTH: usize = T::WIDTH;
+}
