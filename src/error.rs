@@ -155,7 +155,8 @@ fn describe_target(table: &Option<String>, column: &Option<String>) -> String {
     match (table, column) {
         (Some(t), Some(c)) => format!("{t}.{c}"),
         (Some(t), None) => t.clone(),
-        _ => "a row".to_owned(),
+        (None, Some(c)) => format!("column {c}"),
+        (None, None) => "a row".to_owned(),
     }
 }
 

@@ -26,6 +26,7 @@ pub(crate) fn from_rusqlite(err: rusqlite::Error, sql: &str) -> Error {
         _ => ConstraintKind::Other,
     };
     let (table, column) = constraint_target(kind, &message);
+    let table = table.or_else(|| written_table(sql));
     Error::Constraint { kind, table, column, message, sql: sql.to_owned() }
 }
 
@@ -51,6 +52,30 @@ fn constraint_target(kind: ConstraintKind, message: &str) -> (Option<String>, Op
     }
 }
 
+/// The table an `INSERT`, `UPDATE` or `DELETE` writes, when it is quoted the
+/// way driftwood writes it (`INSERT INTO "todos" …`).
+fn written_table(sql: &str) -> Option<String> {
+    let start = sql.find('"')?;
+    let head = sql[..start].trim_end().to_ascii_uppercase();
+    let writes = head.ends_with(" INTO") || head == "UPDATE" || head.starts_with("UPDATE OR") || head == "DELETE FROM";
+    if !writes {
+        return None;
+    }
+    let rest = &sql[start + 1..];
+    let mut name = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch == '"' {
+            if chars.peek() != Some(&'"') {
+                return Some(name);
+            }
+            chars.next();
+        }
+        name.push(ch);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +87,8 @@ mod tests {
         let t = constraint_target(ConstraintKind::Check, "CHECK constraint failed: length(\"title\") BETWEEN 6 AND 10");
         assert_eq!(t, (None, Some("title".into())));
         assert_eq!(constraint_target(ConstraintKind::ForeignKey, "FOREIGN KEY constraint failed"), (None, None));
+        assert_eq!(written_table("INSERT OR IGNORE INTO \"to\"\"dos\" (\"a\") VALUES (?)").as_deref(), Some("to\"dos"));
+        assert_eq!(written_table("UPDATE \"todos\" SET \"a\" = ?").as_deref(), Some("todos"));
+        assert_eq!(written_table("SELECT \"a\" FROM \"t\""), None);
     }
 }

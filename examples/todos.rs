@@ -1,0 +1,161 @@
+//! The todo list from drift's documentation, on an SQLite file.
+//!
+//! `cargo run --example todos [path]` — the database goes to
+//! `target/todos.db` unless a path is given. Each run starts from a fresh
+//! file so its output is the same every time.
+
+use driftwood::prelude::*;
+use time::OffsetDateTime;
+
+/// A category todos can belong to.
+#[derive(Table, Debug, Clone, PartialEq)]
+#[table(name = "categories")]
+pub struct Category {
+    #[column(primary_key, auto_increment)]
+    pub id: i64,
+    #[column(unique)]
+    pub description: String,
+}
+
+/// One todo entry (drift's `Todos` table: title of 6 to 10 characters,
+/// content stored in a column named `body`).
+#[derive(Table, Debug, Clone, PartialEq)]
+#[table(name = "todos")]
+pub struct Todo {
+    #[column(primary_key, auto_increment)]
+    pub id: i64,
+    #[column(length = 6..=10)]
+    pub title: String,
+    #[column(name = "body")]
+    pub content: String,
+    #[column(references = "categories(id)", on_delete = "set null")]
+    pub category: Option<i64>,
+    pub due_date: Option<OffsetDateTime>,
+    pub priority: Option<i32>,
+}
+
+/// The app's database: two tables, schema version 1.
+pub struct AppDb;
+
+impl Database for AppDb {
+    const SCHEMA_VERSION: u32 = 1;
+    fn schema() -> Schema {
+        schema![Category, Todo]
+    }
+}
+
+fn main() -> Result<()> {
+    let path = std::env::args().nth(1).unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/target/todos.db").to_owned());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    futures::executor::block_on(run(&path))
+}
+
+async fn run(path: &str) -> Result<()> {
+    let db = Db::<AppDb>::open(path).await?;
+    println!("opened {path} (schema version {})", AppDb::SCHEMA_VERSION);
+
+    let work = db.insert(CategoryCompanion { description: set("Work"), ..absent() }).await?;
+    let home = db.insert(CategoryCompanion { description: set("Home"), ..absent() }).await?;
+    println!("inserted categories Work (id {work}) and Home (id {home})");
+
+    let due = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("valid timestamp");
+    for (title, content, category, priority) in [
+        ("Groceries", "milk, eggs", Some(home), Some(2)),
+        ("Write docs", "README and ARCHITECTURE", Some(work), Some(1)),
+        ("Call mum", "Sunday", None, None),
+    ] {
+        let todo = TodoCompanion {
+            title: set(title),
+            content: set(content),
+            category: set(category),
+            priority: set(priority),
+            due_date: set(Some(due)),
+            ..absent()
+        };
+        let id = db.insert(todo).await?;
+        println!("inserted todo {id}: {title}");
+    }
+
+    // drift's withLength(min: 6, max: 10) is a CHECK constraint here.
+    let too_short = db.insert(TodoCompanion { title: set("Tax"), content: set("!"), ..absent() }).await;
+    match too_short {
+        Err(error) => println!("rejected a 3-character title: {error}"),
+        Ok(id) => return Err(Error::invalid_argument(format!("a too-short title was accepted as row {id}"))),
+    }
+
+    let with_category = db
+        .select::<Todo>()
+        .left_join::<Category>(Category::ID.eq(Todo::CATEGORY))
+        .order_by(Todo::ID.asc())
+        .get()
+        .await?;
+    println!("all todos with their category:");
+    for (todo, category) in &with_category {
+        let category = category.as_ref().map_or("-", |c| c.description.as_str());
+        println!("  #{} {:<10} [{category}] {}", todo.id, todo.title, todo.content);
+    }
+
+    let uncategorized = db.select::<Todo>().filter(Todo::CATEGORY.is_null()).get().await?;
+    println!("todos without a category: {:?}", uncategorized.iter().map(|t| &t.title).collect::<Vec<_>>());
+
+    let changed = db
+        .update::<Todo>()
+        .filter(Todo::TITLE.eq("Call mum"))
+        .set(&TodoCompanion { category: set(Some(home)), priority: set(Some(3)), ..absent() })
+        .await?;
+    println!("updated {changed} todo: Call mum is now at Home with priority 3");
+
+    let per_category = db
+        .select::<Todo>()
+        .columns((Todo::CATEGORY, Todo::ID.count()))
+        .group_by(Todo::CATEGORY)
+        .order_by(Todo::CATEGORY.asc())
+        .get()
+        .await?;
+    println!("todos per category id: {per_category:?}");
+
+    // A transaction held across awaits; dropped without commit, it rolls back.
+    {
+        let tx = db.transaction().await?;
+        tx.delete::<Todo>().await?;
+        println!("inside a transaction: {} todos left", tx.select::<Todo>().count().await?);
+    }
+    println!("after dropping it uncommitted: {} todos", db.select::<Todo>().count().await?);
+
+    let tx = db.transaction().await?;
+    tx.insert(TodoCompanion { title: set("Dentist"), content: set("9am"), ..absent() }).await?;
+    tx.commit().await?;
+    println!("committed a transaction: {} todos", db.select::<Todo>().count().await?);
+
+    // A batch: several statements, one transaction, one round trip.
+    let mut batch = Batch::new();
+    for day in ["Mon", "Tue", "Fri"] {
+        batch.insert(TodoCompanion { title: set(format!("Gym {day}")), content: set("legs"), ..absent() });
+    }
+    let done = db.run_batch(batch).await?;
+    println!("batch inserted {} todos", done.rows_affected);
+
+    // A unit of work: synchronous code run where the connection lives.
+    let promoted = db
+        .write(|conn| {
+            let gym = conn.select::<Todo>().filter(Todo::TITLE.like("Gym %")).get()?;
+            for todo in &gym {
+                conn.update::<Todo>()
+                    .filter(Todo::ID.eq(todo.id))
+                    .set(&TodoCompanion { priority: set(Some(5)), ..absent() })
+                    .execute()?;
+            }
+            Ok(gym.len())
+        })
+        .await?;
+    println!("unit of work gave {promoted} gym todos priority 5");
+
+    let deleted = db.delete::<Todo>().filter(Todo::PRIORITY.eq(5)).await?;
+    println!("deleted {deleted} todos with priority 5");
+
+    let remaining = db.select::<Todo>().order_by(Todo::TITLE.asc()).get().await?;
+    println!("remaining: {:?}", remaining.iter().map(|t| &t.title).collect::<Vec<_>>());
+    db.close().await
+}
