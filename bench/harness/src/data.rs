@@ -65,10 +65,11 @@ pub const SCHEMA: &[&str] = &[
 
 /// The query behind [`Implementation::environment`](crate::Implementation::environment):
 /// one row of three columns — SQLite version (text), journal mode (text),
-/// synchronous level (integer; 1 is NORMAL).
-pub const ENV_QUERY: &str = "SELECT sqlite_version(), \
-     (SELECT journal_mode FROM pragma_journal_mode), \
-     (SELECT synchronous FROM pragma_synchronous)";
+/// synchronous level (integer; 1 is NORMAL), named `sqlite_version`,
+/// `journal_mode`, `synchronous` for libraries that map by name.
+pub const ENV_QUERY: &str = "SELECT sqlite_version() AS sqlite_version, \
+     (SELECT journal_mode FROM pragma_journal_mode) AS journal_mode, \
+     (SELECT synchronous FROM pragma_synchronous) AS synchronous";
 
 /// Users seeded for `associations` (diesel's suite uses 9 on SQLite).
 pub const ASSOCIATION_USERS: usize = 9;

@@ -5,8 +5,10 @@
 //! To add one (e.g. `driftwood` and `driftwood-server`): write
 //! `bench/src/impls/driftwood.rs` with a type implementing
 //! [`driftwood_bench_harness::Implementation`] (its doc comment states the
-//! rules), declare `mod driftwood;` below and push it in [`in_process`]. Its
-//! figures are divided by `rusqlite`'s (same SQLite build).
+//! rules), declare it below as `#[cfg(feature = "driftwood")] mod driftwood;`
+//! and push it in [`in_process`] under the same `cfg` (the feature is on by
+//! default; `--no-default-features` builds the runner without the library).
+//! Its figures are divided by `rusqlite`'s (same SQLite build).
 
 pub mod rusqlite;
 

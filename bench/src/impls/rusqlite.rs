@@ -6,20 +6,25 @@
 //! as `rusqlite`); every peer workspace compiles the very same file, through
 //! `#[path]`, against the `rusqlite` whose `libsqlite3-sys` matches the peer's
 //! (reported as `rusqlite@<sqlite version>`). It therefore uses only API that
-//! rusqlite 0.39 through 0.41 share.
+//! rusqlite 0.39 through 0.41 share. Its row mappers and helpers are public
+//! so that peers built on rusqlite (tokio-rusqlite) reuse them.
 
 use driftwood_bench_harness::{
-    BenchResult, Comment, ENV_QUERY, Environment, Implementation, NewUser, Op, PRAGMAS, Post,
-    SCHEMA, Setup, Target, User, association_count, group_associations,
+    BenchResult, Comment, Dataset, ENV_QUERY, Environment, Implementation, NewUser, Op, PRAGMAS,
+    Post, SCHEMA, Setup, Target, User, association_count, group_associations,
 };
 use rusqlite::{Connection, Row, params, params_from_iter};
 
-const SELECT_USERS: &str = "SELECT id, name, hair_color FROM users";
-const SELECT_USER_BY_ID: &str = "SELECT id, name, hair_color FROM users WHERE id = ?1";
-const SELECT_USERS_WITH_POSTS: &str = "SELECT users.id, users.name, users.hair_color, \
+/// Loads every user.
+pub const SELECT_USERS: &str = "SELECT id, name, hair_color FROM users";
+/// Loads one user by primary key.
+pub const SELECT_USER_BY_ID: &str = "SELECT id, name, hair_color FROM users WHERE id = ?1";
+/// `medium_query_*`: users with their (optional) posts, by hair colour.
+pub const SELECT_USERS_WITH_POSTS: &str = "SELECT users.id, users.name, users.hair_color, \
      posts.id, posts.user_id, posts.title, posts.body \
      FROM users LEFT JOIN posts ON posts.user_id = users.id WHERE users.hair_color = ?1";
-const INSERT_USER: &str = "INSERT INTO users (name, hair_color) VALUES (?1, ?2)";
+/// Inserts one user.
+pub const INSERT_USER: &str = "INSERT INTO users (name, hair_color) VALUES (?1, ?2)";
 
 /// Raw rusqlite: one [`Connection`] opened in `setup`, `prepare_cached` for
 /// every statement, rows mapped by column index.
@@ -45,7 +50,8 @@ impl RawRusqlite {
     }
 }
 
-fn user(row: &Row<'_>) -> rusqlite::Result<User> {
+/// Maps `id, name, hair_color` (columns 0..3) to a [`User`].
+pub fn user(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -53,7 +59,8 @@ fn user(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-fn post(row: &Row<'_>) -> rusqlite::Result<Post> {
+/// Maps `id, user_id, title, body` (columns 0..4) to a [`Post`].
+pub fn post(row: &Row<'_>) -> rusqlite::Result<Post> {
     Ok(Post {
         id: row.get(0)?,
         user_id: row.get(1)?,
@@ -62,7 +69,8 @@ fn post(row: &Row<'_>) -> rusqlite::Result<Post> {
     })
 }
 
-fn comment(row: &Row<'_>) -> rusqlite::Result<Comment> {
+/// Maps `id, post_id, text` (columns 0..3) to a [`Comment`].
+pub fn comment(row: &Row<'_>) -> rusqlite::Result<Comment> {
     Ok(Comment {
         id: row.get(0)?,
         post_id: row.get(1)?,
@@ -78,7 +86,8 @@ fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
-fn insert_in_transaction(conn: &mut Connection, users: &[NewUser]) -> rusqlite::Result<u64> {
+/// Inserts `users` in one transaction with one cached prepared statement.
+pub fn insert_in_transaction(conn: &mut Connection, users: &[NewUser]) -> rusqlite::Result<u64> {
     let tx = conn.transaction()?;
     let mut inserted = 0;
     {
@@ -91,7 +100,13 @@ fn insert_in_transaction(conn: &mut Connection, users: &[NewUser]) -> rusqlite::
     Ok(inserted)
 }
 
-fn load_associations(conn: &Connection) -> rusqlite::Result<u64> {
+/// The rows of `associations`, loaded in three queries: all users, their
+/// posts (`user_id IN (…)`), those posts' comments (`post_id IN (…)`).
+pub type AssociationRows = (Vec<User>, Vec<Post>, Vec<Comment>);
+
+/// Loads [`AssociationRows`] with cached statements (the `IN` lists have the
+/// same length every time, so their SQL is cached too).
+pub fn load_association_rows(conn: &Connection) -> rusqlite::Result<AssociationRows> {
     let users = conn
         .prepare_cached(SELECT_USERS)?
         .query_map([], user)?
@@ -112,6 +127,12 @@ fn load_associations(conn: &Connection) -> rusqlite::Result<u64> {
         .prepare_cached(&comments_sql)?
         .query_map(params_from_iter(posts.iter().map(|p| p.id)), comment)?
         .collect::<rusqlite::Result<Vec<Comment>>>()?;
+    Ok((users, posts, comments))
+}
+
+/// Groups [`AssociationRows`] with the harness's grouping and returns the
+/// `associations` checksum.
+pub fn group_association_rows((users, posts, comments): AssociationRows) -> u64 {
     let grouped = group_associations(
         users,
         posts,
@@ -121,7 +142,61 @@ fn load_associations(conn: &Connection) -> rusqlite::Result<u64> {
         |p| p.user_id,
         |c| c.post_id,
     );
-    Ok(association_count(&grouped))
+    association_count(&grouped)
+}
+
+/// Maps a row of [`SELECT_USERS_WITH_POSTS`] to `(User, Option<Post>)`.
+pub fn user_with_post(row: &Row<'_>) -> rusqlite::Result<(User, Option<Post>)> {
+    let post = match row.get::<_, Option<i64>>(3)? {
+        Some(id) => Some(Post {
+            id,
+            user_id: row.get(4)?,
+            title: row.get(5)?,
+            body: row.get(6)?,
+        }),
+        None => None,
+    };
+    Ok((user(row)?, post))
+}
+
+/// Runs [`PRAGMAS`], creates [`SCHEMA`] and seeds `dataset` (one transaction).
+pub fn prepare_database(conn: &mut Connection, dataset: &Dataset) -> rusqlite::Result<()> {
+    for pragma in PRAGMAS {
+        conn.execute_batch(pragma)?;
+    }
+    for create in SCHEMA {
+        conn.execute_batch(create)?;
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut users =
+            tx.prepare("INSERT INTO users (id, name, hair_color) VALUES (?1, ?2, ?3)")?;
+        for u in &dataset.users {
+            users.execute(params![u.id, u.name, u.hair_color])?;
+        }
+        let mut posts =
+            tx.prepare("INSERT INTO posts (id, user_id, title, body) VALUES (?1, ?2, ?3, ?4)")?;
+        for p in &dataset.posts {
+            posts.execute(params![p.id, p.user_id, p.title, p.body])?;
+        }
+        let mut comments =
+            tx.prepare("INSERT INTO comments (id, post_id, text) VALUES (?1, ?2, ?3)")?;
+        for c in &dataset.comments {
+            comments.execute(params![c.id, c.post_id, c.text])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Reads [`ENV_QUERY`]'s row.
+pub fn environment(conn: &Connection) -> rusqlite::Result<Environment> {
+    conn.query_row(ENV_QUERY, [], |r| {
+        Ok(Environment {
+            sqlite_version: r.get(0)?,
+            journal_mode: r.get(1)?,
+            synchronous: r.get(2)?,
+        })
+    })
 }
 
 impl Implementation for RawRusqlite {
@@ -134,44 +209,13 @@ impl Implementation for RawRusqlite {
             Target::File(path) => Connection::open(path)?,
             Target::Memory => Connection::open_in_memory()?,
         };
-        for pragma in PRAGMAS {
-            conn.execute_batch(pragma)?;
-        }
-        for create in SCHEMA {
-            conn.execute_batch(create)?;
-        }
-        let d = setup.dataset;
-        let tx = conn.transaction()?;
-        {
-            let mut users =
-                tx.prepare("INSERT INTO users (id, name, hair_color) VALUES (?1, ?2, ?3)")?;
-            for u in &d.users {
-                users.execute(params![u.id, u.name, u.hair_color])?;
-            }
-            let mut posts =
-                tx.prepare("INSERT INTO posts (id, user_id, title, body) VALUES (?1, ?2, ?3, ?4)")?;
-            for p in &d.posts {
-                posts.execute(params![p.id, p.user_id, p.title, p.body])?;
-            }
-            let mut comments =
-                tx.prepare("INSERT INTO comments (id, post_id, text) VALUES (?1, ?2, ?3)")?;
-            for c in &d.comments {
-                comments.execute(params![c.id, c.post_id, c.text])?;
-            }
-        }
-        tx.commit()?;
+        prepare_database(&mut conn, setup.dataset)?;
         self.conn = Some(conn);
         Ok(())
     }
 
     fn environment(&mut self) -> BenchResult<Environment> {
-        Ok(self.conn()?.query_row(ENV_QUERY, [], |r| {
-            Ok(Environment {
-                sqlite_version: r.get(0)?,
-                journal_mode: r.get(1)?,
-                synchronous: r.get(2)?,
-            })
-        })?)
+        Ok(environment(self.conn()?)?)
     }
 
     fn run(&mut self, op: Op<'_>) -> BenchResult<u64> {
@@ -187,18 +231,7 @@ impl Implementation for RawRusqlite {
             Op::UsersWithPosts { hair_color } => {
                 let rows = conn
                     .prepare_cached(SELECT_USERS_WITH_POSTS)?
-                    .query_map([hair_color], |row| {
-                        let post = match row.get::<_, Option<i64>>(3)? {
-                            Some(id) => Some(Post {
-                                id,
-                                user_id: row.get(4)?,
-                                title: row.get(5)?,
-                                body: row.get(6)?,
-                            }),
-                            None => None,
-                        };
-                        Ok((user(row)?, post))
-                    })?
+                    .query_map([hair_color], user_with_post)?
                     .collect::<rusqlite::Result<Vec<(User, Option<Post>)>>>()?;
                 rows.len() as u64
             }
@@ -208,7 +241,7 @@ impl Implementation for RawRusqlite {
             Op::InsertUsers(users) | Op::BulkInsertUsers(users) => {
                 insert_in_transaction(conn, users)?
             }
-            Op::LoadAssociations => load_associations(conn)?,
+            Op::LoadAssociations => group_association_rows(load_association_rows(conn)?),
             Op::SelectUserById(id) => {
                 conn.prepare_cached(SELECT_USER_BY_ID)?
                     .query_row([id], user)?
