@@ -405,6 +405,13 @@ pub fn column_attrs(attrs: &[Attribute]) -> syn::Result<ColumnAttrs> {
                     non_empty(&lit, "custom")?;
                     set_once(&mut out.custom, lit, &meta.path)
                 }
+                "nullable" | "not_null" => Err(syn::Error::new_spanned(
+                    &meta.path,
+                    format!(
+                        "unknown column attribute `{key}`: nullability comes from the field's type, \
+                         `Option<T>` for a nullable column"
+                    ),
+                )),
                 _ => Err(syn::Error::new_spanned(
                     &meta.path,
                     format!(
@@ -814,8 +821,13 @@ mod tests {
     #[test]
     fn keys() {
         assert!(
-            error(quote!(nullable))
-                .starts_with("unknown column attribute `nullable`; expected one of: name,")
+            error(quote!(unknown))
+                .starts_with("unknown column attribute `unknown`; expected one of: name,")
+        );
+        assert_eq!(
+            error(quote!(nullable)),
+            "unknown column attribute `nullable`: nullability comes from the field's type, \
+             `Option<T>` for a nullable column"
         );
         assert_eq!(
             error(quote!(unique = true)),

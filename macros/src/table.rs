@@ -268,12 +268,14 @@ impl<'a> TableModel<'a> {
         let from_row = self.row_impls();
         let handles = self.handles();
         let companion = self.companion();
+        let insertable = self.insertable();
         let assertions = self.assertions();
         quote! {
             #table_impl
             #from_row
             #handles
             #companion
+            #insertable
             #assertions
         }
     }
@@ -559,6 +561,54 @@ impl<'a> TableModel<'a> {
                     #companion {
                         #(#field_idents: ::driftwood::table::Value::Set(row.#field_idents),)*
                     }
+                }
+            }
+        }
+    }
+
+    /// `impl Insertable` for the row, its companion and references to both:
+    /// a row inserts every column but the generated ones, a companion its
+    /// given values and client defaults.
+    fn insertable(&self) -> TokenStream {
+        let ident = self.ident;
+        let companion = self.companion_ident();
+        quote! {
+            impl ::driftwood::table::Insertable for #ident {
+                type Table = #ident;
+                const WHOLE_ROW: bool = true;
+
+                fn insert_value(&self, index: usize) -> ::std::option::Option<::driftwood::types::SqlArg<'_>> {
+                    if <#ident as ::driftwood::table::Table>::GENERATED.contains(&index) {
+                        return ::std::option::Option::None;
+                    }
+                    ::std::option::Option::Some(<#ident as ::driftwood::table::Table>::value(self, index))
+                }
+            }
+
+            impl ::driftwood::table::Insertable for &#ident {
+                type Table = #ident;
+                const WHOLE_ROW: bool = true;
+
+                fn insert_value(&self, index: usize) -> ::std::option::Option<::driftwood::types::SqlArg<'_>> {
+                    <#ident as ::driftwood::table::Insertable>::insert_value(*self, index)
+                }
+            }
+
+            impl ::driftwood::table::Insertable for #companion {
+                type Table = #ident;
+                const WHOLE_ROW: bool = false;
+
+                fn insert_value(&self, index: usize) -> ::std::option::Option<::driftwood::types::SqlArg<'_>> {
+                    <#companion as ::driftwood::table::Companion>::insert_value(self, index)
+                }
+            }
+
+            impl ::driftwood::table::Insertable for &#companion {
+                type Table = #ident;
+                const WHOLE_ROW: bool = false;
+
+                fn insert_value(&self, index: usize) -> ::std::option::Option<::driftwood::types::SqlArg<'_>> {
+                    <#companion as ::driftwood::table::Companion>::insert_value(*self, index)
                 }
             }
         }
