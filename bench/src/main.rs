@@ -87,6 +87,13 @@ fn selected(options: &Options, name: &str, baseline: &str, all: &[(String, Strin
             .any(|(n, b)| b == baseline && n != baseline && options.selects(n))
 }
 
+/// The 1, 5 and 15 minute load averages (Linux), or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
 /// Runs everything; `Ok(false)` if some round failed.
 fn run(options: &Options) -> BenchResult<bool> {
     let started = Instant::now();
@@ -187,6 +194,7 @@ fn run(options: &Options) -> BenchResult<bool> {
     let tmp_root = std::env::temp_dir().join(format!("driftwood-bench-{}", std::process::id()));
     let mut rounds: Vec<RoundResult> = Vec::new();
     let mut run_no = 0usize;
+    let load_before = load_average();
     let measuring = Instant::now();
     for &mode in &options.modes {
         for round in 0..options.rounds {
@@ -240,6 +248,7 @@ fn run(options: &Options) -> BenchResult<bool> {
         }
     }
     let _ = std::fs::remove_dir_all(&tmp_root);
+    let load_after = load_average();
 
     let records = report::aggregate(&rounds, &baselines, &order);
     let mut versions: BTreeMap<&str, &str> = BTreeMap::new();
@@ -265,6 +274,10 @@ fn run(options: &Options) -> BenchResult<bool> {
         started.elapsed().as_secs_f64(),
         if options.quick { "quick" } else { "full" },
         options.rounds
+    );
+    println!(
+        "load average before measuring: {load_before}; after: {load_after} ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     if !failures.is_empty() {
         println!("\nFAILURES:");
