@@ -150,7 +150,7 @@ impl<I: Insertable> Insert<I> {
 }
 
 /// The statement inserting `row`.
-pub(crate) fn build_insert<I: Insertable>(
+fn build_insert<I: Insertable>(
     row: &I,
     mode: InsertMode,
     on_conflict: Option<&OnConflict>,

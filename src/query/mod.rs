@@ -18,7 +18,6 @@ pub use delete::Delete;
 pub use dialect::Dialect;
 pub use expr::{ColumnOf, Expr, IntoExpr, Ordering, count_all, custom};
 pub use insert::{Insert, InsertMode, OnConflict};
-pub(crate) use insert::build_insert;
 pub use select::{Join, Select, SelectColumns, Selectable, SelectableItem};
 pub use update::Update;
 
@@ -44,10 +43,22 @@ impl Statement {
 
 /// `INSERT INTO "t" ("a", "b") VALUES (?, ?)` over every writable column.
 pub(crate) fn whole_row_insert_sql<T: Table>(dialect: Dialect) -> String {
+    let columns: Vec<usize> = writable_columns::<T>().collect();
+    insert_sql::<T>(dialect, &columns)
+}
+
+/// `INSERT INTO "t" (…) VALUES (…)` over the columns at these indexes.
+pub(crate) fn insert_sql<T: Table>(dialect: Dialect, columns: &[usize]) -> String {
     let mut w = SqlWriter::new(dialect);
-    let columns: Vec<&str> = writable_columns::<T>().map(|i| T::COLUMNS[i]).collect();
-    w.insert_head(InsertMode::Insert, T::NAME, &columns);
-    w.placeholders(columns.len());
+    if columns.is_empty() {
+        w.push("INSERT INTO ");
+        w.ident(T::NAME);
+        w.push(" DEFAULT VALUES");
+        return w.finish_sql();
+    }
+    let names: Vec<&str> = columns.iter().map(|&i| T::COLUMNS[i]).collect();
+    w.insert_head(InsertMode::Insert, T::NAME, &names);
+    w.placeholders(names.len());
     w.finish_sql()
 }
 

@@ -114,31 +114,35 @@ impl Connection {
         })
     }
 
-    /// Inserts many rows (or companions) with one prepared statement, binding
-    /// each value in place: the fastest way to load data. Runs in the current
-    /// transaction, or in its own when none is open.
+    /// Inserts many rows (or companions) binding each value in place, with
+    /// one prepared statement per distinct set of given columns: the fastest
+    /// way to load data. Runs in the current transaction, or in its own when
+    /// none is open.
     pub fn insert_many<'a, I: Insertable + 'a>(&self, rows: impl IntoIterator<Item = &'a I>) -> Result<Execution> {
-        let sql = <I::Table as Table>::statement_cache().insert::<I::Table>(crate::query::Dialect::Sqlite);
-        if !I::WHOLE_ROW {
-            return self.in_transaction(|| {
-                let mut total = Execution::default();
-                for row in rows {
-                    let statement = crate::query::build_insert(row, crate::query::InsertMode::Insert, None, crate::query::Dialect::Sqlite, false);
-                    let done = self.execute(&statement)?;
-                    total.rows_affected += done.rows_affected;
-                    total.last_insert_id = done.last_insert_id;
-                }
-                Ok(total)
-            });
-        }
-        let columns: Vec<usize> = (0..<I::Table as Table>::COLUMNS.len()).filter(|i| !<I::Table as Table>::GENERATED.contains(i)).collect();
+        let column_count = <I::Table as Table>::COLUMNS.len();
         self.in_transaction(|| {
             let mut total = Execution::default();
-            let mut stmt = self.prepare(sql)?;
+            let mut columns: Vec<usize> = Vec::with_capacity(column_count);
+            let mut values = Vec::with_capacity(column_count);
+            let mut current_columns: Option<Vec<usize>> = None;
+            let mut sql = String::new();
+            let mut stmt = None;
             for row in rows {
-                let values: Vec<_> = columns.iter().map(|&i| row.insert_value(i)).collect();
-                let args = values.iter().map(|v| v.as_ref().map_or(ValueRef::Null, |v| v.as_value_ref()));
-                let done = self.run_prepared(&mut stmt, sql, args, columns.len())?;
+                columns.clear();
+                values.clear();
+                for i in 0..column_count {
+                    if let Some(value) = row.insert_value(i) {
+                        columns.push(i);
+                        values.push(value);
+                    }
+                }
+                if current_columns.as_ref() != Some(&columns) {
+                    sql = crate::query::insert_sql::<I::Table>(crate::query::Dialect::Sqlite, &columns);
+                    stmt = Some(self.prepare(&sql)?);
+                    current_columns = Some(columns.clone());
+                }
+                let Some(stmt) = stmt.as_mut() else { continue };
+                let done = self.run_prepared(stmt, &sql, values.iter().map(|v| v.as_value_ref()), values.len())?;
                 total.rows_affected += done.rows_affected;
                 total.last_insert_id = done.last_insert_id;
             }

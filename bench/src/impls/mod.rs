@@ -10,6 +10,8 @@
 //! default; `--no-default-features` builds the runner without the library).
 //! Its figures are divided by `rusqlite`'s (same SQLite build).
 
+#[cfg(feature = "driftwood")]
+pub mod driftwood;
 pub mod rusqlite;
 
 use driftwood_bench_harness::Implementation;
@@ -19,5 +21,8 @@ pub const BASELINE: &str = "rusqlite";
 
 /// Every in-process implementation, in display order; the baseline first.
 pub fn in_process() -> Vec<Box<dyn Implementation>> {
-    vec![Box::new(self::rusqlite::RawRusqlite::new(BASELINE))]
+    let mut all: Vec<Box<dyn Implementation>> = vec![Box::new(self::rusqlite::RawRusqlite::new(BASELINE))];
+    #[cfg(feature = "driftwood")]
+    all.push(Box::new(self::driftwood::InThread::new()));
+    all
 }

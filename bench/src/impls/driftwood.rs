@@ -1,0 +1,168 @@
+//! driftwood in-thread (`driftwood`): the typed API on a `Db` opened on the
+//! calling thread, written as its README teaches. Futures are driven with
+//! `futures::executor::block_on`, one operation at a time.
+
+use std::sync::Arc;
+
+use driftwood::prelude::*;
+use driftwood::sqlite::{JournalMode, Synchronous};
+use driftwood_bench_harness::{
+    BenchResult, ENV_QUERY, Environment, Implementation, Op, SCHEMA, Setup, Target,
+    association_count, group_associations,
+};
+use futures::executor::block_on;
+
+/// `users`, as the harness's schema declares it.
+#[derive(Table, Debug, Clone, PartialEq)]
+#[table(name = "users")]
+pub struct User {
+    #[column(primary_key)]
+    pub id: i64,
+    pub name: String,
+    pub hair_color: Option<String>,
+}
+
+/// `posts`.
+#[derive(Table, Debug, Clone, PartialEq)]
+#[table(name = "posts")]
+pub struct Post {
+    #[column(primary_key)]
+    pub id: i64,
+    pub user_id: i64,
+    pub title: String,
+    pub body: Option<String>,
+}
+
+/// `comments`.
+#[derive(Table, Debug, Clone, PartialEq)]
+#[table(name = "comments")]
+pub struct Comment {
+    #[column(primary_key)]
+    pub id: i64,
+    pub post_id: i64,
+    pub text: String,
+}
+
+/// driftwood on the calling thread.
+pub struct InThread {
+    db: Option<Db>,
+    /// The rows insert operations insert, owned once (the harness allows it):
+    /// `Db::write` takes a `'static` closure.
+    new_users: Arc<Vec<UserCompanion>>,
+}
+
+impl InThread {
+    /// An implementation reported as `driftwood`.
+    pub fn new() -> Self {
+        InThread { db: None, new_users: Arc::new(Vec::new()) }
+    }
+
+    fn db(&self) -> BenchResult<&Db> {
+        self.db.as_ref().ok_or_else(|| "driftwood: no database open (setup not called)".into())
+    }
+}
+
+fn companions(users: &[driftwood_bench_harness::NewUser]) -> Vec<UserCompanion> {
+    users
+        .iter()
+        .map(|u| UserCompanion { name: set(u.name.clone()), hair_color: set(u.hair_color.clone()), ..absent() })
+        .collect()
+}
+
+impl Implementation for InThread {
+    fn name(&self) -> String {
+        "driftwood".into()
+    }
+
+    fn setup(&mut self, setup: &Setup<'_>) -> BenchResult<()> {
+        let options = OpenOptions::default().journal_mode(JournalMode::Wal).synchronous(Synchronous::Normal);
+        let db = block_on(async {
+            match setup.target {
+                Target::File(path) => Db::open_with(path, options).await,
+                Target::Memory => Db::open_in_memory().await,
+            }
+        })?;
+        let dataset = setup.dataset;
+        let users: Vec<User> = dataset
+            .users
+            .iter()
+            .map(|u| User { id: u.id, name: u.name.clone(), hair_color: u.hair_color.clone() })
+            .collect();
+        let posts: Vec<Post> = dataset
+            .posts
+            .iter()
+            .map(|p| Post { id: p.id, user_id: p.user_id, title: p.title.clone(), body: p.body.clone() })
+            .collect();
+        let comments: Vec<Comment> =
+            dataset.comments.iter().map(|c| Comment { id: c.id, post_id: c.post_id, text: c.text.clone() }).collect();
+        block_on(db.write(move |conn| {
+            for create in SCHEMA {
+                conn.custom_statement(create, [])?;
+            }
+            conn.insert_all(&users)?;
+            conn.insert_all(&posts)?;
+            conn.insert_all(&comments)?;
+            Ok(())
+        }))?;
+        self.new_users = Arc::new(companions(&dataset.new_users));
+        self.db = Some(db);
+        Ok(())
+    }
+
+    fn environment(&mut self) -> BenchResult<Environment> {
+        let rows = block_on(self.db()?.custom_select(ENV_QUERY, []))?;
+        let row = rows.first().ok_or("driftwood: the environment query returned no row")?;
+        Ok(Environment { sqlite_version: row.get(0)?, journal_mode: row.get(1)?, synchronous: row.get(2)? })
+    }
+
+    fn run(&mut self, op: Op<'_>) -> BenchResult<u64> {
+        let db = self.db()?;
+        Ok(match op {
+            Op::LoadUsers => block_on(db.select::<User>().get())?.len() as u64,
+            Op::UsersWithPosts { hair_color } => {
+                let rows = block_on(
+                    db.select::<User>()
+                        .left_join::<Post>(Post::USER_ID.eq(User::ID))
+                        .filter(User::HAIR_COLOR.eq(hair_color))
+                        .get(),
+                )?;
+                rows.len() as u64
+            }
+            Op::InsertUsers([u]) => {
+                block_on(db.insert(UserCompanion { name: set(u.name.clone()), hair_color: set(u.hair_color.clone()), ..absent() }).execute())?
+                    .rows_affected
+            }
+            Op::InsertUsers(users) => {
+                let rows = self.new_users.clone();
+                let count = users.len();
+                block_on(db.write(move |conn| conn.insert_all(&rows[..count])))?.rows_affected
+            }
+            Op::BulkInsertUsers(_) => {
+                let rows = self.new_users.clone();
+                block_on(db.write(move |conn| conn.insert_all(rows.iter())))?.rows_affected
+            }
+            Op::LoadAssociations => block_on(async {
+                let users = db.select::<User>().get().await?;
+                let posts = db.select::<Post>().filter(Post::USER_ID.is_in(users.iter().map(|u| u.id))).get().await?;
+                let comments =
+                    db.select::<Comment>().filter(Comment::POST_ID.is_in(posts.iter().map(|p| p.id))).get().await?;
+                let grouped =
+                    group_associations(users, posts, comments, |u| u.id, |p| p.id, |p| p.user_id, |c| c.post_id);
+                Ok::<_, driftwood::Error>(association_count(&grouped))
+            })?,
+            Op::SelectUserById(id) => block_on(db.select::<User>().filter(User::ID.eq(id)).get_single())?.id as u64,
+        })
+    }
+
+    fn execute(&mut self, sql: &str) -> BenchResult<()> {
+        block_on(self.db()?.custom_statement(sql, []))?;
+        Ok(())
+    }
+
+    fn teardown(&mut self) -> BenchResult<()> {
+        if let Some(db) = self.db.take() {
+            block_on(db.close())?;
+        }
+        Ok(())
+    }
+}
