@@ -7,6 +7,9 @@ use crate::error::{ConstraintKind, Error};
 
 /// Converts an error SQLite raised while running `sql`.
 pub(crate) fn from_rusqlite(err: rusqlite::Error, sql: &str) -> Error {
+    if let rusqlite::Error::SqlInputError { error, msg, .. } = &err {
+        return Error::Sql { code: Some(error.extended_code), message: msg.clone(), sql: sql.to_owned() };
+    }
     let rusqlite::Error::SqliteFailure(failure, message) = &err else {
         return Error::Sql { code: None, message: err.to_string(), sql: sql.to_owned() };
     };
@@ -45,8 +48,11 @@ fn constraint_target(kind: ConstraintKind, message: &str) -> (Option<String>, Op
             }
         }
         ConstraintKind::Check => {
-            let column = detail.split('"').nth(1).filter(|c| !c.is_empty()).map(str::to_owned);
-            (None, column)
+            // A bare name is the constraint's (SQLite names column checks
+            // after their column); an expression names it in quotes.
+            let bare = detail.chars().all(|c| c.is_alphanumeric() || c == '_');
+            let column = if bare { Some(detail) } else { detail.split('"').nth(1).filter(|c| !c.is_empty()) };
+            (None, column.map(str::to_owned))
         }
         _ => (None, None),
     }
