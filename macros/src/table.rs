@@ -116,6 +116,11 @@ impl<'a> TableModel<'a> {
                 "a table needs at least one column",
             ));
         }
+        misplaced(
+            &input.attrs,
+            "column",
+            "`#[column(..)]` goes on a field; the struct takes `#[table(..)]`",
+        )?;
         let table_attrs = attrs::table_attrs(&input.attrs)?;
         let name = match &table_attrs.name {
             Some(lit) => lit.value(),
@@ -125,6 +130,11 @@ impl<'a> TableModel<'a> {
         let mut columns: Vec<ColumnModel<'a>> = Vec::with_capacity(fields.len());
         for field in fields {
             let ident = field.ident.as_ref().expect("named fields have names");
+            misplaced(
+                &field.attrs,
+                "table",
+                "`#[table(..)]` goes on the struct; a field takes `#[column(..)]`",
+            )?;
             let column_attrs = attrs::column_attrs(&field.attrs)?;
             let column_name = match &column_attrs.name {
                 Some(lit) => lit.value(),
@@ -731,6 +741,15 @@ impl ColumnModel<'_> {
                 }
             }
         }
+    }
+}
+
+/// Fails on an attribute called `name` among `attrs`: a helper attribute
+/// in the wrong place would otherwise be ignored.
+fn misplaced(attrs: &[syn::Attribute], name: &str, message: &str) -> syn::Result<()> {
+    match attrs.iter().find(|a| a.path().is_ident(name)) {
+        Some(attr) => Err(syn::Error::new_spanned(attr, message)),
+        None => Ok(()),
     }
 }
 
