@@ -4,10 +4,10 @@
 
 use std::borrow::Cow;
 
+use crate::error::Result;
 use crate::query::{Delete, Dialect, Insert, Statement, Update};
 use crate::table::{Insertable, Table};
 use crate::types::SqlValue;
-use crate::error::Result;
 
 /// Statements to run together. Build one, then pass it to
 /// [`Executor::run_batch`](crate::Executor::run_batch).
@@ -68,7 +68,10 @@ impl Batch {
     }
 
     /// Runs the batch on a connection, in its current transaction or a new one.
-    pub(crate) fn run_on(&self, conn: &crate::sqlite::Connection) -> Result<crate::sqlite::Execution> {
+    pub(crate) fn run_on(
+        &self,
+        conn: &crate::sqlite::Connection,
+    ) -> Result<crate::sqlite::Execution> {
         conn.in_transaction(|| {
             let mut total = crate::sqlite::Execution::default();
             for (sql, arg_sets) in &self.entries {

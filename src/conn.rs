@@ -57,7 +57,10 @@ impl<'c> Conn<'c> {
     }
 
     /// Inserts many rows with one prepared statement, binding values in place.
-    pub fn insert_all<'a, I: Insertable + 'a>(&self, rows: impl IntoIterator<Item = &'a I>) -> Result<Execution> {
+    pub fn insert_all<'a, I: Insertable + 'a>(
+        &self,
+        rows: impl IntoIterator<Item = &'a I>,
+    ) -> Result<Execution> {
         self.conn.insert_many(rows)
     }
 
@@ -68,7 +71,9 @@ impl<'c> Conn<'c> {
 
     /// Replaces the row with `row`'s primary key; gives the rows changed.
     pub fn replace<T: Table>(&self, row: &T) -> Result<u64> {
-        Ok(self.execute(&Update::replace(row)?.build(self.dialect())?)?.rows_affected)
+        Ok(self
+            .execute(&Update::replace(row)?.build(self.dialect())?)?
+            .rows_affected)
     }
 
     /// Starts a `DELETE`.
@@ -77,13 +82,23 @@ impl<'c> Conn<'c> {
     }
 
     /// Runs raw SQL returning rows.
-    pub fn custom_select(&self, sql: &str, args: impl IntoIterator<Item = SqlValue>) -> Result<Vec<OwnedRow>> {
-        self.conn.fetch_rows(&Statement::new(sql.to_owned(), args.into_iter().collect()))
+    pub fn custom_select(
+        &self,
+        sql: &str,
+        args: impl IntoIterator<Item = SqlValue>,
+    ) -> Result<Vec<OwnedRow>> {
+        self.conn
+            .fetch_rows(&Statement::new(sql.to_owned(), args.into_iter().collect()))
     }
 
     /// Runs raw SQL returning no rows.
-    pub fn custom_statement(&self, sql: &str, args: impl IntoIterator<Item = SqlValue>) -> Result<Execution> {
-        self.conn.execute(&Statement::new(sql.to_owned(), args.into_iter().collect()))
+    pub fn custom_statement(
+        &self,
+        sql: &str,
+        args: impl IntoIterator<Item = SqlValue>,
+    ) -> Result<Execution> {
+        self.conn
+            .execute(&Statement::new(sql.to_owned(), args.into_iter().collect()))
     }
 
     /// Runs a batch.

@@ -37,7 +37,11 @@ pub trait Database: Send + Sync + 'static {
     /// written: if it fails, nothing changes. The default refuses.
     fn upgrade(conn: &Conn<'_>, from: u32, to: u32) -> Result<()> {
         let _ = conn;
-        Err(Error::Migration { from, to, message: "the database defines no upgrade from this version".into() })
+        Err(Error::Migration {
+            from,
+            to,
+            message: "the database defines no upgrade from this version".into(),
+        })
     }
 }
 
@@ -79,7 +83,10 @@ pub struct Db<D = NoSchema> {
 
 impl<D> Clone for Db<D> {
     fn clone(&self) -> Self {
-        Db { conn: self.conn.clone(), marker: PhantomData }
+        Db {
+            conn: self.conn.clone(),
+            marker: PhantomData,
+        }
     }
 }
 
@@ -109,7 +116,10 @@ impl<D: Database> Db<D> {
     /// Wraps an open connection, creating or upgrading its schema.
     pub fn from_connection(conn: Connection) -> Result<Self> {
         prepare_schema::<D>(&conn)?;
-        Ok(Db { conn: Arc::new(Mutex::new(Some(conn))), marker: PhantomData })
+        Ok(Db {
+            conn: Arc::new(Mutex::new(Some(conn))),
+            marker: PhantomData,
+        })
     }
 
     async fn with_conn<R>(&self, work: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
@@ -120,8 +130,8 @@ impl<D: Database> Db<D> {
 
     /// Begins a write transaction (`BEGIN IMMEDIATE`), held across awaits
     /// until committed, rolled back or dropped (which rolls back).
-    pub fn transaction(&self) -> impl Future<Output = Result<Transaction<'static>>> + Send + '_ {
-        async move { Transaction::begin(self.conn.clone().lock_owned().await) }
+    pub async fn transaction(&self) -> Result<Transaction<'static>> {
+        Transaction::begin(self.conn.clone().lock_owned().await)
     }
 
     /// Runs a synchronous unit of work in a write transaction, in one call:
@@ -133,7 +143,8 @@ impl<D: Database> Db<D> {
     ) -> impl Future<Output = Result<R>> + Send + '_ {
         self.with_conn(move |conn| {
             conn.begin(TxKind::Immediate)?;
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
             finish(conn, outcome)
         })
     }
@@ -145,7 +156,8 @@ impl<D: Database> Db<D> {
         work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
     ) -> impl Future<Output = Result<R>> + Send + '_ {
         self.with_conn(move |conn| {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
             outcome.unwrap_or_else(|panic| Err(Error::from_panic(panic)))
         })
     }
@@ -181,12 +193,15 @@ fn prepare_schema<D: Database>(conn: &Connection) -> Result<()> {
             return Err(Error::Migration {
                 from: found,
                 to: target,
-                message: "the file was written by a newer schema version; downgrades are refused".into(),
+                message: "the file was written by a newer schema version; downgrades are refused"
+                    .into(),
             });
         }
         let conn_handle = Conn::new(conn);
         if found == 0 {
-            let existing = conn.query_value("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")?;
+            let existing = conn.query_value(
+                "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            )?;
             if existing != crate::types::SqlValue::Integer(0) {
                 return Err(Error::Migration {
                     from: found,
@@ -208,11 +223,17 @@ impl<D: Database> Executor for Db<D> {
         self.with_conn(move |conn| conn.execute(&statement))
     }
 
-    fn fetch<R: FromRow + Send + 'static>(&self, statement: Statement) -> impl Future<Output = Result<Vec<R>>> + Send {
+    fn fetch<R: FromRow + Send + 'static>(
+        &self,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Vec<R>>> + Send {
         self.with_conn(move |conn| conn.fetch(&statement))
     }
 
-    fn fetch_rows(&self, statement: Statement) -> impl Future<Output = Result<Vec<OwnedRow>>> + Send {
+    fn fetch_rows(
+        &self,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Vec<OwnedRow>>> + Send {
         self.with_conn(move |conn| conn.fetch_rows(&statement))
     }
 

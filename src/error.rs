@@ -163,12 +163,16 @@ fn describe_target(table: &Option<String>, column: &Option<String>) -> String {
 impl Error {
     /// Builds [`Error::InvalidArgument`].
     pub fn invalid_argument(message: impl Into<String>) -> Self {
-        Error::InvalidArgument { message: message.into() }
+        Error::InvalidArgument {
+            message: message.into(),
+        }
     }
 
     /// Builds [`Error::Schema`].
     pub fn schema(message: impl Into<String>) -> Self {
-        Error::Schema { message: message.into() }
+        Error::Schema {
+            message: message.into(),
+        }
     }
 
     /// The kind of constraint violated, if this is a constraint violation.
@@ -213,6 +217,9 @@ mod tests {
     #[test]
     fn panics_keep_their_message() {
         let caught = std::panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
-        assert_eq!(Error::from_panic(caught).to_string(), "user code panicked: boom 7");
+        assert_eq!(
+            Error::from_panic(caught).to_string(),
+            "user code panicked: boom 7"
+        );
     }
 }

@@ -31,10 +31,16 @@ pub trait Executor: Send {
 
     /// Runs a query and maps its rows to `R` where the database lives, so
     /// results cross threads in bulk.
-    fn fetch<R: FromRow + Send + 'static>(&self, statement: Statement) -> impl Future<Output = Result<Vec<R>>> + Send;
+    fn fetch<R: FromRow + Send + 'static>(
+        &self,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Vec<R>>> + Send;
 
     /// Runs a query and returns its rows as owned values (for raw SQL).
-    fn fetch_rows(&self, statement: Statement) -> impl Future<Output = Result<Vec<OwnedRow>>> + Send;
+    fn fetch_rows(
+        &self,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Vec<OwnedRow>>> + Send;
 
     /// Runs every statement of a batch in one transaction (the current one,
     /// if any) and one round trip.
@@ -109,7 +115,10 @@ pub trait Executor: Send {
     }
 
     /// Inserts every row in one transaction and one round trip.
-    fn insert_all<I: Insertable>(&self, rows: impl IntoIterator<Item = I>) -> impl Future<Output = Result<Execution>> + Send
+    fn insert_all<I: Insertable>(
+        &self,
+        rows: impl IntoIterator<Item = I>,
+    ) -> impl Future<Output = Result<Execution>> + Send
     where
         Self: Sized,
     {

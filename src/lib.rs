@@ -80,6 +80,11 @@ pub use executor::Executor;
 pub use queries::{ColumnsQuery, DeleteQuery, InsertQuery, SelectQuery, UpdateQuery};
 pub use transaction::Transaction;
 
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The names most programs need: `use driftwood::prelude::*;`.
 pub mod prelude {
     pub use crate::query::{Expr, InsertMode, OnConflict, custom};
@@ -88,6 +93,7 @@ pub mod prelude {
     pub use crate::table::{Column, Value, absent, set};
     pub use crate::types::SqlValue;
     pub use crate::{
-        Batch, Conn, Database, Db, Error, Executor, IntEnum, Result, Table, TextEnum, Transaction, args, schema,
+        Batch, Conn, Database, Db, Error, Executor, IntEnum, Result, Table, TextEnum, Transaction,
+        args, schema,
     };
 }

@@ -11,7 +11,10 @@ use futures::FutureExt;
 use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
-use crate::query::{Delete, Insert, InsertMode, IntoExpr, OnConflict, Ordering, Select, SelectColumns, Selectable, Update};
+use crate::query::{
+    Delete, Insert, InsertMode, IntoExpr, OnConflict, Ordering, Select, SelectColumns, Selectable,
+    Update,
+};
 use crate::row::{FromRow, Scalars};
 use crate::sqlite::Execution;
 use crate::table::{Insertable, Table};
@@ -19,9 +22,15 @@ use crate::table::{Insertable, Table};
 /// The one row of a result that must have exactly one.
 fn single<R>(rows: Vec<R>, sql: &str) -> Result<R> {
     let mut rows = rows.into_iter();
-    let Some(first) = rows.next() else { return Err(Error::NoRows { sql: sql.to_owned() }) };
+    let Some(first) = rows.next() else {
+        return Err(Error::NoRows {
+            sql: sql.to_owned(),
+        });
+    };
     if rows.next().is_some() {
-        return Err(Error::TooManyRows { sql: sql.to_owned() });
+        return Err(Error::TooManyRows {
+            sql: sql.to_owned(),
+        });
     }
     Ok(first)
 }
@@ -29,7 +38,9 @@ fn single<R>(rows: Vec<R>, sql: &str) -> Result<R> {
 /// The row of a result that may have none.
 fn optional<R>(rows: Vec<R>, sql: &str) -> Result<Option<R>> {
     if rows.len() > 1 {
-        return Err(Error::TooManyRows { sql: sql.to_owned() });
+        return Err(Error::TooManyRows {
+            sql: sql.to_owned(),
+        });
     }
     Ok(rows.into_iter().next())
 }
@@ -48,27 +59,42 @@ impl<'e, E, R: FromRow> SelectQuery<'e, E, R> {
 
     /// Keeps the rows where `condition` holds; several filters are `AND`ed.
     pub fn filter(self, condition: impl IntoExpr<bool>) -> Self {
-        SelectQuery { select: self.select.filter(condition), ..self }
+        SelectQuery {
+            select: self.select.filter(condition),
+            ..self
+        }
     }
 
     /// Adds a sort key.
     pub fn order_by(self, ordering: Ordering) -> Self {
-        SelectQuery { select: self.select.order_by(ordering), ..self }
+        SelectQuery {
+            select: self.select.order_by(ordering),
+            ..self
+        }
     }
 
     /// At most `limit` rows.
     pub fn limit(self, limit: u64) -> Self {
-        SelectQuery { select: self.select.limit(limit), ..self }
+        SelectQuery {
+            select: self.select.limit(limit),
+            ..self
+        }
     }
 
     /// Skips the first `offset` rows.
     pub fn offset(self, offset: u64) -> Self {
-        SelectQuery { select: self.select.offset(offset), ..self }
+        SelectQuery {
+            select: self.select.offset(offset),
+            ..self
+        }
     }
 
     /// `SELECT DISTINCT`.
     pub fn distinct(self) -> Self {
-        SelectQuery { select: self.select.distinct(), ..self }
+        SelectQuery {
+            select: self.select.distinct(),
+            ..self
+        }
     }
 
     /// `INNER JOIN` table `J`: rows become `(R, J)`.
@@ -76,7 +102,10 @@ impl<'e, E, R: FromRow> SelectQuery<'e, E, R> {
     where
         R: crate::row::FixedWidth,
     {
-        SelectQuery { exec: self.exec, select: self.select.inner_join(on) }
+        SelectQuery {
+            exec: self.exec,
+            select: self.select.inner_join(on),
+        }
     }
 
     /// `LEFT JOIN` table `J`: rows become `(R, Option<J>)`.
@@ -84,7 +113,10 @@ impl<'e, E, R: FromRow> SelectQuery<'e, E, R> {
     where
         R: crate::row::FixedWidth,
     {
-        SelectQuery { exec: self.exec, select: self.select.left_join(on) }
+        SelectQuery {
+            exec: self.exec,
+            select: self.select.left_join(on),
+        }
     }
 
     /// Selects columns or aggregates instead of whole rows.
@@ -92,7 +124,10 @@ impl<'e, E, R: FromRow> SelectQuery<'e, E, R> {
     where
         Scalars<C::Output>: FromRow,
     {
-        ColumnsQuery { exec: self.exec, select: self.select.columns(columns) }
+        ColumnsQuery {
+            exec: self.exec,
+            select: self.select.columns(columns),
+        }
     }
 
     /// The pure statement builder.
@@ -111,21 +146,27 @@ impl<'e, E: Executor, R: FromRow + Send + 'static> SelectQuery<'e, E, R> {
     pub fn get_single(self) -> impl Future<Output = Result<R>> + Send + 'e {
         let statement = self.select.build(self.exec.dialect());
         let sql = statement.sql.clone();
-        self.exec.fetch(statement).map(move |rows| single(rows?, &sql))
+        self.exec
+            .fetch(statement)
+            .map(move |rows| single(rows?, &sql))
     }
 
     /// The matching row if there is one; [`Error::TooManyRows`] if there are more.
     pub fn get_optional(self) -> impl Future<Output = Result<Option<R>>> + Send + 'e {
         let statement = self.select.build(self.exec.dialect());
         let sql = statement.sql.clone();
-        self.exec.fetch(statement).map(move |rows| optional(rows?, &sql))
+        self.exec
+            .fetch(statement)
+            .map(move |rows| optional(rows?, &sql))
     }
 
     /// The number of matching rows.
     pub fn count(self) -> impl Future<Output = Result<i64>> + Send + 'e {
         let statement = self.select.count().build(self.exec.dialect());
         let sql = statement.sql.clone();
-        self.exec.fetch::<Scalars<(i64,)>>(statement).map(move |rows| single(rows?, &sql).map(|Scalars((n,))| n))
+        self.exec
+            .fetch::<Scalars<(i64,)>>(statement)
+            .map(move |rows| single(rows?, &sql).map(|Scalars((n,))| n))
     }
 }
 
@@ -150,7 +191,11 @@ impl<R: FromRow> SelectQuery<'_, Conn<'_>, R> {
     /// The number of matching rows.
     pub fn count(self) -> Result<i64> {
         let statement = self.select.count().build(self.exec.dialect());
-        single(self.exec.fetch::<Scalars<(i64,)>>(&statement)?, &statement.sql).map(|Scalars((n,))| n)
+        single(
+            self.exec.fetch::<Scalars<(i64,)>>(&statement)?,
+            &statement.sql,
+        )
+        .map(|Scalars((n,))| n)
     }
 }
 
@@ -167,32 +212,50 @@ where
 {
     /// Keeps the rows where `condition` holds.
     pub fn filter(self, condition: impl IntoExpr<bool>) -> Self {
-        ColumnsQuery { select: self.select.filter(condition), ..self }
+        ColumnsQuery {
+            select: self.select.filter(condition),
+            ..self
+        }
     }
 
     /// `GROUP BY key`.
     pub fn group_by<V>(self, key: impl IntoExpr<V>) -> Self {
-        ColumnsQuery { select: self.select.group_by(key), ..self }
+        ColumnsQuery {
+            select: self.select.group_by(key),
+            ..self
+        }
     }
 
     /// `HAVING condition`.
     pub fn having(self, condition: impl IntoExpr<bool>) -> Self {
-        ColumnsQuery { select: self.select.having(condition), ..self }
+        ColumnsQuery {
+            select: self.select.having(condition),
+            ..self
+        }
     }
 
     /// Adds a sort key.
     pub fn order_by(self, ordering: Ordering) -> Self {
-        ColumnsQuery { select: self.select.order_by(ordering), ..self }
+        ColumnsQuery {
+            select: self.select.order_by(ordering),
+            ..self
+        }
     }
 
     /// At most `limit` rows.
     pub fn limit(self, limit: u64) -> Self {
-        ColumnsQuery { select: self.select.limit(limit), ..self }
+        ColumnsQuery {
+            select: self.select.limit(limit),
+            ..self
+        }
     }
 
     /// Skips the first `offset` rows.
     pub fn offset(self, offset: u64) -> Self {
-        ColumnsQuery { select: self.select.offset(offset), ..self }
+        ColumnsQuery {
+            select: self.select.offset(offset),
+            ..self
+        }
     }
 }
 
@@ -203,14 +266,18 @@ where
     /// Every result row.
     pub fn get(self) -> impl Future<Output = Result<Vec<O>>> + Send + 'e {
         let statement = self.select.build(self.exec.dialect());
-        self.exec.fetch::<Scalars<O>>(statement).map(|rows| Ok(rows?.into_iter().map(|Scalars(o)| o).collect()))
+        self.exec
+            .fetch::<Scalars<O>>(statement)
+            .map(|rows| Ok(rows?.into_iter().map(|Scalars(o)| o).collect()))
     }
 
     /// The one result row.
     pub fn get_single(self) -> impl Future<Output = Result<O>> + Send + 'e {
         let statement = self.select.build(self.exec.dialect());
         let sql = statement.sql.clone();
-        self.exec.fetch::<Scalars<O>>(statement).map(move |rows| single(rows?, &sql).map(|Scalars(o)| o))
+        self.exec
+            .fetch::<Scalars<O>>(statement)
+            .map(move |rows| single(rows?, &sql).map(|Scalars(o)| o))
     }
 }
 
@@ -221,7 +288,12 @@ where
     /// Every result row.
     pub fn get(self) -> Result<Vec<O>> {
         let statement = self.select.build(self.exec.dialect());
-        Ok(self.exec.fetch::<Scalars<O>>(&statement)?.into_iter().map(|Scalars(o)| o).collect())
+        Ok(self
+            .exec
+            .fetch::<Scalars<O>>(&statement)?
+            .into_iter()
+            .map(|Scalars(o)| o)
+            .collect())
     }
 
     /// The one result row.
@@ -256,19 +328,26 @@ impl<'e, E, I: Insertable> InsertQuery<'e, E, I> {
 
     /// Sets the conflict mode.
     pub fn mode(self, mode: InsertMode) -> Self {
-        InsertQuery { insert: self.insert.mode(mode), ..self }
+        InsertQuery {
+            insert: self.insert.mode(mode),
+            ..self
+        }
     }
 
     /// Adds an upsert clause.
     pub fn on_conflict(self, clause: OnConflict) -> Self {
-        InsertQuery { insert: self.insert.on_conflict(clause), ..self }
+        InsertQuery {
+            insert: self.insert.on_conflict(clause),
+            ..self
+        }
     }
 }
 
 impl<'e, E: Executor, I: Insertable> InsertQuery<'e, E, I> {
     /// Runs the insert; gives what it did.
     pub fn execute(self) -> impl Future<Output = Result<Execution>> + Send + 'e {
-        self.exec.execute(self.insert.build(self.exec.dialect(), false))
+        self.exec
+            .execute(self.insert.build(self.exec.dialect(), false))
     }
 
     /// Runs the insert; gives the new row's id.
@@ -282,7 +361,9 @@ impl<'e, E: Executor, I: Insertable> InsertQuery<'e, E, I> {
     pub fn returning(self) -> impl Future<Output = Result<I::Table>> + Send + 'e {
         let statement = self.insert.build(self.exec.dialect(), true);
         let sql = statement.sql.clone();
-        self.exec.fetch(statement).map(move |rows| single(rows?, &sql))
+        self.exec
+            .fetch(statement)
+            .map(move |rows| single(rows?, &sql))
     }
 }
 
@@ -297,7 +378,8 @@ impl<'e, E: Executor, I: Insertable + 'e> IntoFuture for InsertQuery<'e, E, I> {
 impl<I: Insertable> InsertQuery<'_, Conn<'_>, I> {
     /// Runs the insert; gives what it did.
     pub fn execute(self) -> Result<Execution> {
-        self.exec.execute(&self.insert.build(self.exec.dialect(), false))
+        self.exec
+            .execute(&self.insert.build(self.exec.dialect(), false))
     }
 
     /// Runs the insert; gives the new row's id.
@@ -326,19 +408,28 @@ impl<'e, E, T: Table> UpdateQuery<'e, E, T> {
 
     /// Updates only the rows where `condition` holds.
     pub fn filter(self, condition: impl IntoExpr<bool>) -> Self {
-        UpdateQuery { update: self.update.filter(condition), ..self }
+        UpdateQuery {
+            update: self.update.filter(condition),
+            ..self
+        }
     }
 
     /// Sets the columns `values` gives (drift's `write`).
     pub fn set(self, values: &T::Companion) -> Self {
-        UpdateQuery { update: self.update.set(values), ..self }
+        UpdateQuery {
+            update: self.update.set(values),
+            ..self
+        }
     }
 }
 
 impl<'e, E: Executor, T: Table> UpdateQuery<'e, E, T> {
     /// Runs the update; gives the rows changed.
     pub fn execute(self) -> impl Future<Output = Result<u64>> + Send + 'e {
-        let run = self.update.build(self.exec.dialect()).map(|s| self.exec.execute(s));
+        let run = self
+            .update
+            .build(self.exec.dialect())
+            .map(|s| self.exec.execute(s));
         async move { Ok(run?.await?.rows_affected) }
     }
 }
@@ -354,7 +445,10 @@ impl<'e, E: Executor, T: Table> IntoFuture for UpdateQuery<'e, E, T> {
 impl<T: Table> UpdateQuery<'_, Conn<'_>, T> {
     /// Runs the update; gives the rows changed.
     pub fn execute(self) -> Result<u64> {
-        Ok(self.exec.execute(&self.update.build(self.exec.dialect())?)?.rows_affected)
+        Ok(self
+            .exec
+            .execute(&self.update.build(self.exec.dialect())?)?
+            .rows_affected)
     }
 }
 
@@ -372,14 +466,19 @@ impl<'e, E, T: Table> DeleteQuery<'e, E, T> {
 
     /// Deletes only the rows where `condition` holds.
     pub fn filter(self, condition: impl IntoExpr<bool>) -> Self {
-        DeleteQuery { delete: self.delete.filter(condition), ..self }
+        DeleteQuery {
+            delete: self.delete.filter(condition),
+            ..self
+        }
     }
 }
 
 impl<'e, E: Executor, T: Table> DeleteQuery<'e, E, T> {
     /// Runs the delete; gives the rows deleted.
     pub fn execute(self) -> impl Future<Output = Result<u64>> + Send + 'e {
-        self.exec.execute(self.delete.build(self.exec.dialect())).map(|d| d.map(|d| d.rows_affected))
+        self.exec
+            .execute(self.delete.build(self.exec.dialect()))
+            .map(|d| d.map(|d| d.rows_affected))
     }
 }
 
@@ -394,6 +493,9 @@ impl<'e, E: Executor, T: Table> IntoFuture for DeleteQuery<'e, E, T> {
 impl<T: Table> DeleteQuery<'_, Conn<'_>, T> {
     /// Runs the delete; gives the rows deleted.
     pub fn execute(self) -> Result<u64> {
-        Ok(self.exec.execute(&self.delete.build(self.exec.dialect()))?.rows_affected)
+        Ok(self
+            .exec
+            .execute(&self.delete.build(self.exec.dialect()))?
+            .rows_affected)
     }
 }

@@ -34,12 +34,19 @@ pub struct Row<'a> {
 impl<'a> Row<'a> {
     /// A row over `source`, produced by the statement `sql` (named in errors).
     pub fn new(source: &'a dyn CellSource, sql: &'a str) -> Self {
-        Row { source, offset: 0, sql }
+        Row {
+            source,
+            offset: 0,
+            sql,
+        }
     }
 
     /// The same row, with column 0 moved to `offset`.
     pub fn shifted(&self, offset: usize) -> Row<'a> {
-        Row { offset: self.offset + offset, ..*self }
+        Row {
+            offset: self.offset + offset,
+            ..*self
+        }
     }
 
     /// The number of columns from this row's offset to the end.
@@ -79,7 +86,9 @@ impl<'a> Row<'a> {
     pub fn get_named<T: FromSql>(&self, name: &str) -> Result<T> {
         let index = (0..self.len())
             .find(|&i| self.column_name(i).eq_ignore_ascii_case(name))
-            .ok_or_else(|| Error::invalid_argument(format!("no column `{name}` in the result of {}", self.sql)))?;
+            .ok_or_else(|| {
+                Error::invalid_argument(format!("no column `{name}` in the result of {}", self.sql))
+            })?;
         self.get(index)
     }
 
@@ -154,7 +163,9 @@ impl OwnedRow {
 
 impl CellSource for OwnedRow {
     fn cell(&self, index: usize) -> ValueRef<'_> {
-        self.values.get(index).map_or(ValueRef::Null, SqlValue::as_ref)
+        self.values
+            .get(index)
+            .map_or(ValueRef::Null, SqlValue::as_ref)
     }
 
     fn column_name(&self, index: usize) -> &str {
@@ -204,9 +215,15 @@ mod tests {
         let r = row(vec![SqlValue::Integer(1), SqlValue::Null]);
         assert_eq!(r.get::<i64>(0).unwrap(), 1);
         let err = r.get::<String>(1).unwrap_err();
-        assert_eq!(err.to_string(), "column `c1` holds NULL, expected TEXT (statement: custom select)");
+        assert_eq!(
+            err.to_string(),
+            "column `c1` holds NULL, expected TEXT (statement: custom select)"
+        );
         let err = r.get::<i64>(5).unwrap_err();
-        assert!(err.to_string().contains("column index 5 is out of range"), "{err}");
+        assert!(
+            err.to_string().contains("column index 5 is out of range"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -128,7 +128,11 @@ impl<T, V> std::fmt::Debug for Column<T, V> {
 impl<T: Table, V: ColumnType> Column<T, V> {
     /// The handle of the column `name`, at `index` in [`Table::COLUMNS`].
     pub const fn new(name: &'static str, index: usize) -> Self {
-        Column { name, index, marker: PhantomData }
+        Column {
+            name,
+            index,
+            marker: PhantomData,
+        }
     }
 
     /// The column's SQL name.
@@ -163,24 +167,30 @@ impl StatementCache {
     /// An empty cache, for a `static`.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        StatementCache { insert: [const { OnceLock::new() }; Dialect::COUNT], columns: OnceLock::new() }
+        StatementCache {
+            insert: [const { OnceLock::new() }; Dialect::COUNT],
+            columns: OnceLock::new(),
+        }
     }
 
     /// `INSERT INTO t (all columns) VALUES (…)` for this dialect.
     pub fn insert<T: Table>(&self, dialect: Dialect) -> &str {
-        self.insert[dialect as usize].get_or_init(|| crate::query::whole_row_insert_sql::<T>(dialect))
+        self.insert[dialect as usize]
+            .get_or_init(|| crate::query::whole_row_insert_sql::<T>(dialect))
     }
 
     /// The qualified select list `"t"."a", "t"."b", …`.
     pub fn columns<T: Table>(&self) -> &str {
-        self.columns.get_or_init(|| crate::query::qualified_columns(T::NAME, T::COLUMNS))
+        self.columns
+            .get_or_init(|| crate::query::qualified_columns(T::NAME, T::COLUMNS))
     }
 }
 
 impl<T: Table> FromRow for Option<T> {
     /// A left join's missing row (every column `NULL`) maps to `None`.
     fn from_row(row: &Row<'_>) -> crate::Result<Self> {
-        let all_null = (0..T::WIDTH).all(|i| matches!(row.get_ref(i), Ok(crate::types::ValueRef::Null)));
+        let all_null =
+            (0..T::WIDTH).all(|i| matches!(row.get_ref(i), Ok(crate::types::ValueRef::Null)));
         if all_null {
             return Ok(None);
         }

@@ -38,7 +38,9 @@ pub struct Transaction<'p> {
 
 impl std::fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transaction").field("depth", &self.conn().depth()).finish()
+        f.debug_struct("Transaction")
+            .field("depth", &self.conn().depth())
+            .finish()
     }
 }
 
@@ -47,7 +49,10 @@ impl Transaction<'static> {
     pub(crate) fn begin(guard: OwnedMutexGuard<Option<Connection>>) -> Result<Self> {
         let conn = guard.as_ref().ok_or(Error::Closed)?;
         conn.begin(TxKind::Immediate)?;
-        Ok(Transaction { slot: Slot::Root(guard), finished: false })
+        Ok(Transaction {
+            slot: Slot::Root(guard),
+            finished: false,
+        })
     }
 }
 
@@ -66,9 +71,8 @@ impl Transaction<'_> {
     pub fn commit(mut self) -> impl Future<Output = Result<()>> + Send {
         self.finished = true;
         let conn = self.conn();
-        let result = conn.commit().or_else(|error| {
+        let result = conn.commit().inspect_err(|_| {
             let _ = conn.rollback();
-            Err(error)
         });
         ready(result)
     }
@@ -86,7 +90,10 @@ impl Transaction<'_> {
             Slot::Root(guard) => guard,
             Slot::Nested(guard) => &mut **guard,
         };
-        ready(begun.map(|()| Transaction { slot: Slot::Nested(guard), finished: false }))
+        ready(begun.map(|()| Transaction {
+            slot: Slot::Nested(guard),
+            finished: false,
+        }))
     }
 
     /// Runs a synchronous unit of work inside this transaction, in one call.
@@ -109,7 +116,8 @@ impl Transaction<'_> {
     ) -> impl Future<Output = Result<R>> + Send {
         let conn = self.conn();
         let result = conn.begin(TxKind::Immediate).and_then(|()| {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
             finish(conn, outcome)
         });
         ready(result)
@@ -132,11 +140,17 @@ impl Executor for Transaction<'_> {
         ready(self.conn().execute(&statement))
     }
 
-    fn fetch<R: FromRow + Send + 'static>(&self, statement: Statement) -> impl Future<Output = Result<Vec<R>>> + Send {
+    fn fetch<R: FromRow + Send + 'static>(
+        &self,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Vec<R>>> + Send {
         ready(self.conn().fetch(&statement))
     }
 
-    fn fetch_rows(&self, statement: Statement) -> impl Future<Output = Result<Vec<OwnedRow>>> + Send {
+    fn fetch_rows(
+        &self,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Vec<OwnedRow>>> + Send {
         ready(self.conn().fetch_rows(&statement))
     }
 

@@ -4,14 +4,19 @@
 mod common;
 
 use common::*;
-use driftwood::prelude::*;
 use driftwood::ConstraintKind;
+use driftwood::prelude::*;
 use driftwood::schema::Snapshot;
 use driftwood::sqlite::Connection;
 
 fn constraint(err: &Error) -> (ConstraintKind, Option<&str>, Option<&str>) {
     match err {
-        Error::Constraint { kind, table, column, .. } => (*kind, table.as_deref(), column.as_deref()),
+        Error::Constraint {
+            kind,
+            table,
+            column,
+            ..
+        } => (*kind, table.as_deref(), column.as_deref()),
         other => panic!("expected a constraint error, got {other}"),
     }
 }
@@ -20,37 +25,102 @@ fn constraint(err: &Error) -> (ConstraintKind, Option<&str>, Option<&str>) {
 fn constraint_violations_name_kind_table_and_column() {
     block_on(async {
         let (_dir, db) = open_file().await;
-        let work = db.insert(CategoryCompanion { description: set("Work"), ..absent() }).await.unwrap();
+        let work = db
+            .insert(CategoryCompanion {
+                description: set("Work"),
+                ..absent()
+            })
+            .await
+            .unwrap();
 
-        let err = db.insert(CategoryCompanion { description: set("Work"), ..absent() }).await.unwrap_err();
-        assert_eq!(constraint(&err), (ConstraintKind::Unique, Some("categories"), Some("description")));
+        let err = db
+            .insert(CategoryCompanion {
+                description: set("Work"),
+                ..absent()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            constraint(&err),
+            (
+                ConstraintKind::Unique,
+                Some("categories"),
+                Some("description")
+            )
+        );
         assert_eq!(
             err.to_string(),
             "unique constraint failed on categories.description: UNIQUE constraint failed: categories.description \
              (statement: INSERT INTO \"categories\" (\"description\") VALUES (?))"
         );
 
-        let err = db.insert(&Category { id: work, description: "Other".into() }).await.unwrap_err();
-        assert_eq!(constraint(&err), (ConstraintKind::PrimaryKey, Some("categories"), Some("id")));
+        let err = db
+            .insert(&Category {
+                id: work,
+                description: "Other".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            constraint(&err),
+            (ConstraintKind::PrimaryKey, Some("categories"), Some("id"))
+        );
 
-        let err = db.insert(TodoCompanion { title: set("No body"), ..absent() }).await.unwrap_err();
-        assert_eq!(constraint(&err), (ConstraintKind::NotNull, Some("todos"), Some("body")));
-        assert!(err.to_string().starts_with("not null constraint failed on todos.body"), "{err}");
+        let err = db
+            .insert(TodoCompanion {
+                title: set("No body"),
+                ..absent()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            constraint(&err),
+            (ConstraintKind::NotNull, Some("todos"), Some("body"))
+        );
+        assert!(
+            err.to_string()
+                .starts_with("not null constraint failed on todos.body"),
+            "{err}"
+        );
 
         let err = db.insert(todo("Short", "x", None)).await.unwrap_err();
-        assert_eq!(constraint(&err), (ConstraintKind::Check, Some("todos"), Some("title")));
-        assert!(err.to_string().contains("length(\"title\") BETWEEN 6 AND 10"), "{err}");
+        assert_eq!(
+            constraint(&err),
+            (ConstraintKind::Check, Some("todos"), Some("title"))
+        );
+        assert!(
+            err.to_string()
+                .contains("length(\"title\") BETWEEN 6 AND 10"),
+            "{err}"
+        );
 
         let err = db.insert(todo("Orphan", "x", Some(999))).await.unwrap_err();
-        assert_eq!(constraint(&err), (ConstraintKind::ForeignKey, Some("todos"), None));
-        assert!(err.to_string().starts_with("foreign key constraint failed on todos: FOREIGN KEY constraint failed"), "{err}");
+        assert_eq!(
+            constraint(&err),
+            (ConstraintKind::ForeignKey, Some("todos"), None)
+        );
+        assert!(
+            err.to_string().starts_with(
+                "foreign key constraint failed on todos: FOREIGN KEY constraint failed"
+            ),
+            "{err}"
+        );
 
         let err = db.custom_statement("UPDATE todos SET done = 2", []).await;
         assert!(err.is_ok(), "no rows yet, so no check fires");
         db.insert(todo("Valid one", "x", Some(work))).await.unwrap();
-        let err = db.custom_statement("UPDATE todos SET done = 2", []).await.unwrap_err();
-        assert_eq!(constraint(&err), (ConstraintKind::Check, None, Some("done")));
-        assert_eq!(err.to_string(), "check constraint failed on column done: CHECK constraint failed: done (statement: UPDATE todos SET done = 2)");
+        let err = db
+            .custom_statement("UPDATE todos SET done = 2", [])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            constraint(&err),
+            (ConstraintKind::Check, None, Some("done"))
+        );
+        assert_eq!(
+            err.to_string(),
+            "check constraint failed on column done: CHECK constraint failed: done (statement: UPDATE todos SET done = 2)"
+        );
 
         // Nothing was lost and the database still works.
         assert_eq!(db.select::<Todo>().count().await.unwrap(), 1);
@@ -63,10 +133,25 @@ fn bad_sql_names_the_statement() {
     block_on(async {
         let (_dir, db) = open_file().await;
         let err = db.custom_select("SELEC nonsense", []).await.unwrap_err();
-        assert_eq!(err.to_string(), "sql error: near \"SELEC\": syntax error (statement: SELEC nonsense)");
-        let err = db.custom_select("SELECT * FROM missing_table", []).await.unwrap_err();
-        assert_eq!(err.to_string(), "sql error: no such table: missing_table (statement: SELECT * FROM missing_table)");
-        let err = db.custom_statement("INSERT INTO categories (description) VALUES (?)", args![1, 2]).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sql error: near \"SELEC\": syntax error (statement: SELEC nonsense)"
+        );
+        let err = db
+            .custom_select("SELECT * FROM missing_table", [])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sql error: no such table: missing_table (statement: SELECT * FROM missing_table)"
+        );
+        let err = db
+            .custom_statement(
+                "INSERT INTO categories (description) VALUES (?)",
+                args![1, 2],
+            )
+            .await
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid argument: statement expects 1 arguments, got 2 (statement: INSERT INTO categories (description) VALUES (?))"
@@ -78,15 +163,39 @@ fn bad_sql_names_the_statement() {
 fn type_mismatches_name_the_column() {
     block_on(async {
         let (_dir, db) = open_file().await;
-        db.custom_statement("INSERT INTO categories (description) VALUES ('Work')", []).await.unwrap();
+        db.custom_statement("INSERT INTO categories (description) VALUES ('Work')", [])
+            .await
+            .unwrap();
         // A column SQLite lets hold any value, read back through the typed API.
-        db.custom_statement("CREATE TABLE loose (id INTEGER PRIMARY KEY, description)", []).await.unwrap();
-        db.custom_statement("INSERT INTO loose (id, description) VALUES (1, 42)", []).await.unwrap();
-        let rows = db.custom_select("SELECT id, description FROM loose", []).await.unwrap();
+        db.custom_statement(
+            "CREATE TABLE loose (id INTEGER PRIMARY KEY, description)",
+            [],
+        )
+        .await
+        .unwrap();
+        db.custom_statement("INSERT INTO loose (id, description) VALUES (1, 42)", [])
+            .await
+            .unwrap();
+        let rows = db
+            .custom_select("SELECT id, description FROM loose", [])
+            .await
+            .unwrap();
         let err = rows[0].get::<String>(1).unwrap_err();
-        assert_eq!(err.to_string(), "column `description` holds INTEGER 42, expected TEXT (statement: custom select)");
-        let err = db.fetch::<Category>(driftwood::query::Statement::new("SELECT id, description FROM loose", vec![])).await.unwrap_err();
-        assert!(matches!(&err, Error::TypeMismatch { column, .. } if column == "description"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "column `description` holds INTEGER 42, expected TEXT (statement: custom select)"
+        );
+        let err = db
+            .fetch::<Category>(driftwood::query::Statement::new(
+                "SELECT id, description FROM loose",
+                vec![],
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::TypeMismatch { column, .. } if column == "description"),
+            "{err}"
+        );
         assert_eq!(
             err.to_string(),
             "column `description` holds INTEGER 42, expected TEXT (statement: SELECT id, description FROM loose)"
@@ -115,7 +224,11 @@ fn a_long_statement_can_be_interrupted() {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Interrupted { .. }), "{err}");
-        assert!(err.to_string().starts_with("statement was interrupted (statement: WITH RECURSIVE"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("statement was interrupted (statement: WITH RECURSIVE"),
+            "{err}"
+        );
         assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
     });
 }
@@ -130,7 +243,10 @@ impl Database for TodoDbV2 {
     fn upgrade(conn: &Conn<'_>, from: u32, _to: u32) -> Result<()> {
         if from < 2 {
             conn.custom_statement("CREATE INDEX todos_by_title ON todos (title)", [])?;
-            conn.custom_statement("INSERT INTO categories (description) VALUES ('Migrated')", [])?;
+            conn.custom_statement(
+                "INSERT INTO categories (description) VALUES ('Migrated')",
+                [],
+            )?;
             conn.custom_statement("THIS IS NOT SQL", [])?;
         }
         Ok(())
@@ -146,7 +262,10 @@ impl Database for TodoDbV3 {
     }
     fn upgrade(conn: &Conn<'_>, from: u32, _to: u32) -> Result<()> {
         if from < 3 {
-            conn.custom_statement("INSERT INTO categories (description) VALUES ('Migrated')", [])?;
+            conn.custom_statement(
+                "INSERT INTO categories (description) VALUES ('Migrated')",
+                [],
+            )?;
         }
         Ok(())
     }
@@ -158,14 +277,30 @@ fn versions_downgrades_and_failed_upgrades_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.db");
         let v1 = Db::<TodoDb>::open(&path).await.unwrap();
-        v1.insert(CategoryCompanion { description: set("Kept"), ..absent() }).await.unwrap();
+        v1.insert(CategoryCompanion {
+            description: set("Kept"),
+            ..absent()
+        })
+        .await
+        .unwrap();
         v1.close().await.unwrap();
 
         // A failing upgrade rolls back everything, including its own writes.
         let err = Db::<TodoDbV2>::open(&path).await.unwrap_err();
-        assert!(err.to_string().starts_with("sql error: near \"THIS\": syntax error"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("sql error: near \"THIS\": syntax error"),
+            "{err}"
+        );
         let v1 = Db::<TodoDb>::open(&path).await.unwrap();
-        let names: Vec<String> = v1.select::<Category>().get().await.unwrap().into_iter().map(|c| c.description).collect();
+        let names: Vec<String> = v1
+            .select::<Category>()
+            .get()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.description)
+            .collect();
         assert_eq!(names, ["Kept"]);
         v1.close().await.unwrap();
 
@@ -184,18 +319,29 @@ fn versions_downgrades_and_failed_upgrades_change_nothing() {
         // The default upgrade refuses too.
         let raw = dir.path().join("raw.db");
         let conn = Connection::open(&raw, &Default::default()).unwrap();
-        conn.raw().execute_batch("CREATE TABLE t (x); PRAGMA user_version = 0;").unwrap();
+        conn.raw()
+            .execute_batch("CREATE TABLE t (x); PRAGMA user_version = 0;")
+            .unwrap();
         drop(conn);
         let err = Db::<TodoDb>::open(&raw).await.unwrap_err();
-        assert_eq!(err.to_string(), "migration from version 0 to 1 failed: the file has tables but no schema version; refusing to guess");
+        assert_eq!(
+            err.to_string(),
+            "migration from version 0 to 1 failed: the file has tables but no schema version; refusing to guess"
+        );
     });
 }
 
 #[test]
 fn unopenable_paths_and_bad_snapshots_say_why() {
     block_on(async {
-        let err = Db::<TodoDb>::open("/nonexistent-dir/for/sure/app.db").await.unwrap_err();
-        assert!(err.to_string().starts_with("cannot open database /nonexistent-dir/for/sure/app.db:"), "{err}");
+        let err = Db::<TodoDb>::open("/nonexistent-dir/for/sure/app.db")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot open database /nonexistent-dir/for/sure/app.db:"),
+            "{err}"
+        );
         let err = Snapshot::from_json("{\"format\": \"something-else\"}").unwrap_err();
         assert!(matches!(err, Error::Schema { .. }), "{err}");
         assert!(err.to_string().starts_with("schema error:"), "{err}");

@@ -53,9 +53,19 @@ fn savepoints_commit_into_and_roll_back_within_the_parent() {
             })
             .await
             .unwrap_err();
-        assert_eq!(err.constraint_kind(), Some(driftwood::ConstraintKind::Check));
+        assert_eq!(
+            err.constraint_kind(),
+            Some(driftwood::ConstraintKind::Check)
+        );
         tx.commit().await.unwrap();
-        let mut titles: Vec<String> = db.select::<Todo>().get().await.unwrap().into_iter().map(|t| t.title).collect();
+        let mut titles: Vec<String> = db
+            .select::<Todo>()
+            .get()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.title)
+            .collect();
         titles.sort();
         assert_eq!(titles, ["Inner A", "Outer tx"]);
     });
@@ -111,7 +121,10 @@ fn units_of_work_roll_back_on_error_and_panic() {
         assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
 
         // The database still works after the panic.
-        let id = db.write(|conn| conn.insert(todo("Survivor", "x", None)).id()).await.unwrap();
+        let id = db
+            .write(|conn| conn.insert(todo("Survivor", "x", None)).id())
+            .await
+            .unwrap();
         let nested = db
             .write(move |conn| {
                 let inner = conn.transaction(|c| c.insert(todo("Nested", "x", None)).id());

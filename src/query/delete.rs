@@ -23,7 +23,10 @@ impl<T: Table> Default for Delete<T> {
 impl<T: Table> Delete<T> {
     /// A delete of every row (narrow it with [`Delete::filter`]).
     pub fn new() -> Self {
-        Delete { filter: None, marker: PhantomData }
+        Delete {
+            filter: None,
+            marker: PhantomData,
+        }
     }
 
     /// Deletes only the rows where `condition` holds; filters are `AND`ed.
@@ -31,7 +34,11 @@ impl<T: Table> Delete<T> {
         let condition = condition.into_expr().node;
         self.filter = Some(match self.filter.take() {
             None => condition,
-            Some(existing) => Node::Binary { op: "AND", left: Box::new(existing), right: Box::new(condition) },
+            Some(existing) => Node::Binary {
+                op: "AND",
+                left: Box::new(existing),
+                right: Box::new(condition),
+            },
         });
         self
     }

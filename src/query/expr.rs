@@ -17,16 +17,43 @@ use crate::types::{ColumnType, SqlType, SqlValue, ToSql};
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
 pub enum Node {
-    Column { table: &'static str, name: &'static str },
+    Column {
+        table: &'static str,
+        name: &'static str,
+    },
     Value(SqlValue),
-    Binary { op: &'static str, left: Box<Node>, right: Box<Node> },
-    Prefix { op: &'static str, operand: Box<Node> },
-    Postfix { operand: Box<Node>, op: &'static str },
-    InList { operand: Box<Node>, list: Vec<Node>, negated: bool },
-    Cast { operand: Box<Node>, to: SqlType },
-    Function { name: &'static str, args: Vec<Node>, distinct: bool },
+    Binary {
+        op: &'static str,
+        left: Box<Node>,
+        right: Box<Node>,
+    },
+    Prefix {
+        op: &'static str,
+        operand: Box<Node>,
+    },
+    Postfix {
+        operand: Box<Node>,
+        op: &'static str,
+    },
+    InList {
+        operand: Box<Node>,
+        list: Vec<Node>,
+        negated: bool,
+    },
+    Cast {
+        operand: Box<Node>,
+        to: SqlType,
+    },
+    Function {
+        name: &'static str,
+        args: Vec<Node>,
+        distinct: bool,
+    },
     CountAll,
-    Custom { sql: String, args: Vec<SqlValue> },
+    Custom {
+        sql: String,
+        args: Vec<SqlValue>,
+    },
 }
 
 impl Node {
@@ -49,7 +76,11 @@ impl Node {
                 operand.write_operand(w);
                 w.push(op);
             }
-            Node::InList { operand, list, negated } => {
+            Node::InList {
+                operand,
+                list,
+                negated,
+            } => {
                 operand.write_operand(w);
                 w.push(if *negated { " NOT IN (" } else { " IN (" });
                 for (i, item) in list.iter().enumerate() {
@@ -67,7 +98,11 @@ impl Node {
                 w.push(to.sql_name());
                 w.push(")");
             }
-            Node::Function { name, args, distinct } => {
+            Node::Function {
+                name,
+                args,
+                distinct,
+            } => {
                 w.push(name);
                 w.push("(");
                 if *distinct {
@@ -91,7 +126,14 @@ impl Node {
 
     /// Writes the node as an operand, parenthesized when it is compound.
     fn write_operand(&self, w: &mut SqlWriter) {
-        let compound = matches!(self, Node::Binary { .. } | Node::Prefix { .. } | Node::Postfix { .. } | Node::InList { .. } | Node::Custom { .. });
+        let compound = matches!(
+            self,
+            Node::Binary { .. }
+                | Node::Prefix { .. }
+                | Node::Postfix { .. }
+                | Node::InList { .. }
+                | Node::Custom { .. }
+        );
         if compound {
             w.push("(");
             self.write(w);
@@ -111,7 +153,10 @@ pub struct Expr<V> {
 
 impl<V> Expr<V> {
     pub(crate) fn from_node(node: Node) -> Self {
-        Expr { node, marker: PhantomData }
+        Expr {
+            node,
+            marker: PhantomData,
+        }
     }
 
     /// A bound value as an expression.
@@ -128,7 +173,10 @@ impl<V> Expr<V> {
 /// let upper: Expr<String> = custom("upper(\"title\")", []);
 /// ```
 pub fn custom<V>(sql: impl Into<String>, args: impl IntoIterator<Item = SqlValue>) -> Expr<V> {
-    Expr::from_node(Node::Custom { sql: sql.into(), args: args.into_iter().collect() })
+    Expr::from_node(Node::Custom {
+        sql: sql.into(),
+        args: args.into_iter().collect(),
+    })
 }
 
 /// Anything usable where an expression of type `V` is expected: an
@@ -165,7 +213,10 @@ impl IntoExpr<Vec<u8>> for &[u8] {
 
 impl<T: Table, V: ColumnType> IntoExpr<V::Base> for Column<T, V> {
     fn into_expr(self) -> Expr<V::Base> {
-        Expr::from_node(Node::Column { table: T::NAME, name: self.name() })
+        Expr::from_node(Node::Column {
+            table: T::NAME,
+            name: self.name(),
+        })
     }
 }
 
@@ -190,7 +241,11 @@ pub struct Ordering {
 }
 
 fn binary<V>(op: &'static str, left: Node, right: Node) -> Expr<V> {
-    Expr::from_node(Node::Binary { op, left: Box::new(left), right: Box::new(right) })
+    Expr::from_node(Node::Binary {
+        op,
+        left: Box::new(left),
+        right: Box::new(right),
+    })
 }
 
 /// The methods every expression-like value has (columns and expressions).
@@ -222,21 +277,38 @@ macro_rules! expression_methods {
         }
         /// `self IS NULL`.
         pub fn is_null(self) -> Expr<bool> {
-            Expr::from_node(Node::Postfix { operand: Box::new($self_node(self)), op: " IS NULL" })
+            Expr::from_node(Node::Postfix {
+                operand: Box::new($self_node(self)),
+                op: " IS NULL",
+            })
         }
         /// `self IS NOT NULL`.
         pub fn is_not_null(self) -> Expr<bool> {
-            Expr::from_node(Node::Postfix { operand: Box::new($self_node(self)), op: " IS NOT NULL" })
+            Expr::from_node(Node::Postfix {
+                operand: Box::new($self_node(self)),
+                op: " IS NOT NULL",
+            })
         }
         /// `self IN (…)`; an empty list is never true.
         pub fn is_in<I: IntoExpr<$base>>(self, list: impl IntoIterator<Item = I>) -> Expr<bool> {
             let list = list.into_iter().map(|i| i.into_expr().node).collect();
-            Expr::from_node(Node::InList { operand: Box::new($self_node(self)), list, negated: false })
+            Expr::from_node(Node::InList {
+                operand: Box::new($self_node(self)),
+                list,
+                negated: false,
+            })
         }
         /// `self NOT IN (…)`.
-        pub fn is_not_in<I: IntoExpr<$base>>(self, list: impl IntoIterator<Item = I>) -> Expr<bool> {
+        pub fn is_not_in<I: IntoExpr<$base>>(
+            self,
+            list: impl IntoIterator<Item = I>,
+        ) -> Expr<bool> {
             let list = list.into_iter().map(|i| i.into_expr().node).collect();
-            Expr::from_node(Node::InList { operand: Box::new($self_node(self)), list, negated: true })
+            Expr::from_node(Node::InList {
+                operand: Box::new($self_node(self)),
+                list,
+                negated: true,
+            })
         }
         /// `self LIKE pattern`.
         pub fn like(self, pattern: impl IntoExpr<String>) -> Expr<bool> {
@@ -244,39 +316,72 @@ macro_rules! expression_methods {
         }
         /// `CAST(self AS …)` to the SQL type of `T` (drift's `cast<T>()`).
         pub fn cast<U: ColumnType>(self) -> Expr<U::Base> {
-            Expr::from_node(Node::Cast { operand: Box::new($self_node(self)), to: U::SQL_TYPE })
+            Expr::from_node(Node::Cast {
+                operand: Box::new($self_node(self)),
+                to: U::SQL_TYPE,
+            })
         }
         /// Ascending sort key.
         pub fn asc(self) -> Ordering {
-            Ordering { node: $self_node(self), descending: false }
+            Ordering {
+                node: $self_node(self),
+                descending: false,
+            }
         }
         /// Descending sort key.
         pub fn desc(self) -> Ordering {
-            Ordering { node: $self_node(self), descending: true }
+            Ordering {
+                node: $self_node(self),
+                descending: true,
+            }
         }
         /// `COUNT(self)`: the number of non-null values.
         pub fn count(self) -> Expr<i64> {
-            Expr::from_node(Node::Function { name: "COUNT", args: vec![$self_node(self)], distinct: false })
+            Expr::from_node(Node::Function {
+                name: "COUNT",
+                args: vec![$self_node(self)],
+                distinct: false,
+            })
         }
         /// `COUNT(DISTINCT self)`.
         pub fn count_distinct(self) -> Expr<i64> {
-            Expr::from_node(Node::Function { name: "COUNT", args: vec![$self_node(self)], distinct: true })
+            Expr::from_node(Node::Function {
+                name: "COUNT",
+                args: vec![$self_node(self)],
+                distinct: true,
+            })
         }
         /// `MAX(self)`, `NULL` over no rows.
         pub fn max(self) -> Expr<Option<$base>> {
-            Expr::from_node(Node::Function { name: "MAX", args: vec![$self_node(self)], distinct: false })
+            Expr::from_node(Node::Function {
+                name: "MAX",
+                args: vec![$self_node(self)],
+                distinct: false,
+            })
         }
         /// `MIN(self)`, `NULL` over no rows.
         pub fn min(self) -> Expr<Option<$base>> {
-            Expr::from_node(Node::Function { name: "MIN", args: vec![$self_node(self)], distinct: false })
+            Expr::from_node(Node::Function {
+                name: "MIN",
+                args: vec![$self_node(self)],
+                distinct: false,
+            })
         }
         /// `SUM(self)`, `NULL` over no rows.
         pub fn sum(self) -> Expr<Option<$base>> {
-            Expr::from_node(Node::Function { name: "SUM", args: vec![$self_node(self)], distinct: false })
+            Expr::from_node(Node::Function {
+                name: "SUM",
+                args: vec![$self_node(self)],
+                distinct: false,
+            })
         }
         /// `AVG(self)`, `NULL` over no rows.
         pub fn avg(self) -> Expr<Option<f64>> {
-            Expr::from_node(Node::Function { name: "AVG", args: vec![$self_node(self)], distinct: false })
+            Expr::from_node(Node::Function {
+                name: "AVG",
+                args: vec![$self_node(self)],
+                distinct: false,
+            })
         }
     };
 }
@@ -286,7 +391,10 @@ impl<V> Expr<V> {
 }
 
 impl<T: Table, V: ColumnType> Column<T, V> {
-    expression_methods!(V::Base, |c: Column<T, V>| Node::Column { table: T::NAME, name: c.name() });
+    expression_methods!(V::Base, |c: Column<T, V>| Node::Column {
+        table: T::NAME,
+        name: c.name()
+    });
 }
 
 impl Expr<bool> {
@@ -304,7 +412,10 @@ impl Expr<bool> {
 impl ops::Not for Expr<bool> {
     type Output = Expr<bool>;
     fn not(self) -> Expr<bool> {
-        Expr::from_node(Node::Prefix { op: "NOT ", operand: Box::new(self.node) })
+        Expr::from_node(Node::Prefix {
+            op: "NOT ",
+            operand: Box::new(self.node),
+        })
     }
 }
 
@@ -332,7 +443,10 @@ arithmetic!(Add add "+", Sub sub "-", Mul mul "*", Div div "/", Rem rem "%");
 impl<V> ops::Neg for Expr<V> {
     type Output = Expr<V>;
     fn neg(self) -> Expr<V> {
-        Expr::from_node(Node::Prefix { op: "-", operand: Box::new(self.node) })
+        Expr::from_node(Node::Prefix {
+            op: "-",
+            operand: Box::new(self.node),
+        })
     }
 }
 

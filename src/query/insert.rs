@@ -56,12 +56,18 @@ enum ConflictAction {
 impl OnConflict {
     /// `ON CONFLICT (target) DO NOTHING`.
     pub fn do_nothing<T: Table>(target: &[&dyn super::ColumnOf<T>]) -> Self {
-        OnConflict { target: target.iter().map(|c| c.sql_name()).collect(), action: ConflictAction::Nothing }
+        OnConflict {
+            target: target.iter().map(|c| c.sql_name()).collect(),
+            action: ConflictAction::Nothing,
+        }
     }
 
     /// `ON CONFLICT (target) DO UPDATE SET c = excluded.c` for `columns`:
     /// the conflicting row takes the new row's values there.
-    pub fn update_excluded<T: Table>(target: &[&dyn super::ColumnOf<T>], columns: &[&dyn super::ColumnOf<T>]) -> Self {
+    pub fn update_excluded<T: Table>(
+        target: &[&dyn super::ColumnOf<T>],
+        columns: &[&dyn super::ColumnOf<T>],
+    ) -> Self {
         OnConflict {
             target: target.iter().map(|c| c.sql_name()).collect(),
             action: ConflictAction::Excluded(columns.iter().map(|c| c.sql_name()).collect()),
@@ -72,9 +78,16 @@ impl OnConflict {
     /// `values` (drift's `DoUpdate`).
     pub fn update<C: Companion>(target: &[&dyn super::ColumnOf<C::Table>], values: &C) -> Self {
         let set = (0..C::Table::COLUMNS.len())
-            .filter_map(|i| values.value(i).map(|v| (C::Table::COLUMNS[i], v.into_owned())))
+            .filter_map(|i| {
+                values
+                    .value(i)
+                    .map(|v| (C::Table::COLUMNS[i], v.into_owned()))
+            })
             .collect();
-        OnConflict { target: target.iter().map(|c| c.sql_name()).collect(), action: ConflictAction::Values(set) }
+        OnConflict {
+            target: target.iter().map(|c| c.sql_name()).collect(),
+            action: ConflictAction::Values(set),
+        }
     }
 
     fn write(&self, w: &mut SqlWriter) {
@@ -128,7 +141,11 @@ pub struct Insert<I> {
 impl<I: Insertable> Insert<I> {
     /// Inserts `row`.
     pub fn new(row: I) -> Self {
-        Insert { row, mode: InsertMode::Insert, on_conflict: None }
+        Insert {
+            row,
+            mode: InsertMode::Insert,
+            on_conflict: None,
+        }
     }
 
     /// Sets the conflict mode.
@@ -145,7 +162,13 @@ impl<I: Insertable> Insert<I> {
 
     /// The statement; with `returning`, it ends in `RETURNING` every column.
     pub fn build(&self, dialect: Dialect, returning: bool) -> Statement {
-        build_insert(&self.row, self.mode, self.on_conflict.as_ref(), dialect, returning)
+        build_insert(
+            &self.row,
+            self.mode,
+            self.on_conflict.as_ref(),
+            dialect,
+            returning,
+        )
     }
 }
 
@@ -163,7 +186,10 @@ fn build_insert<I: Insertable>(
     if I::WHOLE_ROW && plain {
         let sql = T::<I>::statement_cache().insert::<T<I>>(dialect);
         let args = super::writable_columns::<T<I>>()
-            .map(|i| row.insert_value(i).map_or(SqlValue::Null, |v| v.into_owned()))
+            .map(|i| {
+                row.insert_value(i)
+                    .map_or(SqlValue::Null, |v| v.into_owned())
+            })
             .collect();
         return Statement::new(sql, args);
     }

@@ -37,7 +37,10 @@ pub struct Statement {
 impl Statement {
     /// A statement of this text and these arguments.
     pub fn new(sql: impl Into<Cow<'static, str>>, args: Vec<SqlValue>) -> Self {
-        Statement { sql: sql.into(), args }
+        Statement {
+            sql: sql.into(),
+            args,
+        }
     }
 }
 

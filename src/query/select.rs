@@ -42,11 +42,15 @@ struct Clauses {
 
 impl Clauses {
     fn write_from(&self, w: &mut SqlWriter) {
-        let Some((first, joined)) = self.sources.split_first() else { return };
+        let Some((first, joined)) = self.sources.split_first() else {
+            return;
+        };
         w.push(" FROM ");
         w.ident(first.table);
         for source in joined {
-            let Some((kind, on)) = &source.join else { continue };
+            let Some((kind, on)) = &source.join else {
+                continue;
+            };
             w.push(match kind {
                 Join::Inner => " INNER JOIN ",
                 Join::Left => " LEFT JOIN ",
@@ -102,12 +106,20 @@ impl Clauses {
     fn and_filter(&mut self, condition: Node) {
         self.filter = Some(match self.filter.take() {
             None => condition,
-            Some(existing) => Node::Binary { op: "AND", left: Box::new(existing), right: Box::new(condition) },
+            Some(existing) => Node::Binary {
+                op: "AND",
+                left: Box::new(existing),
+                right: Box::new(condition),
+            },
         });
     }
 
     fn select_head(&self, w: &mut SqlWriter) {
-        w.push(if self.distinct { "SELECT DISTINCT " } else { "SELECT " });
+        w.push(if self.distinct {
+            "SELECT DISTINCT "
+        } else {
+            "SELECT "
+        });
     }
 }
 
@@ -122,7 +134,11 @@ pub struct Select<R> {
 impl<T: Table> Select<T> {
     /// Every row of `T`.
     pub fn from_table() -> Self {
-        let source = Source { table: T::NAME, columns: T::statement_cache().columns::<T>(), join: None };
+        let source = Source {
+            table: T::NAME,
+            columns: T::statement_cache().columns::<T>(),
+            join: None,
+        };
         Select {
             clauses: Clauses {
                 sources: vec![source],
@@ -186,13 +202,20 @@ impl<R: FromRow> Select<R> {
             columns: J::statement_cache().columns::<J>(),
             join: Some((kind, on)),
         });
-        Select { clauses: self.clauses, marker: PhantomData }
+        Select {
+            clauses: self.clauses,
+            marker: PhantomData,
+        }
     }
 
     /// Selects these columns or expressions instead of whole rows (keeping
     /// joins and filters): `.columns((Todo::CATEGORY, Todo::ID.count()))`.
     pub fn columns<C: Selectable>(self, columns: C) -> SelectColumns<C::Output> {
-        SelectColumns { clauses: self.clauses, columns: columns.nodes(), marker: PhantomData }
+        SelectColumns {
+            clauses: self.clauses,
+            columns: columns.nodes(),
+            marker: PhantomData,
+        }
     }
 
     /// `SELECT COUNT(*)` over the rows this select would return.
@@ -299,7 +322,10 @@ impl<V: FromSql> SelectableItem for Expr<V> {
 impl<T: Table, V: ColumnType> SelectableItem for Column<T, V> {
     type Output = V;
     fn node(self) -> Node {
-        Node::Column { table: T::NAME, name: self.name() }
+        Node::Column {
+            table: T::NAME,
+            name: self.name(),
+        }
     }
 }
 

@@ -27,7 +27,11 @@ impl<T: Table> Default for Update<T> {
 impl<T: Table> Update<T> {
     /// An update of every row (narrow it with [`Update::filter`]).
     pub fn new() -> Self {
-        Update { filter: None, set: Vec::new(), marker: PhantomData }
+        Update {
+            filter: None,
+            set: Vec::new(),
+            marker: PhantomData,
+        }
     }
 
     /// Updates only the rows where `condition` holds; filters are `AND`ed.
@@ -35,7 +39,11 @@ impl<T: Table> Update<T> {
         let condition = condition.into_expr().node;
         self.filter = Some(match self.filter.take() {
             None => condition,
-            Some(existing) => Node::Binary { op: "AND", left: Box::new(existing), right: Box::new(condition) },
+            Some(existing) => Node::Binary {
+                op: "AND",
+                left: Box::new(existing),
+                right: Box::new(condition),
+            },
         });
         self
     }
@@ -53,17 +61,31 @@ impl<T: Table> Update<T> {
     /// Replaces the row with `row`'s primary key by `row` (drift's `replace`).
     pub fn replace(row: &T) -> Result<Self> {
         if T::PRIMARY_KEY.is_empty() {
-            return Err(Error::invalid_argument(format!("table `{}` has no primary key to replace rows by", T::NAME)));
+            return Err(Error::invalid_argument(format!(
+                "table `{}` has no primary key to replace rows by",
+                T::NAME
+            )));
         }
         let mut update = Update::new();
         for (i, name) in T::COLUMNS.iter().enumerate() {
             if T::PRIMARY_KEY.contains(&i) {
-                let key = Node::Column { table: T::NAME, name };
+                let key = Node::Column {
+                    table: T::NAME,
+                    name,
+                };
                 let value = Node::Value(row.value(i).into_owned());
-                let condition = Node::Binary { op: "=", left: Box::new(key), right: Box::new(value) };
+                let condition = Node::Binary {
+                    op: "=",
+                    left: Box::new(key),
+                    right: Box::new(value),
+                };
                 update.filter = Some(match update.filter.take() {
                     None => condition,
-                    Some(e) => Node::Binary { op: "AND", left: Box::new(e), right: Box::new(condition) },
+                    Some(e) => Node::Binary {
+                        op: "AND",
+                        left: Box::new(e),
+                        right: Box::new(condition),
+                    },
                 });
             } else if !T::GENERATED.contains(&i) {
                 update.set.push((name, row.value(i).into_owned()));
@@ -75,7 +97,10 @@ impl<T: Table> Update<T> {
     /// The statement, or an error when nothing is set.
     pub fn build(&self, dialect: Dialect) -> Result<Statement> {
         if self.set.is_empty() {
-            return Err(Error::invalid_argument(format!("update of `{}` sets no column", T::NAME)));
+            return Err(Error::invalid_argument(format!(
+                "update of `{}` sets no column",
+                T::NAME
+            )));
         }
         let mut w = SqlWriter::new(dialect);
         w.push("UPDATE ");

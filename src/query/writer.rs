@@ -15,7 +15,11 @@ pub(crate) struct SqlWriter {
 
 impl SqlWriter {
     pub(crate) fn new(dialect: Dialect) -> Self {
-        SqlWriter { sql: String::with_capacity(128), args: Vec::new(), dialect }
+        SqlWriter {
+            sql: String::with_capacity(128),
+            args: Vec::new(),
+            dialect,
+        }
     }
 
     pub(crate) fn push(&mut self, text: &str) {
@@ -34,7 +38,8 @@ impl SqlWriter {
 
     pub(crate) fn arg(&mut self, value: SqlValue) {
         self.args.push(value);
-        self.dialect.push_placeholder(&mut self.sql, self.args.len());
+        self.dialect
+            .push_placeholder(&mut self.sql, self.args.len());
     }
 
     /// `(?, ?, …)` for `count` arguments that the caller binds itself.
@@ -68,7 +73,10 @@ impl SqlWriter {
     }
 
     pub(crate) fn finish(self) -> super::Statement {
-        super::Statement { sql: self.sql.into(), args: self.args }
+        super::Statement {
+            sql: self.sql.into(),
+            args: self.args,
+        }
     }
 
     pub(crate) fn finish_sql(self) -> String {

@@ -15,7 +15,7 @@ pub mod snapshot;
 pub mod sql;
 
 pub use model::{
-    Column, Entity, FkAction, ForeignKey, Generated, Index, IndexColumn, LengthLimit, Reference, Schema, Table, Trigger,
-    View, VirtualTable,
+    Column, Entity, FkAction, ForeignKey, Generated, Index, IndexColumn, LengthLimit, Reference,
+    Schema, Table, Trigger, View, VirtualTable,
 };
 pub use snapshot::Snapshot;

@@ -62,7 +62,10 @@ impl Schema {
     pub fn new(entities: impl IntoIterator<Item = Entity>) -> Self {
         let mut entities: Vec<Entity> = entities.into_iter().collect();
         entities.sort_by_key(Entity::rank);
-        let table_count = entities.iter().take_while(|e| matches!(e, Entity::Table(_))).count();
+        let table_count = entities
+            .iter()
+            .take_while(|e| matches!(e, Entity::Table(_)))
+            .count();
         let tables: Vec<Entity> = entities.drain(..table_count).collect();
         let mut ordered = order_tables(tables);
         ordered.append(&mut entities);
@@ -71,7 +74,9 @@ impl Schema {
 
     /// The entity with this name (names compare case-insensitively, as in SQLite).
     pub fn entity(&self, name: &str) -> Option<&Entity> {
-        self.entities.iter().find(|e| e.name().eq_ignore_ascii_case(name))
+        self.entities
+            .iter()
+            .find(|e| e.name().eq_ignore_ascii_case(name))
     }
 
     /// The ordinary table with this name.
@@ -91,9 +96,14 @@ impl Schema {
 /// Orders tables so referenced tables come first (a stable topological sort;
 /// self-references and cycles keep their given order).
 fn order_tables(tables: Vec<Entity>) -> Vec<Entity> {
-    let names: Vec<String> = tables.iter().map(|t| t.name().to_ascii_lowercase()).collect();
+    let names: Vec<String> = tables
+        .iter()
+        .map(|t| t.name().to_ascii_lowercase())
+        .collect();
     let depends_on = |i: usize| -> Vec<usize> {
-        let Entity::Table(table) = &tables[i] else { return Vec::new() };
+        let Entity::Table(table) = &tables[i] else {
+            return Vec::new();
+        };
         table
             .referenced_tables()
             .filter_map(|target| names.iter().position(|n| n.eq_ignore_ascii_case(target)))
@@ -102,7 +112,13 @@ fn order_tables(tables: Vec<Entity>) -> Vec<Entity> {
     };
     let mut placed = vec![false; tables.len()];
     let mut order = Vec::with_capacity(tables.len());
-    fn visit(i: usize, placed: &mut [bool], visiting: &mut Vec<usize>, order: &mut Vec<usize>, deps: &dyn Fn(usize) -> Vec<usize>) {
+    fn visit(
+        i: usize,
+        placed: &mut [bool],
+        visiting: &mut Vec<usize>,
+        order: &mut Vec<usize>,
+        deps: &dyn Fn(usize) -> Vec<usize>,
+    ) {
         if placed[i] || visiting.contains(&i) {
             return;
         }
@@ -152,12 +168,18 @@ pub struct Table {
 impl Table {
     /// The column with this name.
     pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+        self.columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
     }
 
     /// Names of the tables this table's foreign keys point at.
     pub fn referenced_tables(&self) -> impl Iterator<Item = &str> {
-        let from_columns = self.columns.iter().filter_map(|c| c.references.as_ref()).map(|r| r.table.as_str());
+        let from_columns = self
+            .columns
+            .iter()
+            .filter_map(|c| c.references.as_ref())
+            .map(|r| r.table.as_str());
         let from_keys = self.foreign_keys.iter().map(|fk| fk.table.as_str());
         from_columns.chain(from_keys)
     }
@@ -167,7 +189,11 @@ impl Table {
         if !self.primary_key.is_empty() {
             return self.primary_key.iter().map(String::as_str).collect();
         }
-        self.columns.iter().filter(|c| c.primary_key).map(|c| c.name.as_str()).collect()
+        self.columns
+            .iter()
+            .filter(|c| c.primary_key)
+            .map(|c| c.name.as_str())
+            .collect()
     }
 }
 
@@ -395,7 +421,10 @@ mod tests {
     use super::*;
 
     fn table(name: &str, refs: &[&str]) -> Entity {
-        let mut t = Table { name: name.into(), ..Default::default() };
+        let mut t = Table {
+            name: name.into(),
+            ..Default::default()
+        };
         for r in refs {
             let mut c = Column::new(format!("{r}_id"), SqlType::Integer);
             c.references = Some(Reference {
@@ -411,8 +440,16 @@ mod tests {
 
     #[test]
     fn referenced_tables_come_first() {
-        let view = Entity::View(View { name: "v".into(), select: "SELECT 1".into() });
-        let schema = Schema::new([view, table("a", &["b", "a"]), table("b", &["c"]), table("c", &[])]);
+        let view = Entity::View(View {
+            name: "v".into(),
+            select: "SELECT 1".into(),
+        });
+        let schema = Schema::new([
+            view,
+            table("a", &["b", "a"]),
+            table("b", &["c"]),
+            table("c", &[]),
+        ]);
         let names: Vec<&str> = schema.entities.iter().map(Entity::name).collect();
         assert_eq!(names, ["c", "b", "a", "v"]);
     }

@@ -6,7 +6,9 @@
 
 use std::fmt::Write;
 
-use super::model::{Column, Entity, Index, IndexColumn, LengthLimit, Reference, Table, View, VirtualTable};
+use super::model::{
+    Column, Entity, Index, IndexColumn, LengthLimit, Reference, Table, View, VirtualTable,
+};
 use crate::types::SqlType;
 
 /// Quotes an identifier for SQL: `todos` → `"todos"`, `a"b` → `"a""b"`.
@@ -60,7 +62,11 @@ pub fn create_table(table: &Table) -> String {
     let mut sql = String::from("CREATE TABLE ");
     push_ident(&mut sql, &table.name);
     sql.push_str(" (");
-    let mut parts: Vec<String> = table.columns.iter().map(|c| column_definition(c, table.strict)).collect();
+    let mut parts: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| column_definition(c, table.strict))
+        .collect();
     if !table.primary_key.is_empty() {
         parts.push(format!("PRIMARY KEY ({})", ident_list(&table.primary_key)));
     }
@@ -133,8 +139,16 @@ pub fn column_definition(column: &Column, strict: bool) -> String {
         push_reference(&mut sql, reference);
     }
     if let Some(generated) = &column.generated {
-        let storage = if generated.stored { "STORED" } else { "VIRTUAL" };
-        let _ = write!(sql, " GENERATED ALWAYS AS ({}) {storage}", generated.expression);
+        let storage = if generated.stored {
+            "STORED"
+        } else {
+            "VIRTUAL"
+        };
+        let _ = write!(
+            sql,
+            " GENERATED ALWAYS AS ({}) {storage}",
+            generated.expression
+        );
     }
     if let Some(custom) = &column.custom {
         sql.push(' ');
@@ -155,7 +169,12 @@ pub fn length_check(column: &str, limit: LengthLimit) -> String {
 }
 
 fn push_reference(sql: &mut String, reference: &Reference) {
-    let _ = write!(sql, " REFERENCES {} ({})", quote_ident(&reference.table), quote_ident(&reference.column));
+    let _ = write!(
+        sql,
+        " REFERENCES {} ({})",
+        quote_ident(&reference.table),
+        quote_ident(&reference.column)
+    );
     push_actions(sql, reference.on_delete, reference.on_update);
 }
 
@@ -169,12 +188,21 @@ fn push_actions(sql: &mut String, on_delete: super::FkAction, on_update: super::
 }
 
 fn ident_list(names: &[String]) -> String {
-    names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| quote_ident(n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `CREATE VIRTUAL TABLE`.
 pub fn create_virtual_table(table: &VirtualTable) -> String {
-    format!("CREATE VIRTUAL TABLE {} USING {}({})", quote_ident(&table.name), table.module, table.arguments.join(", "))
+    format!(
+        "CREATE VIRTUAL TABLE {} USING {}({})",
+        quote_ident(&table.name),
+        table.module,
+        table.arguments.join(", ")
+    )
 }
 
 /// `CREATE [UNIQUE] INDEX`.
@@ -221,7 +249,10 @@ mod tests {
         id.primary_key = true;
         id.auto_increment = true;
         let mut title = Column::new("title", SqlType::Text);
-        title.length = Some(LengthLimit { min: Some(6), max: Some(10) });
+        title.length = Some(LengthLimit {
+            min: Some(6),
+            max: Some(10),
+        });
         let body = Column::new("body", SqlType::Text);
         let mut category = Column::new("category", SqlType::Integer);
         category.nullable = true;
@@ -234,7 +265,11 @@ mod tests {
         let mut done = Column::new("done", SqlType::Integer);
         done.default = Some("0".into());
         done.checks.push("\"done\" IN (0, 1)".into());
-        Table { name: "todos".into(), columns: vec![id, title, body, category, done], ..Default::default() }
+        Table {
+            name: "todos".into(),
+            columns: vec![id, title, body, category, done],
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -255,7 +290,10 @@ mod tests {
         let mut b = Column::new("b\"x", SqlType::Any);
         b.nullable = true;
         let mut c = Column::new("c", SqlType::Integer);
-        c.generated = Some(Generated { expression: "\"a\" * 2".into(), stored: true });
+        c.generated = Some(Generated {
+            expression: "\"a\" * 2".into(),
+            stored: true,
+        });
         let table = Table {
             name: "pairs".into(),
             columns: vec![a, b, c],
@@ -288,8 +326,14 @@ mod tests {
             table: "todos".into(),
             unique: true,
             columns: vec![
-                IndexColumn::Column { name: "title".into(), descending: true },
-                IndexColumn::Expression { sql: "lower(\"body\")".into(), descending: false },
+                IndexColumn::Column {
+                    name: "title".into(),
+                    descending: true,
+                },
+                IndexColumn::Expression {
+                    sql: "lower(\"body\")".into(),
+                    descending: false,
+                },
             ],
             where_clause: Some("\"category\" IS NOT NULL".into()),
         };
@@ -298,10 +342,26 @@ mod tests {
             "CREATE UNIQUE INDEX \"by_title\" ON \"todos\" (\"title\" DESC, (lower(\"body\"))) \
              WHERE \"category\" IS NOT NULL"
         );
-        let view = View { name: "open".into(), select: "SELECT * FROM \"todos\"".into() };
-        assert_eq!(create_view(&view), "CREATE VIEW \"open\" AS SELECT * FROM \"todos\"");
-        let fts = VirtualTable { name: "search".into(), module: "fts5".into(), arguments: vec!["title".into(), "body".into()] };
-        assert_eq!(create_virtual_table(&fts), "CREATE VIRTUAL TABLE \"search\" USING fts5(title, body)");
-        assert_eq!(drop_statement(&Entity::View(view)), "DROP VIEW IF EXISTS \"open\"");
+        let view = View {
+            name: "open".into(),
+            select: "SELECT * FROM \"todos\"".into(),
+        };
+        assert_eq!(
+            create_view(&view),
+            "CREATE VIEW \"open\" AS SELECT * FROM \"todos\""
+        );
+        let fts = VirtualTable {
+            name: "search".into(),
+            module: "fts5".into(),
+            arguments: vec!["title".into(), "body".into()],
+        };
+        assert_eq!(
+            create_virtual_table(&fts),
+            "CREATE VIRTUAL TABLE \"search\" USING fts5(title, body)"
+        );
+        assert_eq!(
+            drop_statement(&Entity::View(view)),
+            "DROP VIEW IF EXISTS \"open\""
+        );
     }
 }

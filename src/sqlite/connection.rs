@@ -48,7 +48,10 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("path", &self.raw.path()).field("depth", &self.depth.get()).finish()
+        f.debug_struct("Connection")
+            .field("path", &self.raw.path())
+            .field("depth", &self.depth.get())
+            .finish()
     }
 }
 
@@ -57,28 +60,48 @@ impl Connection {
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
         let path = path.as_ref();
         let flags = if options.read_only {
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
         } else {
             OpenFlags::default()
         };
-        let raw = rusqlite::Connection::open_with_flags(path, flags)
-            .map_err(|e| Error::Open { path: path.display().to_string(), message: e.to_string() })?;
-        Self::configure(raw, options, false).map_err(|e| Error::Open { path: path.display().to_string(), message: e.to_string() })
+        let raw = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| Error::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::configure(raw, options, false).map_err(|e| Error::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Opens a private in-memory database.
     pub fn open_in_memory(options: &OpenOptions) -> Result<Self> {
-        let raw = rusqlite::Connection::open_in_memory()
-            .map_err(|e| Error::Open { path: ":memory:".into(), message: e.to_string() })?;
+        let raw = rusqlite::Connection::open_in_memory().map_err(|e| Error::Open {
+            path: ":memory:".into(),
+            message: e.to_string(),
+        })?;
         Self::configure(raw, options, true)
     }
 
-    fn configure(raw: rusqlite::Connection, options: &OpenOptions, in_memory: bool) -> Result<Self> {
+    fn configure(
+        raw: rusqlite::Connection,
+        options: &OpenOptions,
+        in_memory: bool,
+    ) -> Result<Self> {
         raw.set_prepared_statement_cache_capacity(options.statement_cache_capacity);
-        let conn = Connection { raw, depth: Cell::new(0) };
-        conn.raw.busy_timeout(options.busy_timeout).map_err(|e| from_rusqlite(e, "busy_timeout"))?;
+        let conn = Connection {
+            raw,
+            depth: Cell::new(0),
+        };
+        conn.raw
+            .busy_timeout(options.busy_timeout)
+            .map_err(|e| from_rusqlite(e, "busy_timeout"))?;
         let pragmas = options.pragmas(in_memory);
-        conn.raw.execute_batch(&pragmas).map_err(|e| from_rusqlite(e, &pragmas))?;
+        conn.raw
+            .execute_batch(&pragmas)
+            .map_err(|e| from_rusqlite(e, &pragmas))?;
         Ok(conn)
     }
 
@@ -96,17 +119,30 @@ impl Connection {
 
     /// Runs a statement that returns no rows.
     pub fn execute(&self, statement: &Statement) -> Result<Execution> {
-        self.execute_values(&statement.sql, statement.args.iter().map(SqlValue::as_ref), statement.args.len())
+        self.execute_values(
+            &statement.sql,
+            statement.args.iter().map(SqlValue::as_ref),
+            statement.args.len(),
+        )
     }
 
     /// Runs `sql` once per argument set, all in the current transaction (or
     /// its own when none is open), preparing it once.
-    pub fn execute_many<'a>(&self, sql: &str, arg_sets: impl IntoIterator<Item = &'a [SqlValue]>) -> Result<Execution> {
+    pub fn execute_many<'a>(
+        &self,
+        sql: &str,
+        arg_sets: impl IntoIterator<Item = &'a [SqlValue]>,
+    ) -> Result<Execution> {
         self.in_transaction(|| {
             let mut total = Execution::default();
             let mut stmt = self.prepare(sql)?;
             for args in arg_sets {
-                let done = self.run_prepared(&mut stmt, sql, args.iter().map(SqlValue::as_ref), args.len())?;
+                let done = self.run_prepared(
+                    &mut stmt,
+                    sql,
+                    args.iter().map(SqlValue::as_ref),
+                    args.len(),
+                )?;
                 total.rows_affected += done.rows_affected;
                 total.last_insert_id = done.last_insert_id;
             }
@@ -118,7 +154,10 @@ impl Connection {
     /// one prepared statement per distinct set of given columns: the fastest
     /// way to load data. Runs in the current transaction, or in its own when
     /// none is open.
-    pub fn insert_many<'a, I: Insertable + 'a>(&self, rows: impl IntoIterator<Item = &'a I>) -> Result<Execution> {
+    pub fn insert_many<'a, I: Insertable + 'a>(
+        &self,
+        rows: impl IntoIterator<Item = &'a I>,
+    ) -> Result<Execution> {
         let column_count = <I::Table as Table>::COLUMNS.len();
         self.in_transaction(|| {
             let mut total = Execution::default();
@@ -137,12 +176,20 @@ impl Connection {
                     }
                 }
                 if current_columns.as_ref() != Some(&columns) {
-                    sql = crate::query::insert_sql::<I::Table>(crate::query::Dialect::Sqlite, &columns);
+                    sql = crate::query::insert_sql::<I::Table>(
+                        crate::query::Dialect::Sqlite,
+                        &columns,
+                    );
                     stmt = Some(self.prepare(&sql)?);
                     current_columns = Some(columns.clone());
                 }
                 let Some(stmt) = stmt.as_mut() else { continue };
-                let done = self.run_prepared(stmt, &sql, values.iter().map(|v| v.as_value_ref()), values.len())?;
+                let done = self.run_prepared(
+                    stmt,
+                    &sql,
+                    values.iter().map(|v| v.as_value_ref()),
+                    values.len(),
+                )?;
                 total.rows_affected += done.rows_affected;
                 total.last_insert_id = done.last_insert_id;
             }
@@ -159,17 +206,32 @@ impl Connection {
     pub fn fetch_rows(&self, statement: &Statement) -> Result<Vec<OwnedRow>> {
         let mut names: Option<Arc<[String]>> = None;
         self.query(statement, |row| {
-            let names = names.get_or_insert_with(|| (0..row.len()).map(|i| row.column_name(i).to_owned()).collect());
-            let values = (0..row.len()).map(|i| row.get_ref(i).map(|v| v.to_owned())).collect::<Result<_>>()?;
+            let names = names.get_or_insert_with(|| {
+                (0..row.len())
+                    .map(|i| row.column_name(i).to_owned())
+                    .collect()
+            });
+            let values = (0..row.len())
+                .map(|i| row.get_ref(i).map(|v| v.to_owned()))
+                .collect::<Result<_>>()?;
             Ok(OwnedRow::new(names.clone(), values))
         })
     }
 
-    fn query<R>(&self, statement: &Statement, mut map: impl FnMut(&Row<'_>) -> Result<R>) -> Result<Vec<R>> {
+    fn query<R>(
+        &self,
+        statement: &Statement,
+        mut map: impl FnMut(&Row<'_>) -> Result<R>,
+    ) -> Result<Vec<R>> {
         let sql: &str = &statement.sql;
         self.traced(sql, statement.args.len(), || {
             let mut stmt = self.prepare(sql)?;
-            bind(&mut stmt, sql, statement.args.iter().map(SqlValue::as_ref), statement.args.len())?;
+            bind(
+                &mut stmt,
+                sql,
+                statement.args.iter().map(SqlValue::as_ref),
+                statement.args.len(),
+            )?;
             let column_count = stmt.column_count();
             let mut rows = stmt.raw_query();
             let mut out = Vec::new();
@@ -181,13 +243,20 @@ impl Connection {
         })
     }
 
-    fn execute_values<'a>(&self, sql: &str, args: impl Iterator<Item = ValueRef<'a>>, count: usize) -> Result<Execution> {
+    fn execute_values<'a>(
+        &self,
+        sql: &str,
+        args: impl Iterator<Item = ValueRef<'a>>,
+        count: usize,
+    ) -> Result<Execution> {
         let mut stmt = self.prepare(sql)?;
         self.run_prepared(&mut stmt, sql, args, count)
     }
 
     fn prepare(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
-        self.raw.prepare_cached(sql).map_err(|e| from_rusqlite(e, sql))
+        self.raw
+            .prepare_cached(sql)
+            .map_err(|e| from_rusqlite(e, sql))
     }
 
     fn run_prepared<'a>(
@@ -202,7 +271,10 @@ impl Connection {
             let mut rows = stmt.raw_query();
             // Step to completion; a statement with RETURNING yields rows we drop.
             while rows.next().map_err(|e| from_rusqlite(e, sql))?.is_some() {}
-            Ok(Execution { rows_affected: self.raw.changes(), last_insert_id: self.raw.last_insert_rowid() })
+            Ok(Execution {
+                rows_affected: self.raw.changes(),
+                last_insert_id: self.raw.last_insert_rowid(),
+            })
         })
     }
 
@@ -216,7 +288,9 @@ impl Connection {
         let elapsed_us = start.elapsed().as_micros() as u64;
         match &result {
             Ok(_) => tracing::debug!(target: "driftwood::sql", sql, args, elapsed_us, "statement"),
-            Err(error) => tracing::debug!(target: "driftwood::sql", sql, args, elapsed_us, %error, "statement failed"),
+            Err(error) => {
+                tracing::debug!(target: "driftwood::sql", sql, args, elapsed_us, %error, "statement failed")
+            }
         }
         result
     }
@@ -246,7 +320,9 @@ impl Connection {
             (0, TxKind::Immediate) => "BEGIN IMMEDIATE".to_owned(),
             (d, _) => format!("SAVEPOINT dw_{d}"),
         };
-        self.raw.execute_batch(&sql).map_err(|e| from_rusqlite(e, &sql))?;
+        self.raw
+            .execute_batch(&sql)
+            .map_err(|e| from_rusqlite(e, &sql))?;
         self.depth.set(depth + 1);
         Ok(())
     }
@@ -255,7 +331,9 @@ impl Connection {
     pub fn commit(&self) -> Result<()> {
         let depth = self.depth();
         if depth == 0 {
-            return Err(Error::invalid_argument("commit without an open transaction"));
+            return Err(Error::invalid_argument(
+                "commit without an open transaction",
+            ));
         }
         if self.raw.is_autocommit() {
             self.depth.set(0);
@@ -265,8 +343,14 @@ impl Connection {
                 sql: "COMMIT".into(),
             });
         }
-        let sql = if depth == 1 { "COMMIT".to_owned() } else { format!("RELEASE dw_{}", depth - 1) };
-        self.raw.execute_batch(&sql).map_err(|e| from_rusqlite(e, &sql))?;
+        let sql = if depth == 1 {
+            "COMMIT".to_owned()
+        } else {
+            format!("RELEASE dw_{}", depth - 1)
+        };
+        self.raw
+            .execute_batch(&sql)
+            .map_err(|e| from_rusqlite(e, &sql))?;
         self.depth.set(depth - 1);
         Ok(())
     }
@@ -276,7 +360,9 @@ impl Connection {
     pub fn rollback(&self) -> Result<()> {
         let depth = self.depth();
         if depth == 0 {
-            return Err(Error::invalid_argument("rollback without an open transaction"));
+            return Err(Error::invalid_argument(
+                "rollback without an open transaction",
+            ));
         }
         if self.raw.is_autocommit() {
             self.depth.set(0);
@@ -289,7 +375,9 @@ impl Connection {
             format!("ROLLBACK TO {name}; RELEASE {name}")
         };
         self.depth.set(depth - 1);
-        self.raw.execute_batch(&sql).map_err(|e| from_rusqlite(e, &sql))
+        self.raw
+            .execute_batch(&sql)
+            .map_err(|e| from_rusqlite(e, &sql))
     }
 
     /// Rolls back every open level; used when a transaction's owner is gone.
@@ -301,19 +389,26 @@ impl Connection {
         if self.raw.is_autocommit() {
             return Ok(());
         }
-        self.raw.execute_batch("ROLLBACK").map_err(|e| from_rusqlite(e, "ROLLBACK"))
+        self.raw
+            .execute_batch("ROLLBACK")
+            .map_err(|e| from_rusqlite(e, "ROLLBACK"))
     }
 
     /// `PRAGMA user_version`: the schema version stored in the file.
     pub fn user_version(&self) -> Result<u32> {
         let sql = "PRAGMA user_version";
-        self.raw.query_row(sql, [], |row| row.get::<_, i64>(0)).map(|v| v as u32).map_err(|e| from_rusqlite(e, sql))
+        self.raw
+            .query_row(sql, [], |row| row.get::<_, i64>(0))
+            .map(|v| v as u32)
+            .map_err(|e| from_rusqlite(e, sql))
     }
 
     /// Sets `PRAGMA user_version` (inside the current transaction, if any).
     pub fn set_user_version(&self, version: u32) -> Result<()> {
         let sql = format!("PRAGMA user_version = {version}");
-        self.raw.execute_batch(&sql).map_err(|e| from_rusqlite(e, &sql))
+        self.raw
+            .execute_batch(&sql)
+            .map_err(|e| from_rusqlite(e, &sql))
     }
 
     /// Reads the live schema back (see [`crate::schema::read`]): every table,
@@ -332,17 +427,27 @@ impl Connection {
             .prepare(sql)
             .and_then(|mut s| {
                 s.query_map([], |r| {
-                    Ok(SchemaRow { kind: r.get(0)?, name: r.get(1)?, table: r.get(2)?, sql: r.get(3)? })
+                    Ok(SchemaRow {
+                        kind: r.get(0)?,
+                        name: r.get(1)?,
+                        table: r.get(2)?,
+                        sql: r.get(3)?,
+                    })
                 })?
                 .collect()
             })
             .map_err(|e| from_rusqlite(e, sql))?;
-        parse_schema(rows.into_iter().filter(|r| !shadow.iter().any(|s| s.eq_ignore_ascii_case(&r.name))))
+        parse_schema(
+            rows.into_iter()
+                .filter(|r| !shadow.iter().any(|s| s.eq_ignore_ascii_case(&r.name))),
+        )
     }
 
     /// Copies one value out (used by reads of single cells in tests and tools).
     pub fn query_value(&self, sql: &str) -> Result<SqlValue> {
-        self.raw.query_row(sql, [], |row| row.get_ref(0).map(owned)).map_err(|e| from_rusqlite(e, sql))
+        self.raw
+            .query_row(sql, [], |row| row.get_ref(0).map(owned))
+            .map_err(|e| from_rusqlite(e, sql))
     }
 }
 
@@ -354,10 +459,13 @@ fn bind<'a>(
 ) -> Result<()> {
     let expected = stmt.parameter_count();
     if expected != count {
-        return Err(Error::invalid_argument(format!("statement expects {expected} arguments, got {count} (statement: {sql})")));
+        return Err(Error::invalid_argument(format!(
+            "statement expects {expected} arguments, got {count} (statement: {sql})"
+        )));
     }
     for (i, value) in args.enumerate() {
-        stmt.raw_bind_parameter(i + 1, Bind(value)).map_err(|e| from_rusqlite(e, sql))?;
+        stmt.raw_bind_parameter(i + 1, Bind(value))
+            .map_err(|e| from_rusqlite(e, sql))?;
     }
     Ok(())
 }

@@ -110,7 +110,10 @@ impl OpenOptions {
             Synchronous::Full => "FULL",
         };
         sql.push_str(&format!("PRAGMA synchronous = {sync};"));
-        sql.push_str(&format!("PRAGMA foreign_keys = {};", if self.foreign_keys { "ON" } else { "OFF" }));
+        sql.push_str(&format!(
+            "PRAGMA foreign_keys = {};",
+            if self.foreign_keys { "ON" } else { "OFF" }
+        ));
         sql
     }
 }

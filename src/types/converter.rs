@@ -52,7 +52,10 @@ pub struct Converted<C: TypeConverter> {
 impl<C: TypeConverter> Converted<C> {
     /// Wraps an application value.
     pub fn new(value: C::Rust) -> Self {
-        Converted { value, converter: PhantomData }
+        Converted {
+            value,
+            converter: PhantomData,
+        }
     }
 
     /// The application value.
@@ -102,9 +105,9 @@ impl<C: TypeConverter> ToSql for Converted<C> {
 impl<C: TypeConverter> FromSql for Converted<C> {
     fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
         let stored = C::Sql::from_sql(value)?;
-        C::from_sql(stored)
-            .map(Converted::new)
-            .map_err(|reason| FromSqlError::mismatch(format!("a value its converter accepts ({reason})"), value))
+        C::from_sql(stored).map(Converted::new).map_err(|reason| {
+            FromSqlError::mismatch(format!("a value its converter accepts ({reason})"), value)
+        })
     }
 }
 

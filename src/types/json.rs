@@ -21,8 +21,12 @@ fn to_json_text<T: Serialize + ?Sized>(value: &T) -> SqlArg<'static> {
 
 fn from_json_text<T: DeserializeOwned>(value: ValueRef<'_>) -> Result<T, FromSqlError> {
     match value {
-        ValueRef::Text(t) => serde_json::from_str(t)
-            .map_err(|e| FromSqlError::mismatch(format!("TEXT holding JSON of the field's type ({e})"), value)),
+        ValueRef::Text(t) => serde_json::from_str(t).map_err(|e| {
+            FromSqlError::mismatch(
+                format!("TEXT holding JSON of the field's type ({e})"),
+                value,
+            )
+        }),
         other => Err(FromSqlError::mismatch("TEXT (JSON)", other)),
     }
 }
@@ -72,6 +76,10 @@ mod tests {
         assert_eq!(stored, SqlValue::Text("[1,2,3]".into()));
         assert_eq!(Json::<Vec<i32>>::from_sql(stored.as_ref()), Ok(v));
         let err = Json::<Vec<i32>>::from_sql(ValueRef::Text("{")).unwrap_err();
-        assert!(err.expected.starts_with("TEXT holding JSON"), "{}", err.expected);
+        assert!(
+            err.expected.starts_with("TEXT holding JSON"),
+            "{}",
+            err.expected
+        );
     }
 }

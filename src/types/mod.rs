@@ -162,7 +162,10 @@ impl FromSqlError {
             ValueRef::Text(t) => format!("TEXT of {} bytes", t.len()),
             ValueRef::Blob(b) => format!("BLOB of {} bytes", b.len()),
         };
-        FromSqlError { expected: expected.into(), found }
+        FromSqlError {
+            expected: expected.into(),
+            found,
+        }
     }
 }
 

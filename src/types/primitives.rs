@@ -167,13 +167,19 @@ mod tests {
         assert_eq!(bool::from_sql(ValueRef::Integer(1)), Ok(true));
         let err = bool::from_sql(ValueRef::Integer(2)).unwrap_err();
         assert_eq!(err.found, "INTEGER 2");
-        assert_eq!(bool::check_constraint("\"done\"").unwrap(), "\"done\" IN (0, 1)");
+        assert_eq!(
+            bool::check_constraint("\"done\"").unwrap(),
+            "\"done\" IN (0, 1)"
+        );
     }
 
     #[test]
     fn text_mismatch_names_the_value() {
         let err = String::from_sql(ValueRef::Integer(3)).unwrap_err();
-        assert_eq!((err.expected.as_str(), err.found.as_str()), ("TEXT", "INTEGER 3"));
+        assert_eq!(
+            (err.expected.as_str(), err.found.as_str()),
+            ("TEXT", "INTEGER 3")
+        );
         let err = i64::from_sql(ValueRef::Text("abc")).unwrap_err();
         assert_eq!(err.found, "TEXT 'abc'");
     }

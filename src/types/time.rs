@@ -35,7 +35,10 @@ pub struct IsoDateTime(pub OffsetDateTime);
 
 impl ToSql for IsoDateTime {
     fn to_sql(&self) -> SqlArg<'_> {
-        let text = self.0.format(&Rfc3339).unwrap_or_else(|_| self.0.to_string());
+        let text = self
+            .0
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| self.0.to_string());
         SqlArg::Owned(SqlValue::Text(text))
     }
 }
@@ -61,7 +64,9 @@ const DATE_FORMAT: &[::time::format_description::FormatItem<'static>] =
 
 impl ToSql for Date {
     fn to_sql(&self) -> SqlArg<'_> {
-        let text = self.format(DATE_FORMAT).unwrap_or_else(|_| self.to_string());
+        let text = self
+            .format(DATE_FORMAT)
+            .unwrap_or_else(|_| self.to_string());
         SqlArg::Owned(SqlValue::Text(text))
     }
 }
@@ -69,9 +74,8 @@ impl ToSql for Date {
 impl FromSql for Date {
     fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
         match value {
-            ValueRef::Text(t) => {
-                Date::parse(t, DATE_FORMAT).map_err(|_| FromSqlError::mismatch("TEXT (YYYY-MM-DD date)", value))
-            }
+            ValueRef::Text(t) => Date::parse(t, DATE_FORMAT)
+                .map_err(|_| FromSqlError::mismatch("TEXT (YYYY-MM-DD date)", value)),
             other => Err(FromSqlError::mismatch("TEXT (YYYY-MM-DD date)", other)),
         }
     }

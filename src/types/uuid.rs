@@ -13,7 +13,8 @@ impl ToSql for Uuid {
 impl FromSql for Uuid {
     fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
         match value {
-            ValueRef::Blob(b) => Uuid::from_slice(b).map_err(|_| FromSqlError::mismatch("BLOB of 16 bytes (uuid)", value)),
+            ValueRef::Blob(b) => Uuid::from_slice(b)
+                .map_err(|_| FromSqlError::mismatch("BLOB of 16 bytes (uuid)", value)),
             other => Err(FromSqlError::mismatch("BLOB of 16 bytes (uuid)", other)),
         }
     }

@@ -38,13 +38,20 @@ impl Database for TodoDb {
 }
 
 pub fn todo(title: &str, content: &str, category: Option<i64>) -> TodoCompanion {
-    TodoCompanion { title: set(title), content: set(content), category: set(category), ..absent() }
+    TodoCompanion {
+        title: set(title),
+        content: set(content),
+        category: set(category),
+        ..absent()
+    }
 }
 
 /// A fresh database file in its own temporary directory.
 pub async fn open_file() -> (tempfile::TempDir, Db<TodoDb>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = Db::<TodoDb>::open(dir.path().join("todos.db")).await.expect("open");
+    let db = Db::<TodoDb>::open(dir.path().join("todos.db"))
+        .await
+        .expect("open");
     (dir, db)
 }
 
