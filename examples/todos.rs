@@ -45,7 +45,9 @@ impl Database for AppDb {
 }
 
 fn main() -> Result<()> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/target/todos.db").to_owned());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/target/todos.db").to_owned());
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
     }
@@ -56,8 +58,18 @@ async fn run(path: &str) -> Result<()> {
     let db = Db::<AppDb>::open(path).await?;
     println!("opened {path} (schema version {})", AppDb::SCHEMA_VERSION);
 
-    let work = db.insert(CategoryCompanion { description: set("Work"), ..absent() }).await?;
-    let home = db.insert(CategoryCompanion { description: set("Home"), ..absent() }).await?;
+    let work = db
+        .insert(CategoryCompanion {
+            description: set("Work"),
+            ..absent()
+        })
+        .await?;
+    let home = db
+        .insert(CategoryCompanion {
+            description: set("Home"),
+            ..absent()
+        })
+        .await?;
     println!("inserted categories Work (id {work}) and Home (id {home})");
 
     let due = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("valid timestamp");
@@ -79,10 +91,20 @@ async fn run(path: &str) -> Result<()> {
     }
 
     // drift's withLength(min: 6, max: 10) is a CHECK constraint here.
-    let too_short = db.insert(TodoCompanion { title: set("Tax"), content: set("!"), ..absent() }).await;
+    let too_short = db
+        .insert(TodoCompanion {
+            title: set("Tax"),
+            content: set("!"),
+            ..absent()
+        })
+        .await;
     match too_short {
         Err(error) => println!("rejected a 3-character title: {error}"),
-        Ok(id) => return Err(Error::invalid_argument(format!("a too-short title was accepted as row {id}"))),
+        Ok(id) => {
+            return Err(Error::invalid_argument(format!(
+                "a too-short title was accepted as row {id}"
+            )));
+        }
     }
 
     let with_category = db
@@ -94,16 +116,30 @@ async fn run(path: &str) -> Result<()> {
     println!("all todos with their category:");
     for (todo, category) in &with_category {
         let category = category.as_ref().map_or("-", |c| c.description.as_str());
-        println!("  #{} {:<10} [{category}] {}", todo.id, todo.title, todo.content);
+        println!(
+            "  #{} {:<10} [{category}] {}",
+            todo.id, todo.title, todo.content
+        );
     }
 
-    let uncategorized = db.select::<Todo>().filter(Todo::CATEGORY.is_null()).get().await?;
-    println!("todos without a category: {:?}", uncategorized.iter().map(|t| &t.title).collect::<Vec<_>>());
+    let uncategorized = db
+        .select::<Todo>()
+        .filter(Todo::CATEGORY.is_null())
+        .get()
+        .await?;
+    println!(
+        "todos without a category: {:?}",
+        uncategorized.iter().map(|t| &t.title).collect::<Vec<_>>()
+    );
 
     let changed = db
         .update::<Todo>()
         .filter(Todo::TITLE.eq("Call mum"))
-        .set(&TodoCompanion { category: set(Some(home)), priority: set(Some(3)), ..absent() })
+        .set(&TodoCompanion {
+            category: set(Some(home)),
+            priority: set(Some(3)),
+            ..absent()
+        })
         .await?;
     println!("updated {changed} todo: Call mum is now at Home with priority 3");
 
@@ -120,19 +156,37 @@ async fn run(path: &str) -> Result<()> {
     {
         let tx = db.transaction().await?;
         tx.delete::<Todo>().await?;
-        println!("inside a transaction: {} todos left", tx.select::<Todo>().count().await?);
+        println!(
+            "inside a transaction: {} todos left",
+            tx.select::<Todo>().count().await?
+        );
     }
-    println!("after dropping it uncommitted: {} todos", db.select::<Todo>().count().await?);
+    println!(
+        "after dropping it uncommitted: {} todos",
+        db.select::<Todo>().count().await?
+    );
 
     let tx = db.transaction().await?;
-    tx.insert(TodoCompanion { title: set("Dentist"), content: set("9am"), ..absent() }).await?;
+    tx.insert(TodoCompanion {
+        title: set("Dentist"),
+        content: set("9am"),
+        ..absent()
+    })
+    .await?;
     tx.commit().await?;
-    println!("committed a transaction: {} todos", db.select::<Todo>().count().await?);
+    println!(
+        "committed a transaction: {} todos",
+        db.select::<Todo>().count().await?
+    );
 
     // A batch: several statements, one transaction, one round trip.
     let mut batch = Batch::new();
     for day in ["Mon", "Tue", "Fri"] {
-        batch.insert(TodoCompanion { title: set(format!("Gym {day}")), content: set("legs"), ..absent() });
+        batch.insert(TodoCompanion {
+            title: set(format!("Gym {day}")),
+            content: set("legs"),
+            ..absent()
+        });
     }
     let done = db.run_batch(batch).await?;
     println!("batch inserted {} todos", done.rows_affected);
@@ -140,11 +194,17 @@ async fn run(path: &str) -> Result<()> {
     // A unit of work: synchronous code run where the connection lives.
     let promoted = db
         .write(|conn| {
-            let gym = conn.select::<Todo>().filter(Todo::TITLE.like("Gym %")).get()?;
+            let gym = conn
+                .select::<Todo>()
+                .filter(Todo::TITLE.like("Gym %"))
+                .get()?;
             for todo in &gym {
                 conn.update::<Todo>()
                     .filter(Todo::ID.eq(todo.id))
-                    .set(&TodoCompanion { priority: set(Some(5)), ..absent() })
+                    .set(&TodoCompanion {
+                        priority: set(Some(5)),
+                        ..absent()
+                    })
                     .execute()?;
             }
             Ok(gym.len())
@@ -155,7 +215,14 @@ async fn run(path: &str) -> Result<()> {
     let deleted = db.delete::<Todo>().filter(Todo::PRIORITY.eq(5)).await?;
     println!("deleted {deleted} todos with priority 5");
 
-    let remaining = db.select::<Todo>().order_by(Todo::TITLE.asc()).get().await?;
-    println!("remaining: {:?}", remaining.iter().map(|t| &t.title).collect::<Vec<_>>());
+    let remaining = db
+        .select::<Todo>()
+        .order_by(Todo::TITLE.asc())
+        .get()
+        .await?;
+    println!(
+        "remaining: {:?}",
+        remaining.iter().map(|t| &t.title).collect::<Vec<_>>()
+    );
     db.close().await
 }

@@ -54,18 +54,27 @@ pub struct InThread {
 impl InThread {
     /// An implementation reported as `driftwood`.
     pub fn new() -> Self {
-        InThread { db: None, new_users: Arc::new(Vec::new()) }
+        InThread {
+            db: None,
+            new_users: Arc::new(Vec::new()),
+        }
     }
 
     fn db(&self) -> BenchResult<&Db> {
-        self.db.as_ref().ok_or_else(|| "driftwood: no database open (setup not called)".into())
+        self.db
+            .as_ref()
+            .ok_or_else(|| "driftwood: no database open (setup not called)".into())
     }
 }
 
 fn companions(users: &[driftwood_bench_harness::NewUser]) -> Vec<UserCompanion> {
     users
         .iter()
-        .map(|u| UserCompanion { name: set(u.name.clone()), hair_color: set(u.hair_color.clone()), ..absent() })
+        .map(|u| UserCompanion {
+            name: set(u.name.clone()),
+            hair_color: set(u.hair_color.clone()),
+            ..absent()
+        })
         .collect()
 }
 
@@ -75,7 +84,9 @@ impl Implementation for InThread {
     }
 
     fn setup(&mut self, setup: &Setup<'_>) -> BenchResult<()> {
-        let options = OpenOptions::default().journal_mode(JournalMode::Wal).synchronous(Synchronous::Normal);
+        let options = OpenOptions::default()
+            .journal_mode(JournalMode::Wal)
+            .synchronous(Synchronous::Normal);
         let db = block_on(async {
             match setup.target {
                 Target::File(path) => Db::open_with(path, options).await,
@@ -86,15 +97,31 @@ impl Implementation for InThread {
         let users: Vec<User> = dataset
             .users
             .iter()
-            .map(|u| User { id: u.id, name: u.name.clone(), hair_color: u.hair_color.clone() })
+            .map(|u| User {
+                id: u.id,
+                name: u.name.clone(),
+                hair_color: u.hair_color.clone(),
+            })
             .collect();
         let posts: Vec<Post> = dataset
             .posts
             .iter()
-            .map(|p| Post { id: p.id, user_id: p.user_id, title: p.title.clone(), body: p.body.clone() })
+            .map(|p| Post {
+                id: p.id,
+                user_id: p.user_id,
+                title: p.title.clone(),
+                body: p.body.clone(),
+            })
             .collect();
-        let comments: Vec<Comment> =
-            dataset.comments.iter().map(|c| Comment { id: c.id, post_id: c.post_id, text: c.text.clone() }).collect();
+        let comments: Vec<Comment> = dataset
+            .comments
+            .iter()
+            .map(|c| Comment {
+                id: c.id,
+                post_id: c.post_id,
+                text: c.text.clone(),
+            })
+            .collect();
         block_on(db.write(move |conn| {
             for create in SCHEMA {
                 conn.custom_statement(create, [])?;
@@ -111,8 +138,14 @@ impl Implementation for InThread {
 
     fn environment(&mut self) -> BenchResult<Environment> {
         let rows = block_on(self.db()?.custom_select(ENV_QUERY, []))?;
-        let row = rows.first().ok_or("driftwood: the environment query returned no row")?;
-        Ok(Environment { sqlite_version: row.get(0)?, journal_mode: row.get(1)?, synchronous: row.get(2)? })
+        let row = rows
+            .first()
+            .ok_or("driftwood: the environment query returned no row")?;
+        Ok(Environment {
+            sqlite_version: row.get(0)?,
+            journal_mode: row.get(1)?,
+            synchronous: row.get(2)?,
+        })
     }
 
     fn run(&mut self, op: Op<'_>) -> BenchResult<u64> {
@@ -129,8 +162,15 @@ impl Implementation for InThread {
                 rows.len() as u64
             }
             Op::InsertUsers([u]) => {
-                block_on(db.insert(UserCompanion { name: set(u.name.clone()), hair_color: set(u.hair_color.clone()), ..absent() }).execute())?
-                    .rows_affected
+                block_on(
+                    db.insert(UserCompanion {
+                        name: set(u.name.clone()),
+                        hair_color: set(u.hair_color.clone()),
+                        ..absent()
+                    })
+                    .execute(),
+                )?
+                .rows_affected
             }
             Op::InsertUsers(users) => {
                 let rows = self.new_users.clone();
@@ -143,14 +183,30 @@ impl Implementation for InThread {
             }
             Op::LoadAssociations => block_on(async {
                 let users = db.select::<User>().get().await?;
-                let posts = db.select::<Post>().filter(Post::USER_ID.is_in(users.iter().map(|u| u.id))).get().await?;
-                let comments =
-                    db.select::<Comment>().filter(Comment::POST_ID.is_in(posts.iter().map(|p| p.id))).get().await?;
-                let grouped =
-                    group_associations(users, posts, comments, |u| u.id, |p| p.id, |p| p.user_id, |c| c.post_id);
+                let posts = db
+                    .select::<Post>()
+                    .filter(Post::USER_ID.is_in(users.iter().map(|u| u.id)))
+                    .get()
+                    .await?;
+                let comments = db
+                    .select::<Comment>()
+                    .filter(Comment::POST_ID.is_in(posts.iter().map(|p| p.id)))
+                    .get()
+                    .await?;
+                let grouped = group_associations(
+                    users,
+                    posts,
+                    comments,
+                    |u| u.id,
+                    |p| p.id,
+                    |p| p.user_id,
+                    |c| c.post_id,
+                );
                 Ok::<_, driftwood::Error>(association_count(&grouped))
             })?,
-            Op::SelectUserById(id) => block_on(db.select::<User>().filter(User::ID.eq(id)).get_single())?.id as u64,
+            Op::SelectUserById(id) => {
+                block_on(db.select::<User>().filter(User::ID.eq(id)).get_single())?.id as u64
+            }
         })
     }
 

@@ -21,7 +21,8 @@ pub const BASELINE: &str = "rusqlite";
 
 /// Every in-process implementation, in display order; the baseline first.
 pub fn in_process() -> Vec<Box<dyn Implementation>> {
-    let mut all: Vec<Box<dyn Implementation>> = vec![Box::new(self::rusqlite::RawRusqlite::new(BASELINE))];
+    let mut all: Vec<Box<dyn Implementation>> =
+        vec![Box::new(self::rusqlite::RawRusqlite::new(BASELINE))];
     #[cfg(feature = "driftwood")]
     all.push(Box::new(self::driftwood::InThread::new()));
     all
