@@ -78,7 +78,9 @@ pub use driftwood_macros::{IntEnum, Table, TextEnum};
 pub use error::{ConstraintKind, Error, Result};
 pub use executor::Executor;
 pub use queries::{ColumnsQuery, DeleteQuery, InsertQuery, SelectQuery, UpdateQuery};
+pub use table::Table;
 pub use transaction::Transaction;
+pub use types::{IntEnum, TextEnum};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]
