@@ -32,6 +32,9 @@ pub struct Record {
     /// Baseline's `ops_per_sec` ÷ this `ops_per_sec`: how many times slower
     /// than raw rusqlite (1.0 for the baseline; absent if the baseline failed).
     pub ratio_to_raw: Option<f64>,
+    /// This `p50_us` ÷ the baseline's `p50_us`: the same comparison on median
+    /// latency, which outliers (other processes on the machine) barely move.
+    pub p50_ratio_to_raw: Option<f64>,
     /// `ops` or `rows` (the unit of `ops_per_sec`).
     pub unit: String,
     /// Timed operations per round.
@@ -86,25 +89,27 @@ pub fn aggregate(
                     .cloned()
                     .unwrap_or_default(),
                 ratio_to_raw: None,
+                p50_ratio_to_raw: None,
                 unit: workload.map_or("ops", |w| w.unit()).to_owned(),
                 iterations: first.iterations,
                 rounds_ops_per_sec: ops,
             }
         })
         .collect();
-    let base_ops: BTreeMap<(Mode, String, String), f64> = records
+    let base: BTreeMap<(Mode, String, String), (f64, f64)> = records
         .iter()
         .map(|r| {
             (
                 (r.mode, r.workload.clone(), r.implementation.clone()),
-                r.ops_per_sec,
+                (r.ops_per_sec, r.p50_us),
             )
         })
         .collect();
     for r in &mut records {
-        r.ratio_to_raw = base_ops
-            .get(&(r.mode, r.workload.clone(), r.baseline.clone()))
-            .map(|b| b / r.ops_per_sec);
+        if let Some((ops, p50)) = base.get(&(r.mode, r.workload.clone(), r.baseline.clone())) {
+            r.ratio_to_raw = Some(ops / r.ops_per_sec);
+            r.p50_ratio_to_raw = Some(r.p50_us / p50);
+        }
     }
     records
 }
@@ -140,23 +145,31 @@ pub fn table(records: &[Record]) -> String {
             workload.clear();
             let _ = writeln!(
                 s,
-                "\nmode: {} — medians of rounds; `× raw` = raw rusqlite at the same SQLite \
-                 version ÷ this (1.00 = the physical limit, 2.00 = twice as slow)",
+                "\nmode: {} — medians of rounds. `× raw`: raw rusqlite's throughput at the \
+                 same SQLite version ÷ this one's (1.00 = the physical limit, 2.00 = half as \
+                 fast); `p50 × raw`: this p50 ÷ raw's p50",
                 r.mode.name()
             );
             let _ = writeln!(
                 s,
-                "{:<20} {:<18} {:<8} {:>14} {:>11} {:>11} {:>8}",
-                "workload", "implementation", "sqlite", "throughput", "p50 µs", "p99 µs", "× raw"
+                "{:<20} {:<18} {:<8} {:>14} {:>11} {:>11} {:>7} {:>9}",
+                "workload",
+                "implementation",
+                "sqlite",
+                "throughput",
+                "p50 µs",
+                "p99 µs",
+                "× raw",
+                "p50 × raw"
             );
         }
         if r.workload != workload {
             workload = r.workload.clone();
-            let _ = writeln!(s, "{}", "-".repeat(96));
+            let _ = writeln!(s, "{}", "-".repeat(106));
         }
         let _ = writeln!(
             s,
-            "{:<20} {:<18} {:<8} {:>14} {:>11} {:>11} {:>8}",
+            "{:<20} {:<18} {:<8} {:>14} {:>11} {:>11} {:>7} {:>9}",
             r.workload,
             r.implementation,
             r.sqlite_version,
@@ -164,6 +177,8 @@ pub fn table(records: &[Record]) -> String {
             micros(r.p50_us),
             micros(r.p99_us),
             r.ratio_to_raw.map_or("-".to_owned(), |x| format!("{x:.2}")),
+            r.p50_ratio_to_raw
+                .map_or("-".to_owned(), |x| format!("{x:.2}")),
         );
     }
     s
@@ -215,5 +230,6 @@ mod tests {
         assert_eq!(recs[0].ops_per_sec, 200.0);
         assert_eq!(recs[0].ratio_to_raw, Some(1.0));
         assert_eq!(recs[1].ratio_to_raw, Some(4.0));
+        assert_eq!(recs[1].p50_ratio_to_raw, Some(1.0));
     }
 }

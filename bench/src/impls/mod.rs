@@ -21,6 +21,7 @@ pub const BASELINE: &str = "rusqlite";
 
 /// Every in-process implementation, in display order; the baseline first.
 pub fn in_process() -> Vec<Box<dyn Implementation>> {
+    #[cfg_attr(not(feature = "driftwood"), allow(unused_mut))] // only the feature pushes
     let mut all: Vec<Box<dyn Implementation>> =
         vec![Box::new(self::rusqlite::RawRusqlite::new(BASELINE))];
     #[cfg(feature = "driftwood")]
