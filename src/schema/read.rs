@@ -8,7 +8,7 @@
 //! hold: see [`parse_schema`] for what is normalized, what is kept verbatim
 //! and what is refused.
 //!
-//! The parser works on tokens ([`tokenize`]) and takes every expression as
+//! The parser works on tokens (a small tokenizer) and takes every expression as
 //! the exact source text between balanced parentheses, so it never needs to
 //! understand SQL expressions, only the statement shapes around them.
 
