@@ -12,7 +12,7 @@ use crate::query::{Delete, Dialect, Insert, Select, Statement, Update};
 use crate::row::{FromRow, OwnedRow};
 use crate::sqlite::{Connection, Execution, TxKind};
 use crate::table::{Insertable, Table};
-use crate::types::SqlValue;
+use crate::types::{SqlValue, ToSql};
 
 /// A synchronous handle to a connection inside a unit of work.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +49,13 @@ impl<'c> Conn<'c> {
     /// Starts a `SELECT` of table `T`'s rows.
     pub fn select<T: Table>(&self) -> SelectQuery<'_, Self, T> {
         SelectQuery::new(self, Select::from_table())
+    }
+
+    /// The row of `T` whose primary key is `key`, if any.
+    pub fn find<T: Table>(&self, key: impl ToSql) -> Result<Option<T>> {
+        let statement =
+            crate::query::find_statement::<T>(self.dialect(), key.to_sql().into_owned())?;
+        self.conn.fetch_first(&statement)
     }
 
     /// Starts an `INSERT`.

@@ -230,6 +230,13 @@ impl<D: Database> Executor for Db<D> {
         self.with_conn(move |conn| conn.fetch(&statement))
     }
 
+    fn fetch_first<R: FromRow + Send + 'static>(
+        &self,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Option<R>>> + Send {
+        self.with_conn(move |conn| conn.fetch_first(&statement))
+    }
+
     fn fetch_rows(
         &self,
         statement: Statement,

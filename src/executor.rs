@@ -17,7 +17,7 @@ use crate::query::{Delete, Dialect, Insert, Select, Statement, Update};
 use crate::row::{FromRow, OwnedRow};
 use crate::sqlite::Execution;
 use crate::table::{Insertable, Table};
-use crate::types::SqlValue;
+use crate::types::{SqlValue, ToSql};
 
 /// Runs statements. See the [module documentation](self).
 pub trait Executor: Send {
@@ -36,6 +36,12 @@ pub trait Executor: Send {
         statement: Statement,
     ) -> impl Future<Output = Result<Vec<R>>> + Send;
 
+    /// Runs a query and maps its first row, if any, without stepping further.
+    fn fetch_first<R: FromRow + Send + 'static>(
+        &self,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Option<R>>> + Send;
+
     /// Runs a query and returns its rows as owned values (for raw SQL).
     fn fetch_rows(
         &self,
@@ -52,6 +58,18 @@ pub trait Executor: Send {
         Self: Sized,
     {
         SelectQuery::new(self, Select::from_table())
+    }
+
+    /// The row of `T` whose primary key is `key`, if any (`T` must have a
+    /// one-column primary key). The fastest way to load one row.
+    fn find<T: Table>(&self, key: impl ToSql) -> impl Future<Output = Result<Option<T>>> + Send
+    where
+        Self: Sized,
+    {
+        let statement =
+            crate::query::find_statement::<T>(self.dialect(), key.to_sql().into_owned());
+        let row = statement.map(|s| self.fetch_first::<T>(s));
+        async move { row?.await }
     }
 
     /// Starts an `INSERT` of a row or companion; awaiting it gives the new

@@ -14,8 +14,9 @@ use crate::types::{FromSql, SqlValue, ValueRef};
 /// Where a row's cells come from. Backends implement it; users read rows
 /// through [`Row`].
 pub trait CellSource {
-    /// The cell at `index` (0-based, within the whole result row).
-    fn cell(&self, index: usize) -> ValueRef<'_>;
+    /// The cell at `index` (0-based, within the whole result row), `None`
+    /// past the last column.
+    fn cell(&self, index: usize) -> Option<ValueRef<'_>>;
     /// The result column's name at `index`.
     fn column_name(&self, index: usize) -> &str;
     /// The number of result columns.
@@ -61,14 +62,13 @@ impl<'a> Row<'a> {
 
     /// The raw cell at `index`.
     pub fn get_ref(&self, index: usize) -> Result<ValueRef<'a>> {
-        if index >= self.len() {
-            return Err(Error::invalid_argument(format!(
+        self.source.cell(self.offset + index).ok_or_else(|| {
+            Error::invalid_argument(format!(
                 "column index {index} is out of range: the row has {} columns (statement: {})",
                 self.len(),
                 self.sql
-            )));
-        }
-        Ok(self.source.cell(self.offset + index))
+            ))
+        })
     }
 
     /// The cell at `index` as `T`.
@@ -162,10 +162,8 @@ impl OwnedRow {
 }
 
 impl CellSource for OwnedRow {
-    fn cell(&self, index: usize) -> ValueRef<'_> {
-        self.values
-            .get(index)
-            .map_or(ValueRef::Null, SqlValue::as_ref)
+    fn cell(&self, index: usize) -> Option<ValueRef<'_>> {
+        self.values.get(index).map(SqlValue::as_ref)
     }
 
     fn column_name(&self, index: usize) -> &str {

@@ -160,6 +160,7 @@ impl<T: Table, V: ColumnType> Column<T, V> {
 /// kept for the life of the process (whole-row inserts, select lists).
 pub struct StatementCache {
     insert: [OnceLock<String>; Dialect::COUNT],
+    find: [OnceLock<String>; Dialect::COUNT],
     columns: OnceLock<String>,
 }
 
@@ -169,6 +170,7 @@ impl StatementCache {
     pub const fn new() -> Self {
         StatementCache {
             insert: [const { OnceLock::new() }; Dialect::COUNT],
+            find: [const { OnceLock::new() }; Dialect::COUNT],
             columns: OnceLock::new(),
         }
     }
@@ -177,6 +179,12 @@ impl StatementCache {
     pub fn insert<T: Table>(&self, dialect: Dialect) -> &str {
         self.insert[dialect as usize]
             .get_or_init(|| crate::query::whole_row_insert_sql::<T>(dialect))
+    }
+
+    /// `SELECT … FROM t WHERE key = ?` for this dialect, for tables with a
+    /// one-column primary key.
+    pub fn find<T: Table>(&self, dialect: Dialect) -> &str {
+        self.find[dialect as usize].get_or_init(|| crate::query::find_sql::<T>(dialect))
     }
 
     /// The qualified select list `"t"."a", "t"."b", …`.

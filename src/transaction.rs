@@ -147,6 +147,13 @@ impl Executor for Transaction<'_> {
         ready(self.conn().fetch(&statement))
     }
 
+    fn fetch_first<R: FromRow + Send + 'static>(
+        &self,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Option<R>>> + Send {
+        ready(self.conn().fetch_first(&statement))
+    }
+
     fn fetch_rows(
         &self,
         statement: Statement,

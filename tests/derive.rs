@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use driftwood::row::{FixedWidth, FromRow, OwnedRow, Row};
 use driftwood::schema::{self, FkAction, ForeignKey, Generated, LengthLimit, Reference};
-use driftwood::table::{Companion, Insertable, Table, Value, absent, set};
+use driftwood::table::{Companion, Insertable, Value, absent, set};
 use driftwood::types::{
-    ColumnType, Converted, FromSql, IntEnum, SqlArg, SqlType, SqlValue, TextEnum, ToSql,
-    TypeConverter, ValueRef,
+    ColumnType, Converted, FromSql, SqlArg, SqlType, SqlValue, ToSql, TypeConverter, ValueRef,
 };
 use driftwood::{IntEnum, Table, TextEnum};
 use time::OffsetDateTime;

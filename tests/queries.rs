@@ -84,6 +84,21 @@ fn filters_order_limit_and_offset() {
 }
 
 #[test]
+fn find_loads_by_primary_key() {
+    block_on(async {
+        let (_dir, db, work, _) = seeded().await;
+        let found = db.find::<Category>(work).await.unwrap();
+        assert_eq!(found.map(|c| c.description), Some("Work".to_owned()));
+        assert_eq!(db.find::<Category>(12345).await.unwrap(), None);
+        let in_unit = db
+            .read(move |conn| conn.find::<Category>(work))
+            .await
+            .unwrap();
+        assert_eq!(in_unit.map(|c| c.id), Some(work));
+    });
+}
+
+#[test]
 fn single_and_optional_enforce_their_counts() {
     block_on(async {
         let (_dir, db, _, _) = seeded().await;

@@ -65,6 +65,42 @@ pub(crate) fn insert_sql<T: Table>(dialect: Dialect, columns: &[usize]) -> Strin
     w.finish_sql()
 }
 
+/// `SELECT <all columns> FROM "t" WHERE "t"."key" = ?` over the first
+/// primary-key column.
+pub(crate) fn find_sql<T: Table>(dialect: Dialect) -> String {
+    let mut w = SqlWriter::new(dialect);
+    w.push("SELECT ");
+    w.push(T::statement_cache().columns::<T>());
+    w.push(" FROM ");
+    w.ident(T::NAME);
+    if let Some(&key) = T::PRIMARY_KEY.first() {
+        w.push(" WHERE ");
+        w.qualified(T::NAME, T::COLUMNS[key]);
+        w.push(" = ");
+        w.arg(SqlValue::Null);
+    }
+    w.finish_sql()
+}
+
+/// The statement loading the row of `T` whose one-column primary key is
+/// `key`, or why there is none.
+pub(crate) fn find_statement<T: Table>(
+    dialect: Dialect,
+    key: SqlValue,
+) -> crate::Result<Statement> {
+    if T::PRIMARY_KEY.len() != 1 {
+        return Err(crate::Error::invalid_argument(format!(
+            "find needs a one-column primary key; table `{}` has {}",
+            T::NAME,
+            T::PRIMARY_KEY.len()
+        )));
+    }
+    Ok(Statement::new(
+        T::statement_cache().find::<T>(dialect),
+        vec![key],
+    ))
+}
+
 /// Indexes of the columns a whole-row insert writes.
 pub(crate) fn writable_columns<T: Table>() -> impl Iterator<Item = usize> {
     (0..T::COLUMNS.len()).filter(|i| !T::GENERATED.contains(i))

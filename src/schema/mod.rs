@@ -5,9 +5,9 @@
 //! (tables before the tables that reference them, then indexes, views and
 //! triggers). From it come the exact `CREATE` statements ([`sql`]); it can
 //! be read back from a live database ([`read`]) and written to and read from
-//! a versioned JSON snapshot ([`snapshot`]). Nothing here does I/O except
-//! [`read`], which only runs `SELECT`s and `PRAGMA`s on a connection it is
-//! given.
+//! a versioned JSON snapshot ([`snapshot`]). Nothing here touches a
+//! database: [`read`] parses rows of `sqlite_schema` that the SQLite backend
+//! reads for it, and only the snapshot file helpers read and write files.
 
 mod model;
 pub mod read;

@@ -20,6 +20,13 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Appends a quoted identifier to `out`.
 pub fn push_ident(out: &mut String, name: &str) {
+    if !name.contains('"') {
+        out.reserve(name.len() + 2);
+        out.push('"');
+        out.push_str(name);
+        out.push('"');
+        return;
+    }
     out.push('"');
     for ch in name.chars() {
         if ch == '"' {
@@ -129,8 +136,11 @@ pub fn column_definition(column: &Column, strict: bool) -> String {
     if let Some(default) = &column.default {
         let _ = write!(sql, " DEFAULT ({default})");
     }
-    if let Some(limit) = column.length {
-        let _ = write!(sql, " CHECK ({})", length_check(&column.name, limit));
+    if let Some(check) = column
+        .length
+        .and_then(|limit| length_check(&column.name, limit))
+    {
+        let _ = write!(sql, " CHECK ({check})");
     }
     for check in &column.checks {
         let _ = write!(sql, " CHECK ({check})");
@@ -157,14 +167,16 @@ pub fn column_definition(column: &Column, strict: bool) -> String {
     sql
 }
 
-/// The check expression enforcing a length limit on a column.
-pub fn length_check(column: &str, limit: LengthLimit) -> String {
+/// The check expression enforcing a length limit on a column; `None` for a
+/// limit with neither bound, which constrains nothing (and so reads back
+/// from a database as no limit).
+pub fn length_check(column: &str, limit: LengthLimit) -> Option<String> {
     let len = format!("length({})", quote_ident(column));
     match (limit.min, limit.max) {
-        (Some(min), Some(max)) => format!("{len} BETWEEN {min} AND {max}"),
-        (Some(min), None) => format!("{len} >= {min}"),
-        (None, Some(max)) => format!("{len} <= {max}"),
-        (None, None) => format!("{len} >= 0"),
+        (Some(min), Some(max)) => Some(format!("{len} BETWEEN {min} AND {max}")),
+        (Some(min), None) => Some(format!("{len} >= {min}")),
+        (None, Some(max)) => Some(format!("{len} <= {max}")),
+        (None, None) => None,
     }
 }
 

@@ -13,11 +13,11 @@ pub(crate) struct StatementRow<'r, 's> {
 }
 
 impl CellSource for StatementRow<'_, '_> {
-    fn cell(&self, index: usize) -> ValueRef<'_> {
-        match self.row.get_ref(index) {
-            Ok(value) => from_rusqlite(value),
-            Err(_) => ValueRef::Null,
+    fn cell(&self, index: usize) -> Option<ValueRef<'_>> {
+        if index >= self.column_count {
+            return None;
         }
+        Some(from_rusqlite(self.row.get_ref_unwrap(index)))
     }
 
     fn column_name(&self, index: usize) -> &str {

@@ -199,13 +199,18 @@ impl Connection {
 
     /// Runs a query and maps every row to `R`.
     pub fn fetch<R: FromRow>(&self, statement: &Statement) -> Result<Vec<R>> {
-        self.query(statement, |row| R::from_row(row))
+        self.query(statement, usize::MAX, |row| R::from_row(row))
+    }
+
+    /// Runs a query and maps its first row only, if any.
+    pub fn fetch_first<R: FromRow>(&self, statement: &Statement) -> Result<Option<R>> {
+        Ok(self.query(statement, 1, |row| R::from_row(row))?.pop())
     }
 
     /// Runs a query and copies every row out ([`OwnedRow`]), for raw SQL.
     pub fn fetch_rows(&self, statement: &Statement) -> Result<Vec<OwnedRow>> {
         let mut names: Option<Arc<[String]>> = None;
-        self.query(statement, |row| {
+        self.query(statement, usize::MAX, |row| {
             let names = names.get_or_insert_with(|| {
                 (0..row.len())
                     .map(|i| row.column_name(i).to_owned())
@@ -218,9 +223,12 @@ impl Connection {
         })
     }
 
+    /// Runs a query and maps at most `max_rows` rows; stepping stops there
+    /// (a primary-key lookup never pays for the step that finds no second row).
     fn query<R>(
         &self,
         statement: &Statement,
+        max_rows: usize,
         mut map: impl FnMut(&Row<'_>) -> Result<R>,
     ) -> Result<Vec<R>> {
         let sql: &str = &statement.sql;
@@ -235,7 +243,10 @@ impl Connection {
             let column_count = stmt.column_count();
             let mut rows = stmt.raw_query();
             let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(|e| from_rusqlite(e, sql))? {
+            while out.len() < max_rows {
+                let Some(row) = rows.next().map_err(|e| from_rusqlite(e, sql))? else {
+                    break;
+                };
                 let cells = StatementRow { row, column_count };
                 out.push(map(&Row::new(&cells, sql))?);
             }

@@ -205,7 +205,9 @@ impl Implementation for InThread {
                 Ok::<_, driftwood::Error>(association_count(&grouped))
             })?,
             Op::SelectUserById(id) => {
-                block_on(db.select::<User>().filter(User::ID.eq(id)).get_single())?.id as u64
+                block_on(db.find::<User>(id))?
+                    .ok_or("driftwood: user not found")?
+                    .id as u64
             }
         })
     }
