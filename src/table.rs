@@ -23,6 +23,10 @@ pub trait Table: FromRow + FixedWidth + Send + Sync + 'static {
     /// Indexes into [`Table::COLUMNS`] of generated columns, which are read
     /// but never written.
     const GENERATED: &'static [usize] = &[];
+    /// Per column of [`Table::COLUMNS`], whether its Rust type accepts `NULL`.
+    /// A stored row has a value in every non-nullable column, which is how a
+    /// left join's missing row is told apart cheaply.
+    const NULLABLE: &'static [bool];
     /// The companion type: one [`Value`] per column.
     type Companion: Companion<Table = Self>;
 
@@ -197,9 +201,13 @@ impl StatementCache {
 impl<T: Table> FromRow for Option<T> {
     /// A left join's missing row (every column `NULL`) maps to `None`.
     fn from_row(row: &Row<'_>) -> crate::Result<Self> {
-        let all_null =
-            (0..T::WIDTH).all(|i| matches!(row.get_ref(i), Ok(crate::types::ValueRef::Null)));
-        if all_null {
+        let is_null = |i: usize| matches!(row.get_ref(i), Ok(crate::types::ValueRef::Null));
+        // One non-nullable column decides; without one, every column must be NULL.
+        let missing = match T::NULLABLE.iter().position(|nullable| !nullable) {
+            Some(i) => is_null(i),
+            None => (0..T::WIDTH).all(is_null),
+        };
+        if missing {
             return Ok(None);
         }
         T::from_row(row).map(Some)

@@ -303,6 +303,13 @@ impl<'a> TableModel<'a> {
             .enumerate()
             .filter(|(_, c)| c.attrs.generated.is_some())
             .map(|(i, _)| index(i));
+        let nullable = self
+            .columns
+            .iter()
+            .map(|c| {
+                let ty = c.ty;
+                quote!(<#ty as ::driftwood::types::ColumnType>::NULLABLE)
+            });
         let definition = self.definition();
         let value_arms = self.columns.iter().enumerate().map(|(i, c)| {
             let (field, ty, i) = (c.field, c.ty, index(i));
@@ -314,6 +321,7 @@ impl<'a> TableModel<'a> {
                 const COLUMNS: &'static [&'static str] = &[#(#column_names),*];
                 const PRIMARY_KEY: &'static [usize] = &[#(#primary_key),*];
                 const GENERATED: &'static [usize] = &[#(#generated),*];
+                const NULLABLE: &'static [bool] = &[#(#nullable),*];
                 type Companion = #companion;
 
                 fn definition() -> ::driftwood::schema::Table {
