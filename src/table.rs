@@ -166,6 +166,7 @@ pub struct StatementCache {
     insert: [OnceLock<String>; Dialect::COUNT],
     find: [OnceLock<String>; Dialect::COUNT],
     columns: OnceLock<String>,
+    select_all: OnceLock<String>,
 }
 
 impl StatementCache {
@@ -176,6 +177,7 @@ impl StatementCache {
             insert: [const { OnceLock::new() }; Dialect::COUNT],
             find: [const { OnceLock::new() }; Dialect::COUNT],
             columns: OnceLock::new(),
+            select_all: OnceLock::new(),
         }
     }
 
@@ -189,6 +191,17 @@ impl StatementCache {
     /// one-column primary key.
     pub fn find<T: Table>(&self, dialect: Dialect) -> &str {
         self.find[dialect as usize].get_or_init(|| crate::query::find_sql::<T>(dialect))
+    }
+
+    /// `SELECT <every column> FROM "t"` (the same in every dialect).
+    pub fn select_all<T: Table>(&self) -> &str {
+        self.select_all.get_or_init(|| {
+            format!(
+                "SELECT {} FROM {}",
+                self.columns::<T>(),
+                crate::schema::sql::quote_ident(T::NAME)
+            )
+        })
     }
 
     /// The qualified select list `"t"."a", "t"."b", …`.

@@ -303,13 +303,10 @@ impl<'a> TableModel<'a> {
             .enumerate()
             .filter(|(_, c)| c.attrs.generated.is_some())
             .map(|(i, _)| index(i));
-        let nullable = self
-            .columns
-            .iter()
-            .map(|c| {
-                let ty = c.ty;
-                quote!(<#ty as ::driftwood::types::ColumnType>::NULLABLE)
-            });
+        let nullable = self.columns.iter().map(|c| {
+            let ty = c.ty;
+            quote!(<#ty as ::driftwood::types::ColumnType>::NULLABLE)
+        });
         let definition = self.definition();
         let value_arms = self.columns.iter().enumerate().map(|(i, c)| {
             let (field, ty, i) = (c.field, c.ty, index(i));

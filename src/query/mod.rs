@@ -117,3 +117,192 @@ pub(crate) fn qualified_columns(table: &str, columns: &[&str]) -> String {
     }
     w.finish_sql()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{absent, set};
+
+    #[derive(crate::Table, Debug, Clone, PartialEq)]
+    #[table(name = "items")]
+    struct Item {
+        #[column(primary_key)]
+        id: i64,
+        name: String,
+        parent: Option<i64>,
+    }
+
+    #[derive(crate::Table, Debug, Clone, PartialEq)]
+    #[table(name = "tags")]
+    struct Tag {
+        #[column(primary_key)]
+        id: i64,
+        item: i64,
+    }
+
+    fn check(statement: Statement, sql: &str, args: &[SqlValue]) {
+        assert_eq!(statement.sql, sql);
+        assert_eq!(statement.args, args);
+    }
+
+    const COLS: &str = "\"items\".\"id\", \"items\".\"name\", \"items\".\"parent\"";
+
+    #[test]
+    fn plain_select_uses_the_cached_text() {
+        let statement = Select::<Item>::from_table().build(Dialect::Sqlite);
+        assert!(matches!(statement.sql, Cow::Borrowed(_)));
+        check(statement, &format!("SELECT {COLS} FROM \"items\""), &[]);
+    }
+
+    #[test]
+    fn filters_sorting_and_paging() {
+        let select = Select::<Item>::from_table()
+            .filter(Item::NAME.like("a%").or(Item::PARENT.is_null()))
+            .filter(!Item::ID.is_in([1, 2]))
+            .order_by(Item::NAME.desc())
+            .limit(10)
+            .offset(20);
+        check(
+            select.build(Dialect::Sqlite),
+            &format!(
+                "SELECT {COLS} FROM \"items\" WHERE ((\"items\".\"name\" LIKE ?) OR (\"items\".\"parent\" IS NULL)) \
+                 AND (NOT (\"items\".\"id\" IN (?, ?))) ORDER BY \"items\".\"name\" DESC LIMIT 10 OFFSET 20"
+            ),
+            &[
+                SqlValue::Text("a%".into()),
+                SqlValue::Integer(1),
+                SqlValue::Integer(2),
+            ],
+        );
+    }
+
+    #[test]
+    fn postgres_numbers_its_placeholders() {
+        let select = Select::<Item>::from_table().filter(Item::ID.gt(1).and(Item::NAME.ne("x")));
+        let sql = select.build(Dialect::Postgres).sql;
+        assert!(
+            sql.ends_with("WHERE (\"items\".\"id\" > $1) AND (\"items\".\"name\" <> $2)"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn joins_aggregates_casts_and_custom_expressions() {
+        let joined = Select::<Item>::from_table().left_join::<Tag>(Tag::ITEM.eq(Item::ID));
+        check(
+            joined.build(Dialect::Sqlite),
+            &format!(
+                "SELECT {COLS}, \"tags\".\"id\", \"tags\".\"item\" FROM \"items\" LEFT JOIN \"tags\" ON \"tags\".\"item\" = \"items\".\"id\""
+            ),
+            &[],
+        );
+        let grouped = Select::<Item>::from_table()
+            .columns((Item::PARENT, count_all(), Item::ID.cast::<String>()))
+            .group_by(Item::PARENT)
+            .having(custom::<bool>("count(*) > ?", [SqlValue::Integer(1)]));
+        check(
+            grouped.build(Dialect::Sqlite),
+            "SELECT \"items\".\"parent\", COUNT(*), CAST(\"items\".\"id\" AS TEXT) FROM \"items\" \
+             GROUP BY \"items\".\"parent\" HAVING count(*) > ?",
+            &[SqlValue::Integer(1)],
+        );
+        let arithmetic = Select::<Item>::from_table()
+            .filter((Item::ID * 2 + 1).eq(5))
+            .build(Dialect::Sqlite);
+        assert!(
+            arithmetic
+                .sql
+                .ends_with("WHERE ((\"items\".\"id\" * ?) + ?) = ?"),
+            "{}",
+            arithmetic.sql
+        );
+    }
+
+    #[test]
+    fn inserts_with_modes_upserts_and_returning() {
+        let item = ItemCompanion {
+            name: set("a"),
+            ..absent()
+        };
+        check(
+            Insert::new(&item).build(Dialect::Sqlite, false),
+            "INSERT INTO \"items\" (\"name\") VALUES (?)",
+            &[SqlValue::Text("a".into())],
+        );
+        check(
+            Insert::new(&item)
+                .mode(InsertMode::OrIgnore)
+                .build(Dialect::Sqlite, true),
+            "INSERT OR IGNORE INTO \"items\" (\"name\") VALUES (?) RETURNING \"id\", \"name\", \"parent\"",
+            &[SqlValue::Text("a".into())],
+        );
+        let upsert = OnConflict::update_excluded::<Item>(&[&Item::ID], &[&Item::NAME]);
+        let row = Item {
+            id: 1,
+            name: "b".into(),
+            parent: None,
+        };
+        check(
+            Insert::new(&row)
+                .on_conflict(upsert)
+                .build(Dialect::Sqlite, false),
+            "INSERT INTO \"items\" (\"id\", \"name\", \"parent\") VALUES (?, ?, ?) \
+             ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\"",
+            &[
+                SqlValue::Integer(1),
+                SqlValue::Text("b".into()),
+                SqlValue::Null,
+            ],
+        );
+        let empty = ItemCompanion::default();
+        check(
+            Insert::new(&empty).build(Dialect::Sqlite, false),
+            "INSERT INTO \"items\" DEFAULT VALUES",
+            &[],
+        );
+    }
+
+    #[test]
+    fn updates_and_deletes() {
+        let update = Update::<Item>::new()
+            .filter(Item::PARENT.eq(3))
+            .set(&ItemCompanion {
+                name: set("z"),
+                ..absent()
+            });
+        check(
+            update.build(Dialect::Sqlite).unwrap(),
+            "UPDATE \"items\" SET \"name\" = ? WHERE \"items\".\"parent\" = ?",
+            &[SqlValue::Text("z".into()), SqlValue::Integer(3)],
+        );
+        let row = Item {
+            id: 7,
+            name: "n".into(),
+            parent: Some(1),
+        };
+        check(
+            Update::replace(&row)
+                .unwrap()
+                .build(Dialect::Sqlite)
+                .unwrap(),
+            "UPDATE \"items\" SET \"name\" = ?, \"parent\" = ? WHERE \"items\".\"id\" = ?",
+            &[
+                SqlValue::Text("n".into()),
+                SqlValue::Integer(1),
+                SqlValue::Integer(7),
+            ],
+        );
+        check(
+            Delete::<Item>::new()
+                .filter(Item::ID.ge(2))
+                .build(Dialect::Sqlite),
+            "DELETE FROM \"items\" WHERE \"items\".\"id\" >= ?",
+            &[SqlValue::Integer(2)],
+        );
+        check(
+            find_statement::<Item>(Dialect::Sqlite, SqlValue::Integer(4)).unwrap(),
+            &format!("SELECT {COLS} FROM \"items\" WHERE \"items\".\"id\" = ?"),
+            &[SqlValue::Integer(4)],
+        );
+    }
+}

@@ -24,13 +24,24 @@ struct Source {
     table: &'static str,
     /// The qualified select list of this table's columns.
     columns: &'static str,
-    join: Option<(Join, Node)>,
+}
+
+/// A table joined to the ones before it.
+#[derive(Debug, Clone, PartialEq)]
+struct Joined {
+    source: Source,
+    kind: Join,
+    on: Node,
 }
 
 /// The parts every `SELECT` has, whatever it returns.
 #[derive(Debug, Clone, PartialEq)]
 struct Clauses {
-    sources: Vec<Source>,
+    from: Source,
+    /// `SELECT <every column> FROM <table>`, cached per table: the whole
+    /// statement while nothing else is added.
+    select_all: &'static str,
+    joins: Vec<Joined>,
     filter: Option<Node>,
     group_by: Vec<Node>,
     having: Option<Node>,
@@ -42,23 +53,29 @@ struct Clauses {
 
 impl Clauses {
     fn write_from(&self, w: &mut SqlWriter) {
-        let Some((first, joined)) = self.sources.split_first() else {
-            return;
-        };
         w.push(" FROM ");
-        w.ident(first.table);
-        for source in joined {
-            let Some((kind, on)) = &source.join else {
-                continue;
-            };
-            w.push(match kind {
+        w.ident(self.from.table);
+        for joined in &self.joins {
+            w.push(match joined.kind {
                 Join::Inner => " INNER JOIN ",
                 Join::Left => " LEFT JOIN ",
             });
-            w.ident(source.table);
+            w.ident(joined.source.table);
             w.push(" ON ");
-            w.node(on);
+            w.node(&joined.on);
         }
+    }
+
+    /// Whether nothing but the table was given, so the cached text applies.
+    fn is_plain(&self) -> bool {
+        self.joins.is_empty()
+            && self.filter.is_none()
+            && self.group_by.is_empty()
+            && self.having.is_none()
+            && self.order_by.is_empty()
+            && self.limit.is_none()
+            && self.offset.is_none()
+            && !self.distinct
     }
 
     fn write_tail(&self, w: &mut SqlWriter) {
@@ -134,14 +151,15 @@ pub struct Select<R> {
 impl<T: Table> Select<T> {
     /// Every row of `T`.
     pub fn from_table() -> Self {
-        let source = Source {
-            table: T::NAME,
-            columns: T::statement_cache().columns::<T>(),
-            join: None,
-        };
+        let cache = T::statement_cache();
         Select {
             clauses: Clauses {
-                sources: vec![source],
+                from: Source {
+                    table: T::NAME,
+                    columns: cache.columns::<T>(),
+                },
+                select_all: cache.select_all::<T>(),
+                joins: Vec::new(),
                 filter: None,
                 group_by: Vec::new(),
                 having: None,
@@ -197,11 +215,11 @@ impl<R: FromRow> Select<R> {
     }
 
     fn join<J: Table, Out>(mut self, kind: Join, on: Node) -> Select<Out> {
-        self.clauses.sources.push(Source {
+        let source = Source {
             table: J::NAME,
             columns: J::statement_cache().columns::<J>(),
-            join: Some((kind, on)),
-        });
+        };
+        self.clauses.joins.push(Joined { source, kind, on });
         Select {
             clauses: self.clauses,
             marker: PhantomData,
@@ -225,13 +243,15 @@ impl<R: FromRow> Select<R> {
 
     /// The statement.
     pub fn build(&self, dialect: Dialect) -> Statement {
+        if self.clauses.is_plain() {
+            return Statement::new(self.clauses.select_all, Vec::new());
+        }
         let mut w = SqlWriter::new(dialect);
         self.clauses.select_head(&mut w);
-        for (i, source) in self.clauses.sources.iter().enumerate() {
-            if i > 0 {
-                w.push(", ");
-            }
-            w.push(source.columns);
+        w.push(self.clauses.from.columns);
+        for joined in &self.clauses.joins {
+            w.push(", ");
+            w.push(joined.source.columns);
         }
         self.clauses.write_from(&mut w);
         self.clauses.write_tail(&mut w);
