@@ -695,7 +695,6 @@ fn every_column_type_round_trips_through_a_row() {
 #[cfg(feature = "json")]
 mod json_columns {
     use driftwood::Table;
-    use driftwood::table::Table as _;
     use driftwood::types::Json;
 
     /// JSON columns: a typed `Json<T>` and a raw `serde_json::Value`.
