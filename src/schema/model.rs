@@ -93,45 +93,63 @@ impl Schema {
     }
 }
 
-/// Orders tables so referenced tables come first (a stable topological sort;
-/// self-references and cycles keep their given order).
+/// Orders tables so referenced tables come first: a stable topological sort
+/// over the foreign-key graph. References inside a cycle (including a table
+/// referencing itself) are ignored, so cyclic tables keep their given order
+/// and ordering an ordered list changes nothing.
 fn order_tables(tables: Vec<Entity>) -> Vec<Entity> {
     let names: Vec<String> = tables
         .iter()
         .map(|t| t.name().to_ascii_lowercase())
         .collect();
-    let depends_on = |i: usize| -> Vec<usize> {
-        let Entity::Table(table) = &tables[i] else {
-            return Vec::new();
+    let n = tables.len();
+    let mut reaches = vec![vec![false; n]; n];
+    for (i, entity) in tables.iter().enumerate() {
+        let Entity::Table(table) = entity else {
+            continue;
         };
-        table
-            .referenced_tables()
-            .filter_map(|target| names.iter().position(|n| n.eq_ignore_ascii_case(target)))
-            .filter(|&j| j != i)
-            .collect()
-    };
-    let mut placed = vec![false; tables.len()];
-    let mut order = Vec::with_capacity(tables.len());
-    fn visit(
+        for target in table.referenced_tables() {
+            if let Some(j) = names
+                .iter()
+                .position(|name| name.eq_ignore_ascii_case(target))
+            {
+                reaches[i][j] = true;
+            }
+        }
+    }
+    let direct = reaches.clone();
+    for k in 0..n {
+        for i in 0..n {
+            if reaches[i][k] {
+                for j in 0..n {
+                    reaches[i][j] |= reaches[k][j];
+                }
+            }
+        }
+    }
+    // i must come after j when i references j and j does not lead back to i.
+    let must_follow = |i: usize, j: usize| direct[i][j] && !reaches[j][i];
+    let mut placed = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    fn place(
         i: usize,
         placed: &mut [bool],
-        visiting: &mut Vec<usize>,
         order: &mut Vec<usize>,
-        deps: &dyn Fn(usize) -> Vec<usize>,
+        must_follow: &dyn Fn(usize, usize) -> bool,
     ) {
-        if placed[i] || visiting.contains(&i) {
+        if placed[i] {
             return;
         }
-        visiting.push(i);
-        for j in deps(i) {
-            visit(j, placed, visiting, order, deps);
-        }
-        visiting.pop();
         placed[i] = true;
+        for j in 0..placed.len() {
+            if must_follow(i, j) {
+                place(j, placed, order, must_follow);
+            }
+        }
         order.push(i);
     }
-    for i in 0..tables.len() {
-        visit(i, &mut placed, &mut Vec::new(), &mut order, &depends_on);
+    for i in 0..n {
+        place(i, &mut placed, &mut order, &must_follow);
     }
     let mut slots: Vec<Option<Entity>> = tables.into_iter().map(Some).collect();
     order.into_iter().filter_map(|i| slots[i].take()).collect()
@@ -436,6 +454,18 @@ mod tests {
             t.columns.push(c);
         }
         Entity::Table(t)
+    }
+
+    #[test]
+    fn cycles_keep_their_order_and_ordering_is_idempotent() {
+        let schema = Schema::new([table("a", &["b"]), table("b", &["a"]), table("c", &["c"])]);
+        let names: Vec<&str> = schema.entities.iter().map(Entity::name).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let again = Schema::new(schema.entities.clone());
+        assert_eq!(again, schema);
+        let reversed = Schema::new([table("b", &["a"]), table("a", &["b"])]);
+        let names: Vec<&str> = reversed.entities.iter().map(Entity::name).collect();
+        assert_eq!(names, ["b", "a"]);
     }
 
     #[test]

@@ -174,6 +174,7 @@ fn measure(
         // Untimed reset between operations: stamp each operation on its own.
         for i in spec.warmup..spec.warmup + n {
             reset(imp)?;
+            settle_writes();
             let op = w.op(dataset, i);
             let start = Instant::now();
             let got = imp.run(op)?;
@@ -184,6 +185,7 @@ fn measure(
         // Back-to-back operations: one clock read per operation, each
         // latency runs from the previous stamp to the next.
         let mut checksums: Vec<u64> = Vec::with_capacity(n as usize);
+        settle_writes();
         let mut last = Instant::now();
         for i in spec.warmup..spec.warmup + n {
             let got = imp.run(w.op(dataset, i))?;
@@ -224,4 +226,12 @@ mod tests {
         assert_eq!(quantile_ns(&[7], 0.99), 7);
         assert_eq!(quantile_ns(&[], 0.5), 0);
     }
+}
+
+/// Flushes the operating system's dirty pages before a timed section, so an
+/// implementation never pays for the write-back of the one measured before
+/// it (`synchronous=NORMAL` leaves tens of megabytes unwritten after a bulk
+/// insert). Untimed; a failure to run `sync` only costs fairness, not results.
+fn settle_writes() {
+    let _ = std::process::Command::new("sync").status();
 }
