@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 
+use futures::future::Either;
 use futures::lock::Mutex;
 
 use crate::batch::Batch;
@@ -19,6 +20,7 @@ use crate::executor::Executor;
 use crate::query::Statement;
 use crate::row::{FromRow, OwnedRow};
 use crate::schema::{Schema, sql::create_statement};
+use crate::server::{Client, Server};
 use crate::sqlite::{Connection, Execution, OpenOptions, TxKind};
 use crate::transaction::Transaction;
 
@@ -74,17 +76,25 @@ pub fn create_all(conn: &Conn<'_>, schema: &Schema) -> Result<()> {
 
 /// A handle to a database of definition `D`. See the [module documentation](self).
 pub struct Db<D = NoSchema> {
-    /// The connection, behind an async lock so a transaction can hold it
-    /// across awaits while other tasks wait without blocking their thread.
-    /// `None` once closed.
-    conn: Arc<Mutex<Option<Connection>>>,
+    backend: Backend,
     marker: PhantomData<fn() -> D>,
+}
+
+/// Where a database's connection lives.
+#[derive(Clone)]
+enum Backend {
+    /// On the calling thread, behind an async lock so a transaction can hold
+    /// it across awaits while other tasks wait without blocking their thread.
+    /// `None` once closed.
+    Local(Arc<Mutex<Option<Connection>>>),
+    /// On a background server thread.
+    Server(Arc<Client>),
 }
 
 impl<D> Clone for Db<D> {
     fn clone(&self) -> Self {
         Db {
-            conn: self.conn.clone(),
+            backend: self.backend.clone(),
             marker: PhantomData,
         }
     }
@@ -92,7 +102,11 @@ impl<D> Clone for Db<D> {
 
 impl<D> std::fmt::Debug for Db<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").finish_non_exhaustive()
+        let backend = match self.backend {
+            Backend::Local(_) => "in-thread",
+            Backend::Server(_) => "background server",
+        };
+        f.debug_struct("Db").field("backend", &backend).finish()
     }
 }
 
@@ -113,40 +127,74 @@ impl<D: Database> Db<D> {
         Self::from_connection(Connection::open_in_memory(&OpenOptions::default())?)
     }
 
+    /// Opens the file at `path` on its own background thread (drift's
+    /// `NativeDatabase.createInBackground`): the same API, and the caller's
+    /// thread never runs SQLite. The server stops when this database (all
+    /// its clones) is closed or dropped.
+    pub async fn open_in_background(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_in_background_with(path, OpenOptions::default()).await
+    }
+
+    /// [`Db::open_in_background`] with these options.
+    pub async fn open_in_background_with(
+        path: impl AsRef<Path>,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        let server = Server::start(move || Connection::open(&path, &options)).await?;
+        server.connect_single_client::<D>().await
+    }
+
     /// Wraps an open connection, creating or upgrading its schema.
     pub fn from_connection(conn: Connection) -> Result<Self> {
         prepare_schema::<D>(&conn)?;
         Ok(Db {
-            conn: Arc::new(Mutex::new(Some(conn))),
+            backend: Backend::Local(Arc::new(Mutex::new(Some(conn)))),
             marker: PhantomData,
         })
     }
 
-    async fn with_conn<R>(&self, work: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        let guard = self.conn.lock().await;
-        let conn = guard.as_ref().ok_or(Error::Closed)?;
-        work(conn)
+    pub(crate) fn from_client(client: Arc<Client>) -> Self {
+        Db {
+            backend: Backend::Server(client),
+            marker: PhantomData,
+        }
+    }
+
+    /// Runs `work` with the connection, wherever it lives.
+    fn run<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + '_
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Local(conn) => Either::Left(async move {
+                let guard = conn.lock().await;
+                let conn = guard.as_ref().ok_or(Error::Closed)?;
+                work(conn)
+            }),
+            Backend::Server(client) => Either::Right(client.run(work)),
+        }
     }
 
     /// Begins a write transaction (`BEGIN IMMEDIATE`), held across awaits
     /// until committed, rolled back or dropped (which rolls back).
     pub async fn transaction(&self) -> Result<Transaction<'static>> {
-        Transaction::begin(self.conn.clone().lock_owned().await)
+        match &self.backend {
+            Backend::Local(conn) => Transaction::begin(conn.clone().lock_owned().await),
+            Backend::Server(client) => Transaction::begin_on_server(client).await,
+        }
     }
 
-    /// Runs a synchronous unit of work in a write transaction, in one call:
-    /// committed if `work` returns `Ok`, rolled back on `Err` or panic (the
-    /// panic becomes [`Error::Panic`]).
+    /// Runs a synchronous unit of work in a write transaction, in one call
+    /// (on the server thread for a background database): committed if `work`
+    /// returns `Ok`, rolled back on `Err` or panic (the panic becomes
+    /// [`Error::Panic`]).
     pub fn write<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
     ) -> impl Future<Output = Result<R>> + Send + '_ {
-        self.with_conn(move |conn| {
-            conn.begin(TxKind::Immediate)?;
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
-            finish(conn, outcome)
-        })
+        self.run(move |conn| write_unit(conn, work))
     }
 
     /// Runs a synchronous unit of work that only reads, in one call, without
@@ -155,30 +203,52 @@ impl<D: Database> Db<D> {
         &self,
         work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
     ) -> impl Future<Output = Result<R>> + Send + '_ {
-        self.with_conn(move |conn| {
+        self.run(move |conn| {
             let outcome =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
             outcome.unwrap_or_else(|panic| Err(Error::from_panic(panic)))
         })
     }
 
-    /// Closes the database once the current user of the connection is done;
-    /// every later call on any clone returns [`Error::Closed`].
+    /// Closes this database: every later call on it or its clones returns
+    /// [`Error::Closed`]. In-thread, the connection closes once its current
+    /// user is done. On a shared server, only this client closes; a
+    /// single-client server ([`Db::open_in_background`]) stops.
     pub async fn close(&self) -> Result<()> {
-        let conn = self.conn.lock().await.take();
-        drop(conn);
+        match &self.backend {
+            Backend::Local(conn) => drop(conn.lock().await.take()),
+            Backend::Server(client) => client.close(),
+        }
         Ok(())
+    }
+
+    /// Whether this database was closed (or its server stopped).
+    pub fn is_closed(&self) -> bool {
+        match &self.backend {
+            Backend::Local(conn) => conn.try_lock().is_some_and(|c| c.is_none()),
+            Backend::Server(client) => client.is_closed(),
+        }
     }
 
     /// Reads the live schema back from the database.
     pub fn read_schema(&self) -> impl Future<Output = Result<Schema>> + Send + '_ {
-        self.with_conn(|conn| conn.read_schema())
+        self.run(|conn| conn.read_schema())
     }
+}
+
+/// Runs a unit of work in a write transaction (a savepoint inside one).
+pub(crate) fn write_unit<R>(
+    conn: &Connection,
+    work: impl FnOnce(&Conn<'_>) -> Result<R>,
+) -> Result<R> {
+    conn.begin(TxKind::Immediate)?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
+    finish(conn, outcome)
 }
 
 /// Creates the schema in a new file, or checks and upgrades an existing
 /// one, all in one immediate transaction with `user_version`.
-fn prepare_schema<D: Database>(conn: &Connection) -> Result<()> {
+pub(crate) fn prepare_schema<D: Database>(conn: &Connection) -> Result<()> {
     let target = D::SCHEMA_VERSION;
     if target == 0 {
         return Ok(());
@@ -220,31 +290,31 @@ fn prepare_schema<D: Database>(conn: &Connection) -> Result<()> {
 
 impl<D: Database> Executor for Db<D> {
     fn execute(&self, statement: Statement) -> impl Future<Output = Result<Execution>> + Send {
-        self.with_conn(move |conn| conn.execute(&statement))
+        self.run(move |conn| conn.execute(&statement))
     }
 
     fn fetch<R: FromRow + Send + 'static>(
         &self,
         statement: Statement,
     ) -> impl Future<Output = Result<Vec<R>>> + Send {
-        self.with_conn(move |conn| conn.fetch(&statement))
+        self.run(move |conn| conn.fetch(&statement))
     }
 
     fn fetch_first<R: FromRow + Send + 'static>(
         &self,
         statement: Statement,
     ) -> impl Future<Output = Result<Option<R>>> + Send {
-        self.with_conn(move |conn| conn.fetch_first(&statement))
+        self.run(move |conn| conn.fetch_first(&statement))
     }
 
     fn fetch_rows(
         &self,
         statement: Statement,
     ) -> impl Future<Output = Result<Vec<OwnedRow>>> + Send {
-        self.with_conn(move |conn| conn.fetch_rows(&statement))
+        self.run(move |conn| conn.fetch_rows(&statement))
     }
 
     fn run_batch(&self, batch: Batch) -> impl Future<Output = Result<Execution>> + Send {
-        self.with_conn(move |conn| batch.run_on(conn))
+        self.run(move |conn| batch.run_on(conn))
     }
 }

@@ -111,6 +111,12 @@ pub enum Error {
     /// The database, its server or the connection is closed.
     #[error("database is closed")]
     Closed,
+    /// A server registered under this name has shut down.
+    #[error("the server registered as `{name}` has shut down")]
+    StaleServer {
+        /// The registered name.
+        name: String,
+    },
     /// The schema is invalid or does not match what was expected.
     #[error("schema error: {message}")]
     Schema {

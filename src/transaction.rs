@@ -1,31 +1,46 @@
 //! [`Transaction`]: an owned transaction handle usable across awaits.
 //!
-//! A transaction holds the connection for as long as it lives, so other
-//! users of the same database wait for it (they never see its uncommitted
-//! writes and never deadlock against it). It commits only when told to:
-//! dropped without `commit()` — on an error path, a panic, or a cancelled
-//! future — it rolls back. Nested transactions are savepoints and borrow
-//! their parent mutably, so the parent cannot be used until they end.
+//! A transaction holds the writer for as long as it lives, so other users of
+//! the same database wait for it (they never see its uncommitted writes and
+//! never deadlock against it). In-thread it holds the connection's lock; on
+//! a background server it owns a *lane* the server thread gives the writer
+//! to. It commits only when told to: dropped without `commit()` — on an
+//! error path, a panic, or a cancelled future — it rolls back. Nested
+//! transactions are savepoints and borrow their parent mutably, so the
+//! parent cannot be used until they end.
 
 use std::future::{Future, ready};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
+use futures::future::Either;
 use futures::lock::OwnedMutexGuard;
 
 use crate::batch::Batch;
-use crate::conn::{Conn, finish};
+use crate::conn::Conn;
+use crate::database::write_unit;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::query::Statement;
 use crate::row::{FromRow, OwnedRow};
+use crate::server::{Client, Lane};
 use crate::sqlite::{Connection, Execution, TxKind};
 
-/// Where a transaction's connection comes from.
+/// Where a transaction's connection is.
 enum Slot<'p> {
-    /// The outermost transaction owns the lock on the connection.
+    /// In-thread, outermost: owns the lock on the connection.
     Root(OwnedMutexGuard<Option<Connection>>),
-    /// A savepoint borrows the lock from its parent (a `&mut` borrow, so the
-    /// parent cannot be used meanwhile, and the handle stays `Send`).
+    /// In-thread savepoint: borrows the lock from its parent (a `&mut`
+    /// borrow, so the parent cannot be used meanwhile, and the handle stays
+    /// `Send`).
     Nested(&'p mut OwnedMutexGuard<Option<Connection>>),
+    /// On a background server, in its own lane; `root` for the outermost.
+    Server {
+        client: Arc<Client>,
+        lane: Lane,
+        root: bool,
+        parent: PhantomData<&'p mut ()>,
+    },
 }
 
 /// An open transaction (or savepoint). See the [module documentation](self).
@@ -38,9 +53,17 @@ pub struct Transaction<'p> {
 
 impl std::fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transaction")
-            .field("depth", &self.conn().depth())
-            .finish()
+        match &self.slot {
+            Slot::Server { lane, root, .. } => f
+                .debug_struct("Transaction")
+                .field("lane", lane)
+                .field("root", root)
+                .finish(),
+            _ => f
+                .debug_struct("Transaction")
+                .field("depth", &self.local().map(Connection::depth))
+                .finish(),
+        }
     }
 }
 
@@ -54,58 +77,134 @@ impl Transaction<'static> {
             finished: false,
         })
     }
+
+    /// Begins a write transaction on `client`'s server, in a new lane.
+    pub(crate) async fn begin_on_server(client: &Arc<Client>) -> Result<Self> {
+        if client.is_closed() {
+            return Err(Error::Closed);
+        }
+        let lane = client.shared.new_lane();
+        client.shared.begin(lane).await?;
+        let slot = Slot::Server {
+            client: client.clone(),
+            lane,
+            root: true,
+            parent: PhantomData,
+        };
+        Ok(Transaction {
+            slot,
+            finished: false,
+        })
+    }
 }
 
 impl Transaction<'_> {
-    fn conn(&self) -> &Connection {
+    /// The in-thread connection, or `None` on a server.
+    fn local(&self) -> Option<&Connection> {
         match &self.slot {
             // Checked non-empty in `begin`; the slot cannot be emptied while
             // this guard holds the lock.
             Slot::Root(guard) => guard.as_ref(),
             Slot::Nested(guard) => guard.as_ref(),
+            Slot::Server { .. } => None,
         }
-        .expect("transaction connection present while locked")
+    }
+
+    /// Runs `work` with the transaction's connection, wherever it is.
+    fn run_on<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        match &self.slot {
+            Slot::Server { client, lane, .. } => Either::Right(client.shared.run(*lane, work)),
+            _ => Either::Left(ready(match self.local() {
+                Some(conn) => work(conn),
+                None => Err(Error::Closed),
+            })),
+        }
     }
 
     /// Commits. For a savepoint, its changes become part of the parent.
     pub fn commit(mut self) -> impl Future<Output = Result<()>> + Send {
         self.finished = true;
-        let conn = self.conn();
-        let result = conn.commit().inspect_err(|_| {
-            let _ = conn.rollback();
+        if let Slot::Server { client, lane, .. } = &self.slot {
+            return Either::Right(client.shared.commit(*lane));
+        }
+        let result = self.local().ok_or(Error::Closed).and_then(|conn| {
+            conn.commit().inspect_err(|_| {
+                let _ = conn.rollback();
+            })
         });
-        ready(result)
+        Either::Left(ready(result))
     }
 
     /// Rolls back.
     pub fn rollback(mut self) -> impl Future<Output = Result<()>> + Send {
         self.finished = true;
-        ready(self.conn().rollback())
+        if let Slot::Server {
+            client, lane, root, ..
+        } = &self.slot
+        {
+            return Either::Right(client.shared.rollback(*lane, *root));
+        }
+        Either::Left(ready(
+            self.local()
+                .ok_or(Error::Closed)
+                .and_then(Connection::rollback),
+        ))
     }
 
     /// Begins a nested transaction (a savepoint).
     pub fn transaction(&mut self) -> impl Future<Output = Result<Transaction<'_>>> + Send {
-        let begun = self.conn().begin(TxKind::Immediate);
-        let guard = match &mut self.slot {
-            Slot::Root(guard) => guard,
-            Slot::Nested(guard) => &mut **guard,
+        if let Slot::Server { client, lane, .. } = &self.slot {
+            let (client, lane) = (client.clone(), *lane);
+            let begun = client.shared.begin(lane);
+            return Either::Right(async move {
+                begun.await?;
+                let slot = Slot::Server {
+                    client,
+                    lane,
+                    root: false,
+                    parent: PhantomData,
+                };
+                Ok(Transaction {
+                    slot,
+                    finished: false,
+                })
+            });
+        }
+        let begun = self
+            .local()
+            .ok_or(Error::Closed)
+            .and_then(|conn| conn.begin(TxKind::Immediate));
+        let nested = match &mut self.slot {
+            Slot::Root(guard) => Some(guard),
+            Slot::Nested(guard) => Some(&mut **guard),
+            Slot::Server { .. } => None,
         };
-        ready(begun.map(|()| Transaction {
-            slot: Slot::Nested(guard),
-            finished: false,
-        }))
+        Either::Left(ready(begun.and_then(|()| {
+            let guard = nested.ok_or(Error::Closed)?;
+            Ok(Transaction {
+                slot: Slot::Nested(guard),
+                finished: false,
+            })
+        })))
     }
 
-    /// Runs a synchronous unit of work inside this transaction, in one call.
-    /// An error or panic from `work` leaves the transaction open for the
-    /// caller to roll back (the panic becomes [`Error::Panic`]).
+    /// Runs a synchronous unit of work inside this transaction, in one call
+    /// (on the server thread for a background database). An error or panic
+    /// from `work` leaves the transaction open for the caller to roll back
+    /// (the panic becomes [`Error::Panic`]).
     pub fn run<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
     ) -> impl Future<Output = Result<R>> + Send {
-        let conn = Conn::new(self.conn());
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&conn)));
-        ready(outcome.unwrap_or_else(|panic| Err(Error::from_panic(panic))))
+        self.run_on(move |conn| {
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
+            outcome.unwrap_or_else(|panic| Err(Error::from_panic(panic)))
+        })
     }
 
     /// Runs `work` in a savepoint: committed on `Ok`, rolled back on `Err`
@@ -114,13 +213,7 @@ impl Transaction<'_> {
         &self,
         work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
     ) -> impl Future<Output = Result<R>> + Send {
-        let conn = self.conn();
-        let result = conn.begin(TxKind::Immediate).and_then(|()| {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
-            finish(conn, outcome)
-        });
-        ready(result)
+        self.run_on(move |conn| write_unit(conn, work))
     }
 }
 
@@ -129,7 +222,15 @@ impl Drop for Transaction<'_> {
         if self.finished {
             return;
         }
-        if let Err(error) = self.conn().rollback() {
+        if let Slot::Server {
+            client, lane, root, ..
+        } = &self.slot
+        {
+            // Queued behind this lane's earlier requests, so it runs after them.
+            client.shared.rollback_detached(*lane, *root);
+            return;
+        }
+        if let Some(Err(error)) = self.local().map(Connection::rollback) {
             tracing::warn!(target: "driftwood", %error, "rolling back a dropped transaction failed");
         }
     }
@@ -137,31 +238,31 @@ impl Drop for Transaction<'_> {
 
 impl Executor for Transaction<'_> {
     fn execute(&self, statement: Statement) -> impl Future<Output = Result<Execution>> + Send {
-        ready(self.conn().execute(&statement))
+        self.run_on(move |conn| conn.execute(&statement))
     }
 
     fn fetch<R: FromRow + Send + 'static>(
         &self,
         statement: Statement,
     ) -> impl Future<Output = Result<Vec<R>>> + Send {
-        ready(self.conn().fetch(&statement))
+        self.run_on(move |conn| conn.fetch(&statement))
     }
 
     fn fetch_first<R: FromRow + Send + 'static>(
         &self,
         statement: Statement,
     ) -> impl Future<Output = Result<Option<R>>> + Send {
-        ready(self.conn().fetch_first(&statement))
+        self.run_on(move |conn| conn.fetch_first(&statement))
     }
 
     fn fetch_rows(
         &self,
         statement: Statement,
     ) -> impl Future<Output = Result<Vec<OwnedRow>>> + Send {
-        ready(self.conn().fetch_rows(&statement))
+        self.run_on(move |conn| conn.fetch_rows(&statement))
     }
 
     fn run_batch(&self, batch: Batch) -> impl Future<Output = Result<Execution>> + Send {
-        ready(batch.run_on(self.conn()))
+        self.run_on(move |conn| batch.run_on(conn))
     }
 }

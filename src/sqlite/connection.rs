@@ -112,6 +112,11 @@ impl Connection {
         &self.raw
     }
 
+    /// The underlying rusqlite connection, mutably (to install handlers).
+    pub fn raw_mut(&mut self) -> &mut rusqlite::Connection {
+        &mut self.raw
+    }
+
     /// The open transaction depth: 0 outside a transaction.
     pub fn depth(&self) -> u32 {
         self.depth.get()
