@@ -23,191 +23,198 @@ fn constraint(err: &Error) -> (ConstraintKind, Option<&str>, Option<&str>) {
 
 #[test]
 fn constraint_violations_name_kind_table_and_column() {
-    block_on(async {
-        let (_dir, db) = open_file().await;
-        let work = db
-            .insert(CategoryCompanion {
-                description: set("Work"),
-                ..absent()
-            })
-            .await
-            .unwrap();
+    for backend in BACKENDS {
+        block_on(async move {
+            let (_dir, db) = open(backend).await;
+            let work = db
+                .insert(CategoryCompanion {
+                    description: set("Work"),
+                    ..absent()
+                })
+                .await
+                .unwrap();
 
-        let err = db
-            .insert(CategoryCompanion {
-                description: set("Work"),
-                ..absent()
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(
-            constraint(&err),
-            (
-                ConstraintKind::Unique,
-                Some("categories"),
-                Some("description")
-            )
-        );
-        assert_eq!(
-            err.to_string(),
-            "unique constraint failed on categories.description: UNIQUE constraint failed: categories.description \
+            let err = db
+                .insert(CategoryCompanion {
+                    description: set("Work"),
+                    ..absent()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(
+                constraint(&err),
+                (
+                    ConstraintKind::Unique,
+                    Some("categories"),
+                    Some("description")
+                )
+            );
+            assert_eq!(
+                err.to_string(),
+                "unique constraint failed on categories.description: UNIQUE constraint failed: categories.description \
              (statement: INSERT INTO \"categories\" (\"description\") VALUES (?))"
-        );
+            );
 
-        let err = db
-            .insert(&Category {
-                id: work,
-                description: "Other".into(),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(
-            constraint(&err),
-            (ConstraintKind::PrimaryKey, Some("categories"), Some("id"))
-        );
+            let err = db
+                .insert(&Category {
+                    id: work,
+                    description: "Other".into(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(
+                constraint(&err),
+                (ConstraintKind::PrimaryKey, Some("categories"), Some("id"))
+            );
 
-        let err = db
-            .insert(TodoCompanion {
-                title: set("No body"),
-                ..absent()
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(
-            constraint(&err),
-            (ConstraintKind::NotNull, Some("todos"), Some("body"))
-        );
-        assert!(
-            err.to_string()
-                .starts_with("not null constraint failed on todos.body"),
-            "{err}"
-        );
+            let err = db
+                .insert(TodoCompanion {
+                    title: set("No body"),
+                    ..absent()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(
+                constraint(&err),
+                (ConstraintKind::NotNull, Some("todos"), Some("body"))
+            );
+            assert!(
+                err.to_string()
+                    .starts_with("not null constraint failed on todos.body"),
+                "{err}"
+            );
 
-        let err = db.insert(todo("Short", "x", None)).await.unwrap_err();
-        assert_eq!(
-            constraint(&err),
-            (ConstraintKind::Check, Some("todos"), Some("title"))
-        );
-        assert!(
-            err.to_string()
-                .contains("length(\"title\") BETWEEN 6 AND 10"),
-            "{err}"
-        );
+            let err = db.insert(todo("Short", "x", None)).await.unwrap_err();
+            assert_eq!(
+                constraint(&err),
+                (ConstraintKind::Check, Some("todos"), Some("title"))
+            );
+            assert!(
+                err.to_string()
+                    .contains("length(\"title\") BETWEEN 6 AND 10"),
+                "{err}"
+            );
 
-        let err = db.insert(todo("Orphan", "x", Some(999))).await.unwrap_err();
-        assert_eq!(
-            constraint(&err),
-            (ConstraintKind::ForeignKey, Some("todos"), None)
-        );
-        assert!(
-            err.to_string().starts_with(
-                "foreign key constraint failed on todos: FOREIGN KEY constraint failed"
-            ),
-            "{err}"
-        );
+            let err = db.insert(todo("Orphan", "x", Some(999))).await.unwrap_err();
+            assert_eq!(
+                constraint(&err),
+                (ConstraintKind::ForeignKey, Some("todos"), None)
+            );
+            assert!(
+                err.to_string().starts_with(
+                    "foreign key constraint failed on todos: FOREIGN KEY constraint failed"
+                ),
+                "{err}"
+            );
 
-        let err = db.custom_statement("UPDATE todos SET done = 2", []).await;
-        assert!(err.is_ok(), "no rows yet, so no check fires");
-        db.insert(todo("Valid one", "x", Some(work))).await.unwrap();
-        let err = db
-            .custom_statement("UPDATE todos SET done = 2", [])
-            .await
-            .unwrap_err();
-        assert_eq!(
-            constraint(&err),
-            (ConstraintKind::Check, None, Some("done"))
-        );
-        assert_eq!(
-            err.to_string(),
-            "check constraint failed on column done: CHECK constraint failed: done (statement: UPDATE todos SET done = 2)"
-        );
+            let err = db.custom_statement("UPDATE todos SET done = 2", []).await;
+            assert!(err.is_ok(), "no rows yet, so no check fires");
+            db.insert(todo("Valid one", "x", Some(work))).await.unwrap();
+            let err = db
+                .custom_statement("UPDATE todos SET done = 2", [])
+                .await
+                .unwrap_err();
+            assert_eq!(
+                constraint(&err),
+                (ConstraintKind::Check, None, Some("done"))
+            );
+            assert_eq!(
+                err.to_string(),
+                "check constraint failed on column done: CHECK constraint failed: done (statement: UPDATE todos SET done = 2)"
+            );
 
-        // Nothing was lost and the database still works.
-        assert_eq!(db.select::<Todo>().count().await.unwrap(), 1);
-        assert_eq!(db.select::<Category>().count().await.unwrap(), 1);
-    });
+            // Nothing was lost and the database still works.
+            assert_eq!(db.select::<Todo>().count().await.unwrap(), 1);
+            assert_eq!(db.select::<Category>().count().await.unwrap(), 1);
+        });
+    }
 }
 
 #[test]
 fn bad_sql_names_the_statement() {
-    block_on(async {
-        let (_dir, db) = open_file().await;
-        let err = db.custom_select("SELEC nonsense", []).await.unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "sql error: near \"SELEC\": syntax error (statement: SELEC nonsense)"
-        );
-        let err = db
-            .custom_select("SELECT * FROM missing_table", [])
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "sql error: no such table: missing_table (statement: SELECT * FROM missing_table)"
-        );
-        let err = db
-            .custom_statement(
-                "INSERT INTO categories (description) VALUES (?)",
-                args![1, 2],
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid argument: statement expects 1 arguments, got 2 (statement: INSERT INTO categories (description) VALUES (?))"
-        );
-    });
+    for backend in BACKENDS {
+        block_on(async move {
+            let (_dir, db) = open(backend).await;
+            let err = db.custom_select("SELEC nonsense", []).await.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "sql error: near \"SELEC\": syntax error (statement: SELEC nonsense)"
+            );
+            let err = db
+                .custom_select("SELECT * FROM missing_table", [])
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "sql error: no such table: missing_table (statement: SELECT * FROM missing_table)"
+            );
+            let err = db
+                .custom_statement(
+                    "INSERT INTO categories (description) VALUES (?)",
+                    args![1, 2],
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "invalid argument: statement expects 1 arguments, got 2 (statement: INSERT INTO categories (description) VALUES (?))"
+            );
+        });
+    }
 }
 
 #[test]
 fn type_mismatches_name_the_column() {
-    block_on(async {
-        let (_dir, db) = open_file().await;
-        db.custom_statement("INSERT INTO categories (description) VALUES ('Work')", [])
+    for backend in BACKENDS {
+        block_on(async move {
+            let (_dir, db) = open(backend).await;
+            db.custom_statement("INSERT INTO categories (description) VALUES ('Work')", [])
+                .await
+                .unwrap();
+            // A column SQLite lets hold any value, read back through the typed API.
+            db.custom_statement(
+                "CREATE TABLE loose (id INTEGER PRIMARY KEY, description)",
+                [],
+            )
             .await
             .unwrap();
-        // A column SQLite lets hold any value, read back through the typed API.
-        db.custom_statement(
-            "CREATE TABLE loose (id INTEGER PRIMARY KEY, description)",
-            [],
-        )
-        .await
-        .unwrap();
-        db.custom_statement("INSERT INTO loose (id, description) VALUES (1, 42)", [])
-            .await
-            .unwrap();
-        let rows = db
-            .custom_select("SELECT id, description FROM loose", [])
-            .await
-            .unwrap();
-        let err = rows[0].get::<String>(1).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "column `description` holds INTEGER 42, expected TEXT (statement: custom select)"
-        );
-        let err = db
-            .fetch::<Category>(driftwood::query::Statement::new(
-                "SELECT id, description FROM loose",
-                vec![],
-            ))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, Error::TypeMismatch { column, .. } if column == "description"),
-            "{err}"
-        );
-        assert_eq!(
-            err.to_string(),
-            "column `description` holds INTEGER 42, expected TEXT (statement: SELECT id, description FROM loose)"
-        );
-    });
+            db.custom_statement("INSERT INTO loose (id, description) VALUES (1, 42)", [])
+                .await
+                .unwrap();
+            let rows = db
+                .custom_select("SELECT id, description FROM loose", [])
+                .await
+                .unwrap();
+            let err = rows[0].get::<String>(1).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "column `description` holds INTEGER 42, expected TEXT (statement: custom select)"
+            );
+            let err = db
+                .fetch::<Category>(driftwood::query::Statement::new(
+                    "SELECT id, description FROM loose",
+                    vec![],
+                ))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::TypeMismatch { column, .. } if column == "description"),
+                "{err}"
+            );
+            assert_eq!(
+                err.to_string(),
+                "column `description` holds INTEGER 42, expected TEXT (statement: SELECT id, description FROM loose)"
+            );
+        });
+    }
 }
 
 #[test]
 fn a_long_statement_can_be_interrupted() {
-    block_on(async {
-        let (_dir, db) = open_file().await;
-        let err = db
+    for backend in BACKENDS {
+        block_on(async move {
+            let (_dir, db) = open(backend).await;
+            let err = db
             .read(|conn| {
                 let handle = conn.connection().raw().get_interrupt_handle();
                 let interrupter = std::thread::spawn(move || {
@@ -223,14 +230,15 @@ fn a_long_statement_can_be_interrupted() {
             })
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Interrupted { .. }), "{err}");
-        assert!(
-            err.to_string()
-                .starts_with("statement was interrupted (statement: WITH RECURSIVE"),
-            "{err}"
-        );
-        assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
-    });
+            assert!(matches!(err, Error::Interrupted { .. }), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with("statement was interrupted (statement: WITH RECURSIVE"),
+                "{err}"
+            );
+            assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
+        });
+    }
 }
 
 struct TodoDbV2;

@@ -9,66 +9,70 @@ use driftwood::prelude::*;
 
 #[test]
 fn dropped_transaction_rolls_back_and_commit_persists() {
-    block_on(async {
-        let (_dir, db) = open_file().await;
-        {
+    for backend in BACKENDS {
+        block_on(async move {
+            let (_dir, db) = open(backend).await;
+            {
+                let tx = db.transaction().await.unwrap();
+                tx.insert(todo("Dropped", "x", None)).await.unwrap();
+                assert_eq!(tx.select::<Todo>().count().await.unwrap(), 1);
+            }
+            assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
+
             let tx = db.transaction().await.unwrap();
-            tx.insert(todo("Dropped", "x", None)).await.unwrap();
-            assert_eq!(tx.select::<Todo>().count().await.unwrap(), 1);
-        }
-        assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
+            tx.insert(todo("Committed", "x", None)).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(db.select::<Todo>().count().await.unwrap(), 1);
 
-        let tx = db.transaction().await.unwrap();
-        tx.insert(todo("Committed", "x", None)).await.unwrap();
-        tx.commit().await.unwrap();
-        assert_eq!(db.select::<Todo>().count().await.unwrap(), 1);
-
-        let tx = db.transaction().await.unwrap();
-        tx.delete::<Todo>().await.unwrap();
-        tx.rollback().await.unwrap();
-        assert_eq!(db.select::<Todo>().count().await.unwrap(), 1);
-    });
+            let tx = db.transaction().await.unwrap();
+            tx.delete::<Todo>().await.unwrap();
+            tx.rollback().await.unwrap();
+            assert_eq!(db.select::<Todo>().count().await.unwrap(), 1);
+        });
+    }
 }
 
 #[test]
 fn savepoints_commit_into_and_roll_back_within_the_parent() {
-    block_on(async {
-        let (_dir, db) = open_file().await;
-        let mut tx = db.transaction().await.unwrap();
-        tx.insert(todo("Outer tx", "x", None)).await.unwrap();
-        {
-            let inner = tx.transaction().await.unwrap();
-            inner.insert(todo("Inner A", "x", None)).await.unwrap();
-            inner.commit().await.unwrap();
-        }
-        {
-            let inner = tx.transaction().await.unwrap();
-            inner.insert(todo("Inner B", "x", None)).await.unwrap();
-            // dropped: only this savepoint rolls back
-        }
-        let err = tx
-            .savepoint(|conn| {
-                conn.insert(todo("Inner C", "x", None)).execute()?;
-                conn.insert(todo("bad", "x", None)).execute()
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.constraint_kind(),
-            Some(driftwood::ConstraintKind::Check)
-        );
-        tx.commit().await.unwrap();
-        let mut titles: Vec<String> = db
-            .select::<Todo>()
-            .get()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.title)
-            .collect();
-        titles.sort();
-        assert_eq!(titles, ["Inner A", "Outer tx"]);
-    });
+    for backend in BACKENDS {
+        block_on(async move {
+            let (_dir, db) = open(backend).await;
+            let mut tx = db.transaction().await.unwrap();
+            tx.insert(todo("Outer tx", "x", None)).await.unwrap();
+            {
+                let inner = tx.transaction().await.unwrap();
+                inner.insert(todo("Inner A", "x", None)).await.unwrap();
+                inner.commit().await.unwrap();
+            }
+            {
+                let inner = tx.transaction().await.unwrap();
+                inner.insert(todo("Inner B", "x", None)).await.unwrap();
+                // dropped: only this savepoint rolls back
+            }
+            let err = tx
+                .savepoint(|conn| {
+                    conn.insert(todo("Inner C", "x", None)).execute()?;
+                    conn.insert(todo("bad", "x", None)).execute()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.constraint_kind(),
+                Some(driftwood::ConstraintKind::Check)
+            );
+            tx.commit().await.unwrap();
+            let mut titles: Vec<String> = db
+                .select::<Todo>()
+                .get()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| t.title)
+                .collect();
+            titles.sort();
+            assert_eq!(titles, ["Inner A", "Outer tx"]);
+        });
+    }
 }
 
 #[test]
@@ -99,59 +103,63 @@ fn a_transaction_moves_across_threads_while_others_wait() {
 
 #[test]
 fn units_of_work_roll_back_on_error_and_panic() {
-    block_on(async {
-        let (_dir, db) = open_file().await;
-        let err = db
-            .write(|conn| {
-                conn.insert(todo("Kept? no", "x", None)).execute()?;
-                Err::<(), _>(Error::invalid_argument("changed my mind"))
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(err.to_string(), "invalid argument: changed my mind");
+    for backend in BACKENDS {
+        block_on(async move {
+            let (_dir, db) = open(backend).await;
+            let err = db
+                .write(|conn| {
+                    conn.insert(todo("Kept? no", "x", None)).execute()?;
+                    Err::<(), _>(Error::invalid_argument("changed my mind"))
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.to_string(), "invalid argument: changed my mind");
 
-        let err = db
-            .write(|conn| -> Result<()> {
-                conn.insert(todo("Kept? no", "x", None)).execute()?;
-                panic!("bug in user code");
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(err.to_string(), "user code panicked: bug in user code");
-        assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
+            let err = db
+                .write(|conn| -> Result<()> {
+                    conn.insert(todo("Kept? no", "x", None)).execute()?;
+                    panic!("bug in user code");
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.to_string(), "user code panicked: bug in user code");
+            assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
 
-        // The database still works after the panic.
-        let id = db
-            .write(|conn| conn.insert(todo("Survivor", "x", None)).id())
-            .await
-            .unwrap();
-        let nested = db
-            .write(move |conn| {
-                let inner = conn.transaction(|c| c.insert(todo("Nested", "x", None)).id());
-                let failed = conn.transaction(|c| {
-                    c.insert(todo("Rolled", "x", None)).execute()?;
-                    Err::<(), _>(Error::invalid_argument("no"))
-                });
-                assert!(failed.is_err());
-                inner
-            })
-            .await
-            .unwrap();
-        assert!(nested > id);
-        let count = db.select::<Todo>().count().await.unwrap();
-        assert_eq!(count, 2);
-    });
+            // The database still works after the panic.
+            let id = db
+                .write(|conn| conn.insert(todo("Survivor", "x", None)).id())
+                .await
+                .unwrap();
+            let nested = db
+                .write(move |conn| {
+                    let inner = conn.transaction(|c| c.insert(todo("Nested", "x", None)).id());
+                    let failed = conn.transaction(|c| {
+                        c.insert(todo("Rolled", "x", None)).execute()?;
+                        Err::<(), _>(Error::invalid_argument("no"))
+                    });
+                    assert!(failed.is_err());
+                    inner
+                })
+                .await
+                .unwrap();
+            assert!(nested > id);
+            let count = db.select::<Todo>().count().await.unwrap();
+            assert_eq!(count, 2);
+        });
+    }
 }
 
 #[test]
 fn closed_database_reports_closed() {
-    block_on(async {
-        let (_dir, db) = open_file().await;
-        let other = db.clone();
-        db.close().await.unwrap();
-        let err = other.select::<Todo>().get().await.unwrap_err();
-        assert_eq!(err, Error::Closed);
-        assert_eq!(err.to_string(), "database is closed");
-        assert_eq!(other.transaction().await.unwrap_err(), Error::Closed);
-    });
+    for backend in BACKENDS {
+        block_on(async move {
+            let (_dir, db) = open(backend).await;
+            let other = db.clone();
+            db.close().await.unwrap();
+            let err = other.select::<Todo>().get().await.unwrap_err();
+            assert_eq!(err, Error::Closed);
+            assert_eq!(err.to_string(), "database is closed");
+            assert_eq!(other.transaction().await.unwrap_err(), Error::Closed);
+        });
+    }
 }

@@ -46,13 +46,32 @@ pub fn todo(title: &str, content: &str, category: Option<i64>) -> TodoCompanion 
     }
 }
 
-/// A fresh database file in its own temporary directory.
+/// Where a test's database runs: every capability is tested on both.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Backend {
+    /// On the test's thread.
+    InThread,
+    /// On a background server thread.
+    Background,
+}
+
+/// Both backends.
+pub const BACKENDS: [Backend; 2] = [Backend::InThread, Backend::Background];
+
+/// A fresh database file in its own temporary directory, on the calling thread.
 pub async fn open_file() -> (tempfile::TempDir, Db<TodoDb>) {
+    open(Backend::InThread).await
+}
+
+/// A fresh database file in its own temporary directory, on `backend`.
+pub async fn open(backend: Backend) -> (tempfile::TempDir, Db<TodoDb>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = Db::<TodoDb>::open(dir.path().join("todos.db"))
-        .await
-        .expect("open");
-    (dir, db)
+    let path = dir.path().join("todos.db");
+    let db = match backend {
+        Backend::InThread => Db::<TodoDb>::open(path).await,
+        Backend::Background => Db::<TodoDb>::open_in_background(path).await,
+    };
+    (dir, db.expect("open"))
 }
 
 /// Runs a future to completion on the calling thread.
