@@ -97,7 +97,7 @@ pub mod prelude {
     pub use crate::table::{Column, Value, absent, set};
     pub use crate::types::SqlValue;
     pub use crate::{
-        Batch, Conn, Database, Db, Error, Executor, IntEnum, Result, Table, TextEnum, Transaction,
-        args, schema,
+        Batch, Conn, Database, Db, Error, Executor, IntEnum, NoSchema, Result, Server, Table,
+        TextEnum, Transaction, args, schema,
     };
 }

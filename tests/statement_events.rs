@@ -11,9 +11,12 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
+/// One event's fields, as name and printed value.
+type EventFields = Vec<(String, String)>;
+
 /// Records the fields of every `driftwood::sql` event.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+struct Recorder(Arc<Mutex<Vec<EventFields>>>);
 
 struct Fields(Vec<(String, String)>);
 

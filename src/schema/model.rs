@@ -119,11 +119,10 @@ fn order_tables(tables: Vec<Entity>) -> Vec<Entity> {
     }
     let direct = reaches.clone();
     for k in 0..n {
-        for i in 0..n {
-            if reaches[i][k] {
-                for j in 0..n {
-                    reaches[i][j] |= reaches[k][j];
-                }
+        let via = reaches[k].clone();
+        for row in reaches.iter_mut().filter(|row| row[k]) {
+            for (reach, &through) in row.iter_mut().zip(&via) {
+                *reach |= through;
             }
         }
     }

@@ -74,7 +74,7 @@ pub async fn open(backend: Backend) -> (tempfile::TempDir, Db<TodoDb>) {
     (dir, db.expect("open"))
 }
 
-/// Runs a future to completion on the calling thread.
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
+/// Runs a future (or anything that becomes one) to completion on the calling thread.
+pub fn block_on<F: std::future::IntoFuture>(f: F) -> F::Output {
+    futures::executor::block_on(f.into_future())
 }

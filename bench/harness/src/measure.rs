@@ -214,6 +214,14 @@ fn measure(
     })
 }
 
+/// Flushes the operating system's dirty pages before a timed section, so an
+/// implementation never pays for the write-back of the one measured before
+/// it (`synchronous=NORMAL` leaves tens of megabytes unwritten after a bulk
+/// insert). Untimed; a failure to run `sync` only costs fairness, not results.
+fn settle_writes() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 #[cfg(test)]
 mod tests {
     use super::quantile_ns;
@@ -226,12 +234,4 @@ mod tests {
         assert_eq!(quantile_ns(&[7], 0.99), 7);
         assert_eq!(quantile_ns(&[], 0.5), 0);
     }
-}
-
-/// Flushes the operating system's dirty pages before a timed section, so an
-/// implementation never pays for the write-back of the one measured before
-/// it (`synchronous=NORMAL` leaves tens of megabytes unwritten after a bulk
-/// insert). Untimed; a failure to run `sync` only costs fairness, not results.
-fn settle_writes() {
-    let _ = std::process::Command::new("sync").status();
 }
