@@ -1,11 +1,14 @@
-//! driftwood in-thread (`driftwood`): the typed API on a `Db` opened on the
-//! calling thread, written as its README teaches. Futures are driven with
+//! driftwood: the typed API written as its README teaches, on a `Db` opened
+//! on the calling thread (`driftwood`), on a background server thread
+//! (`driftwood-server`), and on the server with bulk inserts written as the
+//! plain async loop of one awaited insert per row inside a transaction
+//! (`driftwood-server-loop`). Futures are driven with
 //! `futures::executor::block_on`, one operation at a time.
 
 use std::sync::Arc;
 
 use driftwood::prelude::*;
-use driftwood::sqlite::{JournalMode, Synchronous};
+use driftwood::sqlite::{Connection, JournalMode, Synchronous};
 use driftwood_bench_harness::{
     BenchResult, ENV_QUERY, Environment, Implementation, Op, SCHEMA, Setup, Target,
     association_count, group_associations,
@@ -43,18 +46,31 @@ pub struct Comment {
     pub text: String,
 }
 
-/// driftwood on the calling thread.
-pub struct InThread {
+/// Where the database runs and how bulk inserts are written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// `Db::open`: on the calling thread.
+    InThread,
+    /// `Db::open_in_background`: on a server thread, bulk work as one unit of work.
+    Server,
+    /// On a server thread, bulk inserts as one awaited insert per row.
+    ServerLoop,
+}
+
+/// driftwood in one [`Mode`].
+pub struct Driftwood {
+    mode: Mode,
     db: Option<Db>,
     /// The rows insert operations insert, owned once (the harness allows it):
     /// `Db::write` takes a `'static` closure.
     new_users: Arc<Vec<UserCompanion>>,
 }
 
-impl InThread {
-    /// An implementation reported as `driftwood`.
-    pub fn new() -> Self {
-        InThread {
+impl Driftwood {
+    /// driftwood in `mode`.
+    pub fn new(mode: Mode) -> Self {
+        Driftwood {
+            mode,
             db: None,
             new_users: Arc::new(Vec::new()),
         }
@@ -78,19 +94,31 @@ fn companions(users: &[driftwood_bench_harness::NewUser]) -> Vec<UserCompanion> 
         .collect()
 }
 
-impl Implementation for InThread {
+impl Implementation for Driftwood {
     fn name(&self) -> String {
-        "driftwood".into()
+        match self.mode {
+            Mode::InThread => "driftwood",
+            Mode::Server => "driftwood-server",
+            Mode::ServerLoop => "driftwood-server-loop",
+        }
+        .into()
     }
 
     fn setup(&mut self, setup: &Setup<'_>) -> BenchResult<()> {
         let options = OpenOptions::default()
             .journal_mode(JournalMode::Wal)
             .synchronous(Synchronous::Normal);
+        let in_thread = self.mode == Mode::InThread;
         let db = block_on(async {
-            match setup.target {
-                Target::File(path) => Db::open_with(path, options).await,
-                Target::Memory => Db::open_in_memory().await,
+            match (setup.target, in_thread) {
+                (Target::File(path), true) => Db::open_with(path, options).await,
+                (Target::Memory, true) => Db::open_in_memory().await,
+                (Target::File(path), false) => Db::open_in_background_with(path, options).await,
+                (Target::Memory, false) => {
+                    let server =
+                        Server::start(move || Connection::open_in_memory(&options)).await?;
+                    server.connect_single_client().await
+                }
             }
         })?;
         let dataset = setup.dataset;
@@ -177,6 +205,15 @@ impl Implementation for InThread {
                 let count = users.len();
                 block_on(db.write(move |conn| conn.insert_all(&rows[..count])))?.rows_affected
             }
+            Op::BulkInsertUsers(_) if self.mode == Mode::ServerLoop => block_on(async {
+                let tx = db.transaction().await?;
+                let mut inserted = 0;
+                for row in self.new_users.iter() {
+                    inserted += tx.insert(row).execute().await?.rows_affected;
+                }
+                tx.commit().await?;
+                Ok::<_, driftwood::Error>(inserted)
+            })?,
             Op::BulkInsertUsers(_) => {
                 let rows = self.new_users.clone();
                 block_on(db.write(move |conn| conn.insert_all(rows.iter())))?.rows_affected

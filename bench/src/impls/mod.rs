@@ -25,6 +25,11 @@ pub fn in_process() -> Vec<Box<dyn Implementation>> {
     let mut all: Vec<Box<dyn Implementation>> =
         vec![Box::new(self::rusqlite::RawRusqlite::new(BASELINE))];
     #[cfg(feature = "driftwood")]
-    all.push(Box::new(self::driftwood::InThread::new()));
+    {
+        use self::driftwood::{Driftwood, Mode};
+        for mode in [Mode::InThread, Mode::Server, Mode::ServerLoop] {
+            all.push(Box::new(Driftwood::new(mode)));
+        }
+    }
     all
 }
