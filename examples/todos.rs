@@ -2,7 +2,8 @@
 //!
 //! `cargo run --example todos [path]` — the database goes to
 //! `target/todos.db` unless a path is given. Each run starts from a fresh
-//! file so its output is the same every time.
+//! file. The first part runs in-thread; the second serves the same file from
+//! a background thread to two clients on two threads.
 
 use driftwood::prelude::*;
 use time::OffsetDateTime;
@@ -224,5 +225,56 @@ async fn run(path: &str) -> Result<()> {
         "remaining: {:?}",
         remaining.iter().map(|t| &t.title).collect::<Vec<_>>()
     );
-    db.close().await
+    db.close().await?;
+
+    background(path).await
+}
+
+/// The same file, now served by a background thread to two clients that
+/// run on two threads of their own (drift's isolates).
+async fn background(path: &str) -> Result<()> {
+    let server = Server::open(path).await?;
+    let (first, second) = (server.clone(), server.clone());
+    let writer = std::thread::spawn(move || {
+        futures::executor::block_on(async move {
+            let db = first.connect::<AppDb>().await?;
+            let tx = db.transaction().await?;
+            for n in 1..=3 {
+                let errand = TodoCompanion {
+                    title: set(format!("Errand {n}")),
+                    content: set("from client 1"),
+                    ..absent()
+                };
+                tx.insert(errand).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, Error>(3)
+        })
+    });
+    let reader = std::thread::spawn(move || {
+        futures::executor::block_on(async move {
+            let db = second.connect::<AppDb>().await?;
+            // The other client's open transaction is never seen half-way:
+            // this count is taken before or after all three of its inserts.
+            db.select::<Todo>()
+                .filter(Todo::TITLE.like("Errand %"))
+                .count()
+                .await
+        })
+    });
+    let written = writer.join().expect("client 1 thread")?;
+    let seen = reader.join().expect("client 2 thread")?;
+    println!(
+        "background server: client 1 committed {written} errands; client 2 saw {seen} (0 or 3, never between)"
+    );
+    let db = server.connect::<AppDb>().await?;
+    let total = db.select::<Todo>().count().await?;
+    println!("background server: {total} todos in all");
+    server.shutdown_all();
+    let after = db.select::<Todo>().count().await;
+    println!(
+        "after shutdown_all: {}",
+        after.map_or_else(|e| e.to_string(), |n| n.to_string())
+    );
+    Ok(())
 }
