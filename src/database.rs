@@ -20,7 +20,7 @@ use crate::executor::Executor;
 use crate::query::Statement;
 use crate::row::{FromRow, OwnedRow};
 use crate::schema::{Schema, sql::create_statement};
-use crate::server::{Client, Server};
+use crate::server::{Client, DEFAULT_READERS, Server};
 use crate::sqlite::{Connection, Execution, OpenOptions, TxKind};
 use crate::transaction::Transaction;
 
@@ -128,9 +128,10 @@ impl<D: Database> Db<D> {
     }
 
     /// Opens the file at `path` on its own background thread (drift's
-    /// `NativeDatabase.createInBackground`): the same API, and the caller's
-    /// thread never runs SQLite. The server stops when this database (all
-    /// its clones) is closed or dropped.
+    /// `NativeDatabase.createInBackground`), with a pool of
+    /// [`DEFAULT_READERS`](crate::server::DEFAULT_READERS) reader threads: the
+    /// same API, and the caller's thread never runs SQLite. The server stops
+    /// when this database (all its clones) is closed or dropped.
     pub async fn open_in_background(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_in_background_with(path, OpenOptions::default()).await
     }
@@ -140,8 +141,7 @@ impl<D: Database> Db<D> {
         path: impl AsRef<Path>,
         options: OpenOptions,
     ) -> Result<Self> {
-        let path = path.as_ref().to_owned();
-        let server = Server::start(move || Connection::open(&path, &options)).await?;
+        let server = Server::open_with(path, options, DEFAULT_READERS).await?;
         server.connect_single_client::<D>().await
     }
 
@@ -177,6 +177,36 @@ impl<D: Database> Db<D> {
         }
     }
 
+    /// Runs `work`, which only reads: on a reader connection of a server's
+    /// pool when there is one, like [`Db::run`] otherwise.
+    fn run_read<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + '_
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Server(client) => Either::Right(client.run_read(work)),
+            Backend::Local(_) => Either::Left(self.run(work)),
+        }
+    }
+
+    /// Runs a query where it belongs: reads on a reader, the rest on the writer.
+    fn run_statement<R, F>(
+        &self,
+        statement: Statement,
+        work: F,
+    ) -> impl Future<Output = Result<R>> + Send + '_
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &Statement) -> Result<R> + Send + 'static,
+    {
+        if statement.read_only {
+            Either::Left(self.run_read(move |conn| work(conn, &statement)))
+        } else {
+            Either::Right(self.run(move |conn| work(conn, &statement)))
+        }
+    }
+
     /// Begins a write transaction (`BEGIN IMMEDIATE`), held across awaits
     /// until committed, rolled back or dropped (which rolls back).
     pub async fn transaction(&self) -> Result<Transaction<'static>> {
@@ -198,12 +228,13 @@ impl<D: Database> Db<D> {
     }
 
     /// Runs a synchronous unit of work that only reads, in one call, without
-    /// a transaction (each statement sees the latest commit).
+    /// a transaction (each statement sees the latest commit). On a server
+    /// with a reader pool it runs on a read-only reader connection.
     pub fn read<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
     ) -> impl Future<Output = Result<R>> + Send + '_ {
-        self.run(move |conn| {
+        self.run_read(move |conn| {
             let outcome =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
             outcome.unwrap_or_else(|panic| Err(Error::from_panic(panic)))
@@ -297,14 +328,14 @@ impl<D: Database> Executor for Db<D> {
         &self,
         statement: Statement,
     ) -> impl Future<Output = Result<Vec<R>>> + Send {
-        self.run(move |conn| conn.fetch(&statement))
+        self.run_statement(statement, |conn, statement| conn.fetch(statement))
     }
 
     fn fetch_first<R: FromRow + Send + 'static>(
         &self,
         statement: Statement,
     ) -> impl Future<Output = Result<Option<R>>> + Send {
-        self.run(move |conn| conn.fetch_first(&statement))
+        self.run_statement(statement, |conn, statement| conn.fetch_first(statement))
     }
 
     fn fetch_rows(

@@ -458,3 +458,34 @@ fn many_clients_connecting_at_once_migrate_exactly_once() {
         assert_eq!(tables[0].get::<i64>(0).unwrap(), 2);
     });
 }
+
+#[test]
+fn readers_never_wait_for_an_open_write_and_refuse_writes() {
+    within(30, || {
+        let dir = tempfile::tempdir().unwrap();
+        let server = block_on(start(&dir));
+        let a = block_on(server.connect::<TodoDb>()).unwrap();
+        let b = block_on(server.connect::<TodoDb>()).unwrap();
+        let committed = block_on(a.insert(todo("Committed", "x", None))).unwrap();
+        let tx = block_on(a.transaction()).unwrap();
+        block_on(tx.insert(todo("Pending", "x", None))).unwrap();
+
+        // The writer is held by A; B's typed reads run on the reader pool at
+        // once and see only what was committed.
+        assert_eq!(block_on(b.select::<Todo>().count()).unwrap(), 1);
+        assert_eq!(
+            block_on(b.find::<Todo>(committed))
+                .unwrap()
+                .map(|t| t.title),
+            Some("Committed".into())
+        );
+        let titles = block_on(b.read(|conn| conn.select::<Todo>().get())).unwrap();
+        assert_eq!(titles.len(), 1);
+        let err =
+            block_on(b.read(|conn| conn.custom_statement("DELETE FROM todos", []))).unwrap_err();
+        assert!(err.to_string().contains("readonly database"), "{err}");
+
+        block_on(tx.commit()).unwrap();
+        assert_eq!(block_on(b.select::<Todo>().count()).unwrap(), 2);
+    });
+}

@@ -32,6 +32,9 @@ pub struct Statement {
     pub sql: Cow<'static, str>,
     /// The arguments, in placeholder order.
     pub args: Vec<SqlValue>,
+    /// Whether the statement only reads (a built `SELECT`), so a backend may
+    /// run it on a reader connection. Raw SQL is never assumed to be a read.
+    pub read_only: bool,
 }
 
 impl Statement {
@@ -40,7 +43,14 @@ impl Statement {
         Statement {
             sql: sql.into(),
             args,
+            read_only: false,
         }
+    }
+
+    /// The same statement, marked as only reading.
+    pub(crate) fn reading(mut self) -> Self {
+        self.read_only = true;
+        self
     }
 }
 
@@ -95,10 +105,7 @@ pub(crate) fn find_statement<T: Table>(
             T::PRIMARY_KEY.len()
         )));
     }
-    Ok(Statement::new(
-        T::statement_cache().find::<T>(dialect),
-        vec![key],
-    ))
+    Ok(Statement::new(T::statement_cache().find::<T>(dialect), vec![key]).reading())
 }
 
 /// Indexes of the columns a whole-row insert writes.

@@ -244,7 +244,7 @@ impl<R: FromRow> Select<R> {
     /// The statement.
     pub fn build(&self, dialect: Dialect) -> Statement {
         if self.clauses.is_plain() {
-            return Statement::new(self.clauses.select_all, Vec::new());
+            return Statement::new(self.clauses.select_all, Vec::new()).reading();
         }
         let mut w = SqlWriter::new(dialect);
         self.clauses.select_head(&mut w);
@@ -255,7 +255,7 @@ impl<R: FromRow> Select<R> {
         }
         self.clauses.write_from(&mut w);
         self.clauses.write_tail(&mut w);
-        w.finish()
+        w.finish().reading()
     }
 }
 
@@ -319,7 +319,7 @@ where
         }
         self.clauses.write_from(&mut w);
         self.clauses.write_tail(&mut w);
-        w.finish()
+        w.finish().reading()
     }
 }
 

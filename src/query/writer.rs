@@ -73,10 +73,7 @@ impl SqlWriter {
     }
 
     pub(crate) fn finish(self) -> super::Statement {
-        super::Statement {
-            sql: self.sql.into(),
-            args: self.args,
-        }
+        super::Statement::new(self.sql, self.args)
     }
 
     pub(crate) fn finish_sql(self) -> String {

@@ -18,14 +18,14 @@ pub mod registry;
 mod worker;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 
 use crate::database::{Database, Db};
 use crate::error::{Error, Result};
-use crate::sqlite::Connection;
+use crate::sqlite::{Connection, OpenOptions};
 pub(crate) use worker::Lane;
 use worker::{Job, Request, Worker};
 
@@ -46,14 +46,18 @@ impl std::fmt::Debug for Server {
 
 /// What every handle and client of one server share.
 pub(crate) struct Shared {
-    /// The server thread's request queue. `Sender` is `Sync`; sending after
+    /// The writer thread's request queue. `Sender` is `Sync`; sending after
     /// the thread stopped fails, which clients report as `Closed`.
     queue: Sender<Request>,
-    /// The server thread, joined by `shutdown_all` or by the last handle.
-    thread: Mutex<Option<JoinHandle<()>>>,
-    /// The server thread's id, so it never joins itself.
-    thread_id: OnceLock<ThreadId>,
-    /// False once shutdown was requested or the thread ended.
+    /// The reader threads' queues (empty without a reader pool).
+    readers: Vec<Sender<Request>>,
+    /// Round-robin position over `readers`.
+    next_reader: AtomicUsize,
+    /// Every thread of the server (writer first), joined by whoever stops it.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The server's thread ids, so a server thread never joins itself.
+    thread_ids: Vec<ThreadId>,
+    /// False once shutdown was requested or the writer thread ended.
     running: Arc<AtomicBool>,
     /// Source of lane numbers (see `worker`).
     next_lane: AtomicU64,
@@ -65,10 +69,14 @@ impl Shared {
     }
 
     fn send(&self, request: Request) -> Result<()> {
+        self.send_to(&self.queue, request)
+    }
+
+    fn send_to(&self, queue: &Sender<Request>, request: Request) -> Result<()> {
         if !self.running.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.queue.send(request).map_err(|_| Error::Closed)
+        queue.send(request).map_err(|_| Error::Closed)
     }
 
     /// Runs `work` on the writer connection in `lane`; a panic in it becomes
@@ -82,13 +90,45 @@ impl Shared {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
+        self.run_on(&self.queue, lane, work)
+    }
+
+    /// Runs `work`, which only reads, on the next reader connection (on the
+    /// writer when there is no reader pool). It sees the latest commit and
+    /// never waits for an open write transaction.
+    pub(crate) fn run_read<R, F>(
+        &self,
+        lane: Lane,
+        work: F,
+    ) -> impl Future<Output = Result<R>> + Send + use<R, F>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let queue = match self.readers.len() {
+            0 => &self.queue,
+            n => &self.readers[self.next_reader.fetch_add(1, Ordering::Relaxed) % n],
+        };
+        self.run_on(queue, lane, work)
+    }
+
+    fn run_on<R, F>(
+        &self,
+        queue: &Sender<Request>,
+        lane: Lane,
+        work: F,
+    ) -> impl Future<Output = Result<R>> + Send + use<R, F>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
         let (replier, reply) = handoff::reply();
         let cancel = replier.cancel_flag();
         let job: Job = Box::new(move |conn| {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)));
             replier.send(outcome.unwrap_or_else(|panic| Err(Error::from_panic(panic))));
         });
-        let sent = self.send(Request::Run { lane, job, cancel });
+        let sent = self.send_to(queue, Request::Run { lane, job, cancel });
         async move {
             sent?;
             reply.await
@@ -144,13 +184,15 @@ impl Shared {
 
     fn shutdown(&self) {
         if self.running.swap(false, Ordering::AcqRel) {
-            let _ = self.queue.send(Request::Shutdown);
+            for queue in std::iter::once(&self.queue).chain(&self.readers) {
+                let _ = queue.send(Request::Shutdown);
+            }
         }
-        if self.thread_id.get() == Some(&std::thread::current().id()) {
+        if self.thread_ids.contains(&std::thread::current().id()) {
             return;
         }
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(thread) = thread {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for thread in threads {
             let _ = thread.join();
         }
     }
@@ -168,57 +210,170 @@ impl Drop for Shared {
     }
 }
 
+/// Which connection an opener is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The one connection that writes.
+    Writer,
+    /// A connection of the reader pool: it must open the same database, and
+    /// should open it read-only.
+    Reader,
+}
+
+/// How many reader connections [`Server::open`] starts.
+pub const DEFAULT_READERS: usize = 2;
+
+/// One server thread, started: its queue, its handle, and the reply that
+/// says whether its opener succeeded.
+struct Started {
+    queue: Sender<Request>,
+    thread: JoinHandle<()>,
+    opened: handoff::Reply<Result<()>>,
+}
+
+/// Starts one server thread that runs `opener`, then serves its queue.
+/// The writer's thread (`running` given) marks the server stopped when it ends.
+fn start_thread(
+    name: &str,
+    opener: impl FnOnce() -> Result<Connection> + Send + 'static,
+    running: Option<Arc<AtomicBool>>,
+) -> Result<Started> {
+    let (ready, opened) = handoff::reply::<Result<()>>();
+    let (queue, requests) = channel::<Request>();
+    let stopped = move || {
+        if let Some(running) = &running {
+            running.store(false, Ordering::Release);
+        }
+    };
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(opener))
+                .unwrap_or_else(|panic| Err(Error::from_panic(panic)));
+            let worker = match opened.and_then(Worker::new) {
+                Ok(worker) => worker,
+                Err(error) => {
+                    stopped();
+                    return ready.send(Err(error));
+                }
+            };
+            ready.send(Ok(()));
+            worker.serve(requests);
+            stopped();
+        })
+        .map_err(|e| Error::Open {
+            path: format!("{name} thread"),
+            message: e.to_string(),
+        })?;
+    Ok(Started {
+        queue,
+        thread,
+        opened,
+    })
+}
+
 impl Server {
     /// Starts a server thread and runs `opener` on it to open and configure
     /// the connection (pragmas, custom functions, extensions; values it
     /// captures were computed by the caller). Resolves once the connection is
     /// open; an error or panic in `opener` is returned here and the thread ends.
+    /// Reads and writes all run on this one connection.
     pub fn start(
         opener: impl FnOnce() -> Result<Connection> + Send + 'static,
     ) -> impl Future<Output = Result<Server>> + Send {
-        let (ready, opened) = handoff::reply::<Result<()>>();
-        let (queue, requests) = channel::<Request>();
+        Server::launch(opener, Vec::new())
+    }
+
+    /// Starts a server with a writer and `readers` reader connections, each
+    /// on its own thread, each opened by `opener` on that thread. In WAL
+    /// mode, typed reads (selects, `find`, `Db::read`) of clients outside a
+    /// transaction run on the readers, in parallel, and never wait for a
+    /// long write; reads inside a transaction run on the writer.
+    pub fn start_with_readers(
+        readers: usize,
+        opener: impl Fn(Role) -> Result<Connection> + Send + Sync + 'static,
+    ) -> impl Future<Output = Result<Server>> + Send {
+        let opener = Arc::new(opener);
+        let reader_openers = (0..readers)
+            .map(|_| {
+                let opener = opener.clone();
+                Box::new(move || opener(Role::Reader))
+                    as Box<dyn FnOnce() -> Result<Connection> + Send>
+            })
+            .collect();
+        Server::launch(move || opener(Role::Writer), reader_openers)
+    }
+
+    fn launch(
+        writer: impl FnOnce() -> Result<Connection> + Send + 'static,
+        readers: Vec<Box<dyn FnOnce() -> Result<Connection> + Send>>,
+    ) -> impl Future<Output = Result<Server>> + Send {
         let running = Arc::new(AtomicBool::new(true));
-        let thread_running = running.clone();
-        let spawned = std::thread::Builder::new()
-            .name("driftwood-server".into())
-            .spawn(move || {
-                let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(opener))
-                    .unwrap_or_else(|panic| Err(Error::from_panic(panic)));
-                let worker = match opened.and_then(Worker::new) {
-                    Ok(worker) => worker,
-                    Err(error) => {
-                        thread_running.store(false, Ordering::Release);
-                        return ready.send(Err(error));
-                    }
-                };
-                ready.send(Ok(()));
-                worker.serve(requests);
-                thread_running.store(false, Ordering::Release);
-            });
+        let started = start_thread("driftwood-writer", writer, Some(running.clone()));
         async move {
-            let thread = spawned.map_err(|e| Error::Open {
-                path: "server thread".into(),
-                message: e.to_string(),
-            })?;
-            let thread_id = OnceLock::new();
-            let _ = thread_id.set(thread.thread().id());
-            let shared = Arc::new(Shared {
-                queue,
-                thread: Mutex::new(Some(thread)),
-                thread_id,
-                running,
-                next_lane: AtomicU64::new(1),
-            });
-            opened.await?;
+            let writer = started?;
+            let mut threads = vec![writer.thread];
+            let shared = |threads: Vec<JoinHandle<()>>, reader_queues: Vec<Sender<Request>>| {
+                let thread_ids = threads.iter().map(|t| t.thread().id()).collect();
+                Arc::new(Shared {
+                    queue: writer.queue.clone(),
+                    readers: reader_queues,
+                    next_reader: AtomicUsize::new(0),
+                    threads: Mutex::new(threads),
+                    thread_ids,
+                    running: running.clone(),
+                    next_lane: AtomicU64::new(1),
+                })
+            };
+            // The writer opens first: it sets the journal mode readers rely on.
+            if let Err(error) = writer.opened.await {
+                shared(threads, Vec::new()).shutdown();
+                return Err(error);
+            }
+            let mut reader_queues = Vec::new();
+            let mut pending = Vec::new();
+            for (n, opener) in readers.into_iter().enumerate() {
+                match start_thread(&format!("driftwood-reader-{n}"), opener, None) {
+                    Ok(reader) => {
+                        threads.push(reader.thread);
+                        reader_queues.push(reader.queue);
+                        pending.push(reader.opened);
+                    }
+                    Err(error) => {
+                        shared(threads, reader_queues).shutdown();
+                        return Err(error);
+                    }
+                }
+            }
+            let shared = shared(threads, reader_queues);
+            for opened in pending {
+                if let Err(error) = opened.await {
+                    shared.shutdown();
+                    return Err(error);
+                }
+            }
             Ok(Server { shared })
         }
     }
 
-    /// Starts a server on the database file at `path` with default options.
+    /// Starts a server on the database file at `path` with default options
+    /// and [`DEFAULT_READERS`] read-only reader connections.
     pub fn open(path: impl AsRef<std::path::Path>) -> impl Future<Output = Result<Server>> + Send {
+        Server::open_with(path, OpenOptions::default(), DEFAULT_READERS)
+    }
+
+    /// Starts a server on the file at `path` with these options and this
+    /// many reader connections (0 for none).
+    pub fn open_with(
+        path: impl AsRef<std::path::Path>,
+        options: OpenOptions,
+        readers: usize,
+    ) -> impl Future<Output = Result<Server>> + Send {
         let path = path.as_ref().to_owned();
-        Server::start(move || Connection::open(&path, &Default::default()))
+        Server::start_with_readers(readers, move |role| {
+            let options = options.clone().read_only(role == Role::Reader);
+            Connection::open(&path, &options)
+        })
     }
 
     /// Connects a new client. The first client of a database definition to
@@ -287,6 +442,25 @@ impl Client {
     {
         let closed = self.closed.load(Ordering::Acquire);
         let run = (!closed).then(|| self.shared.run(self.lane, work));
+        async move {
+            match run {
+                Some(run) => run.await,
+                None => Err(Error::Closed),
+            }
+        }
+    }
+
+    /// Runs `work`, which only reads, on a reader connection.
+    pub(crate) fn run_read<R, F>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = Result<R>> + Send + use<R, F>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let closed = self.closed.load(Ordering::Acquire);
+        let run = (!closed).then(|| self.shared.run_read(self.lane, work));
         async move {
             match run {
                 Some(run) => run.await,
