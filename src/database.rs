@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 
-use futures::future::Either;
+use futures::future::{BoxFuture, Either, FutureExt, Shared};
 use futures::lock::Mutex;
 
 use crate::batch::Batch;
@@ -89,6 +89,55 @@ enum Backend {
     Local(Arc<Mutex<Option<Connection>>>),
     /// On a background server thread.
     Server(Arc<Client>),
+    /// Not connected yet: connects on first use (drift's
+    /// `DatabaseConnection.delayed`); every clone shares the one attempt.
+    Delayed(Shared<BoxFuture<'static, Result<Backend>>>),
+}
+
+/// Runs `work` on `conn`, waiting for its lock.
+async fn run_local<R>(
+    conn: &Mutex<Option<Connection>>,
+    work: impl FnOnce(&Connection) -> Result<R>,
+) -> Result<R> {
+    let guard = conn.lock().await;
+    let conn = guard.as_ref().ok_or(Error::Closed)?;
+    work(conn)
+}
+
+impl Backend {
+    /// Runs `work` with the connection (a reader of a server's pool if
+    /// `read`), connecting a delayed backend first.
+    fn run<R, F>(&self, read: bool, work: F) -> impl Future<Output = Result<R>> + Send + '_
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        match self {
+            Backend::Local(conn) => Either::Left(Either::Left(run_local(conn, work))),
+            Backend::Server(client) => Either::Left(Either::Right(match read {
+                true => Either::Left(client.run_read(work)),
+                false => Either::Right(client.run(work)),
+            })),
+            Backend::Delayed(pending) => Either::Right(async move {
+                match pending.clone().await? {
+                    Backend::Local(conn) => run_local(&conn, work).await,
+                    Backend::Server(client) if read => client.run_read(work).await,
+                    Backend::Server(client) => client.run(work).await,
+                    Backend::Delayed(_) => Err(Error::invalid_argument(
+                        "a delayed database resolved to another delayed one",
+                    )),
+                }
+            }),
+        }
+    }
+
+    /// The connected backend: itself, or what a delayed one connects to.
+    async fn connected(&self) -> Result<Backend> {
+        match self {
+            Backend::Delayed(pending) => pending.clone().await,
+            ready => Ok(ready.clone()),
+        }
+    }
 }
 
 impl<D> Clone for Db<D> {
@@ -105,6 +154,7 @@ impl<D> std::fmt::Debug for Db<D> {
         let backend = match self.backend {
             Backend::Local(_) => "in-thread",
             Backend::Server(_) => "background server",
+            Backend::Delayed(_) => "delayed",
         };
         f.debug_struct("Db").field("backend", &backend).finish()
     }
@@ -161,20 +211,34 @@ impl<D: Database> Db<D> {
         }
     }
 
+    /// Builds a database value synchronously that connects on first use
+    /// (drift's `DatabaseConnection.delayed`): `connect` runs when the first
+    /// query is awaited, once for all clones; if it fails, every call reports
+    /// its error.
+    ///
+    /// ```
+    /// # use driftwood::prelude::*;
+    /// let db: Db = Db::delayed(Db::open_in_memory());
+    /// let rows = futures::executor::block_on(db.custom_select("SELECT 1", [])).unwrap();
+    /// assert_eq!(rows[0].get::<i64>(0).unwrap(), 1);
+    /// ```
+    pub fn delayed(connect: impl Future<Output = Result<Db<D>>> + Send + 'static) -> Self {
+        let pending = async move { connect.await.map(|db| db.backend) }
+            .boxed()
+            .shared();
+        Db {
+            backend: Backend::Delayed(pending),
+            marker: PhantomData,
+        }
+    }
+
     /// Runs `work` with the connection, wherever it lives.
     fn run<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + '_
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        match &self.backend {
-            Backend::Local(conn) => Either::Left(async move {
-                let guard = conn.lock().await;
-                let conn = guard.as_ref().ok_or(Error::Closed)?;
-                work(conn)
-            }),
-            Backend::Server(client) => Either::Right(client.run(work)),
-        }
+        self.backend.run(false, work)
     }
 
     /// Runs `work`, which only reads: on a reader connection of a server's
@@ -184,10 +248,7 @@ impl<D: Database> Db<D> {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        match &self.backend {
-            Backend::Server(client) => Either::Right(client.run_read(work)),
-            Backend::Local(_) => Either::Left(self.run(work)),
-        }
+        self.backend.run(true, work)
     }
 
     /// Runs a query where it belongs: reads on a reader, the rest on the writer.
@@ -210,9 +271,10 @@ impl<D: Database> Db<D> {
     /// Begins a write transaction (`BEGIN IMMEDIATE`), held across awaits
     /// until committed, rolled back or dropped (which rolls back).
     pub async fn transaction(&self) -> Result<Transaction<'static>> {
-        match &self.backend {
-            Backend::Local(conn) => Transaction::begin(conn.clone().lock_owned().await),
-            Backend::Server(client) => Transaction::begin_on_server(client).await,
+        match self.backend.connected().await? {
+            Backend::Local(conn) => Transaction::begin(conn.lock_owned().await),
+            Backend::Server(client) => Transaction::begin_on_server(&client).await,
+            Backend::Delayed(_) => Err(Error::Closed),
         }
     }
 
@@ -246,19 +308,28 @@ impl<D: Database> Db<D> {
     /// user is done. On a shared server, only this client closes; a
     /// single-client server ([`Db::open_in_background`]) stops.
     pub async fn close(&self) -> Result<()> {
-        match &self.backend {
+        match self.backend.connected().await? {
             Backend::Local(conn) => drop(conn.lock().await.take()),
             Backend::Server(client) => client.close(),
+            Backend::Delayed(_) => {}
         }
         Ok(())
     }
 
     /// Whether this database was closed (or its server stopped).
     pub fn is_closed(&self) -> bool {
-        match &self.backend {
-            Backend::Local(conn) => conn.try_lock().is_some_and(|c| c.is_none()),
-            Backend::Server(client) => client.is_closed(),
+        fn closed(backend: &Backend) -> bool {
+            match backend {
+                Backend::Local(conn) => conn.try_lock().is_some_and(|c| c.is_none()),
+                Backend::Server(client) => client.is_closed(),
+                Backend::Delayed(pending) => match pending.peek() {
+                    Some(Ok(connected)) => closed(connected),
+                    Some(Err(_)) => true,
+                    None => false,
+                },
+            }
         }
+        closed(&self.backend)
     }
 
     /// Reads the live schema back from the database.

@@ -489,3 +489,44 @@ fn readers_never_wait_for_an_open_write_and_refuse_writes() {
         assert_eq!(block_on(b.select::<Todo>().count()).unwrap(), 2);
     });
 }
+
+#[test]
+fn a_delayed_database_connects_on_first_use_and_reports_failures() {
+    within(30, || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("delayed.db");
+        let connects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connects.clone();
+        // Built synchronously, e.g. inside a dependency-injection container.
+        let db: Db<TodoDb> = Db::delayed(async move {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Db::open_in_background(path).await
+        });
+        let clone = db.clone();
+        assert_eq!(
+            connects.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "nothing connects before first use"
+        );
+        assert!(!db.is_closed());
+        block_on(db.insert(todo("Delayed", "x", None))).unwrap();
+        assert_eq!(block_on(clone.select::<Todo>().count()).unwrap(), 1);
+        let tx = block_on(clone.transaction()).unwrap();
+        block_on(tx.commit()).unwrap();
+        assert_eq!(
+            connects.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "clones share one connection attempt"
+        );
+
+        let failing: Db<TodoDb> = Db::delayed(Db::open_in_background("/nonexistent-dir/x/y.db"));
+        let err = block_on(failing.select::<Todo>().count()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot open database /nonexistent-dir/x/y.db"),
+            "{err}"
+        );
+        assert!(failing.is_closed());
+        assert_eq!(block_on(failing.transaction()).unwrap_err(), err);
+    });
+}
