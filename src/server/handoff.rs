@@ -6,7 +6,10 @@
 //! its queue for [`SPIN`] after its last request, and a client polls its
 //! reply slot for up to [`SPIN`] before it registers its waker and returns
 //! `Pending`. A busy conversation never parks; an idle server parks in a
-//! blocking `recv` and burns no CPU.
+//! blocking `recv` and burns no CPU. At most as many threads spin at once as
+//! there are cores (clients one fewer, to leave the server a core); the
+//! rest park at once, since extra spinners only delay the thread that would
+//! make progress.
 //!
 //! [`reply`] makes a one-shot reply slot: the server thread fills it with
 //! [`Replier::send`], the client awaits the [`Reply`] future. Dropping the
@@ -15,9 +18,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -96,7 +99,9 @@ impl<T> Future for Reply<Result<T>> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let slot = &self.slot;
-        if !slot.done.load(Ordering::Acquire) && !spin_until(|| slot.done.load(Ordering::Acquire)) {
+        if !slot.done.load(Ordering::Acquire)
+            && !spin_until(Spinner::Client, || slot.done.load(Ordering::Acquire))
+        {
             slot.waker.register(cx.waker());
             if !slot.done.load(Ordering::Acquire) {
                 return Poll::Pending;
@@ -112,8 +117,56 @@ impl<T> Drop for Reply<T> {
     }
 }
 
-/// Spins for at most [`SPIN`] until `ready` holds; says whether it did.
-fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+/// Who is spinning, which decides how many may spin at once.
+#[derive(Clone, Copy)]
+enum Spinner {
+    /// A client awaiting a reply: spins only while a core stays free for
+    /// the server threads.
+    Client,
+    /// A server thread awaiting its next request.
+    Server,
+}
+
+/// Threads spinning right now, across all servers of the process. Spinning
+/// threads beyond the number of cores only steal time from the thread that
+/// would make progress, so past that, waiters park at once.
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
+
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A right to spin, returned when dropped.
+struct Permit;
+
+impl Permit {
+    fn acquire(spinner: Spinner) -> Option<Permit> {
+        let limit = match spinner {
+            Spinner::Client => cores().saturating_sub(1),
+            Spinner::Server => cores(),
+        };
+        let taken = SPINNING.fetch_add(1, Ordering::AcqRel);
+        if taken < limit {
+            return Some(Permit);
+        }
+        SPINNING.fetch_sub(1, Ordering::AcqRel);
+        None
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        SPINNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Spins for at most [`SPIN`] until `ready` holds, if a spin permit is
+/// free; says whether `ready` came to hold.
+fn spin_until(spinner: Spinner, mut ready: impl FnMut() -> bool) -> bool {
+    let Some(_permit) = Permit::acquire(spinner) else {
+        return ready();
+    };
     let deadline = Instant::now() + SPIN;
     let mut spins = 0u32;
     loop {
@@ -138,7 +191,7 @@ pub(crate) fn next<T>(queue: &Receiver<T>) -> Option<T> {
     }
     let mut message = None;
     let mut gone = false;
-    spin_until(|| {
+    spin_until(Spinner::Server, || {
         match queue.try_recv() {
             Ok(m) => message = Some(m),
             Err(TryRecvError::Disconnected) => gone = true,

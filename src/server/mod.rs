@@ -23,6 +23,8 @@ use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 
+use futures::future::Either;
+
 use crate::database::{Database, Db};
 use crate::error::{Error, Result};
 use crate::sqlite::{Connection, OpenOptions};
@@ -49,10 +51,9 @@ pub(crate) struct Shared {
     /// The writer thread's request queue. `Sender` is `Sync`; sending after
     /// the thread stopped fails, which clients report as `Closed`.
     queue: Sender<Request>,
-    /// The reader threads' queues (empty without a reader pool).
-    readers: Vec<Sender<Request>>,
-    /// Round-robin position over `readers`.
-    next_reader: AtomicUsize,
+    /// The reader threads' queues (empty without a reader pool), each with
+    /// its count of requests sent and not yet finished.
+    readers: Vec<(Sender<Request>, Arc<AtomicUsize>)>,
     /// Every thread of the server (writer first), joined by whoever stops it.
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// The server's thread ids, so a server thread never joins itself.
@@ -61,6 +62,15 @@ pub(crate) struct Shared {
     running: Arc<AtomicBool>,
     /// Source of lane numbers (see `worker`).
     next_lane: AtomicU64,
+}
+
+/// Counts a request as finished when dropped, whether it ran or was skipped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Shared {
@@ -105,11 +115,21 @@ impl Shared {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        let queue = match self.readers.len() {
-            0 => &self.queue,
-            n => &self.readers[self.next_reader.fetch_add(1, Ordering::Relaxed) % n],
+        // The least busy reader, the first on a tie: under light load one
+        // reader serves (and spins) alone instead of all taking turns.
+        let reader = self
+            .readers
+            .iter()
+            .min_by_key(|(_, load)| load.load(Ordering::Relaxed));
+        let Some((queue, load)) = reader else {
+            return Either::Left(self.run(lane, work));
         };
-        self.run_on(queue, lane, work)
+        load.fetch_add(1, Ordering::Relaxed);
+        let done = InFlight(load.clone());
+        Either::Right(self.run_on(queue, lane, move |conn| {
+            let _done = done;
+            work(conn)
+        }))
     }
 
     fn run_on<R, F>(
@@ -184,7 +204,9 @@ impl Shared {
 
     fn shutdown(&self) {
         if self.running.swap(false, Ordering::AcqRel) {
-            for queue in std::iter::once(&self.queue).chain(&self.readers) {
+            for queue in
+                std::iter::once(&self.queue).chain(self.readers.iter().map(|(queue, _)| queue))
+            {
                 let _ = queue.send(Request::Shutdown);
             }
         }
@@ -317,8 +339,10 @@ impl Server {
                 let thread_ids = threads.iter().map(|t| t.thread().id()).collect();
                 Arc::new(Shared {
                     queue: writer.queue.clone(),
-                    readers: reader_queues,
-                    next_reader: AtomicUsize::new(0),
+                    readers: reader_queues
+                        .into_iter()
+                        .map(|queue| (queue, Arc::new(AtomicUsize::new(0))))
+                        .collect(),
                     threads: Mutex::new(threads),
                     thread_ids,
                     running: running.clone(),
