@@ -127,10 +127,12 @@ enum Spinner {
     Server,
 }
 
-/// Threads spinning right now, across all servers of the process. Spinning
-/// threads beyond the number of cores only steal time from the thread that
-/// would make progress, so past that, waiters park at once.
-static SPINNING: AtomicUsize = AtomicUsize::new(0);
+/// Server threads and clients spinning right now, across all servers of
+/// the process. Spinning threads beyond the number of cores only steal time
+/// from the thread that would make progress, so past that, waiters park at
+/// once; and clients leave a core to the server threads.
+static SERVERS_SPINNING: AtomicUsize = AtomicUsize::new(0);
+static CLIENTS_SPINNING: AtomicUsize = AtomicUsize::new(0);
 
 fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
@@ -138,26 +140,30 @@ fn cores() -> usize {
 }
 
 /// A right to spin, returned when dropped.
-struct Permit;
+struct Permit(&'static AtomicUsize);
 
 impl Permit {
     fn acquire(spinner: Spinner) -> Option<Permit> {
-        let limit = match spinner {
-            Spinner::Client => cores().saturating_sub(1),
-            Spinner::Server => cores(),
+        let (mine, theirs, own_limit) = match spinner {
+            Spinner::Client => (
+                &CLIENTS_SPINNING,
+                &SERVERS_SPINNING,
+                cores().saturating_sub(1),
+            ),
+            Spinner::Server => (&SERVERS_SPINNING, &CLIENTS_SPINNING, cores()),
         };
-        let taken = SPINNING.fetch_add(1, Ordering::AcqRel);
-        if taken < limit {
-            return Some(Permit);
+        let before = mine.fetch_add(1, Ordering::AcqRel);
+        if before < own_limit && before + theirs.load(Ordering::Acquire) < cores() {
+            return Some(Permit(mine));
         }
-        SPINNING.fetch_sub(1, Ordering::AcqRel);
+        mine.fetch_sub(1, Ordering::AcqRel);
         None
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        SPINNING.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
