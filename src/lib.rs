@@ -84,6 +84,20 @@ pub use table::Table;
 pub use transaction::Transaction;
 pub use types::{IntEnum, TextEnum};
 
+/// Runs a future to completion on the calling thread: how synchronous code
+/// (a CLI, a test, a UI callback that may block) uses driftwood's async API
+/// without an async runtime.
+///
+/// ```
+/// use driftwood::prelude::*;
+/// let db: Db = driftwood::block_on(Db::open_in_memory()).unwrap();
+/// let rows = driftwood::block_on(db.custom_select("SELECT 40 + 2", [])).unwrap();
+/// assert_eq!(rows[0].get::<i64>(0).unwrap(), 42);
+/// ```
+pub fn block_on<F: std::future::IntoFuture>(future: F) -> F::Output {
+    futures::executor::block_on(future.into_future())
+}
+
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
