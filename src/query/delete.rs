@@ -32,14 +32,7 @@ impl<T: Table> Delete<T> {
     /// Deletes only the rows where `condition` holds; filters are `AND`ed.
     pub fn filter(mut self, condition: impl IntoExpr<bool>) -> Self {
         let condition = condition.into_expr().node;
-        self.filter = Some(match self.filter.take() {
-            None => condition,
-            Some(existing) => Node::Binary {
-                op: "AND",
-                left: Box::new(existing),
-                right: Box::new(condition),
-            },
-        });
+        Node::and_into(&mut self.filter, condition);
         self
     }
 

@@ -57,6 +57,18 @@ pub enum Node {
 }
 
 impl Node {
+    /// Adds `condition` to `filter` with `AND` (or makes it the filter).
+    pub(crate) fn and_into(filter: &mut Option<Node>, condition: Node) {
+        *filter = Some(match filter.take() {
+            None => condition,
+            Some(existing) => Node::Binary {
+                op: "AND",
+                left: Box::new(existing),
+                right: Box::new(condition),
+            },
+        });
+    }
+
     pub(crate) fn write(&self, w: &mut SqlWriter) {
         match self {
             Node::Column { table, name } => w.qualified(table, name),

@@ -121,14 +121,7 @@ impl Clauses {
     }
 
     fn and_filter(&mut self, condition: Node) {
-        self.filter = Some(match self.filter.take() {
-            None => condition,
-            Some(existing) => Node::Binary {
-                op: "AND",
-                left: Box::new(existing),
-                right: Box::new(condition),
-            },
-        });
+        Node::and_into(&mut self.filter, condition);
     }
 
     fn select_head(&self, w: &mut SqlWriter) {

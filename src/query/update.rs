@@ -37,14 +37,7 @@ impl<T: Table> Update<T> {
     /// Updates only the rows where `condition` holds; filters are `AND`ed.
     pub fn filter(mut self, condition: impl IntoExpr<bool>) -> Self {
         let condition = condition.into_expr().node;
-        self.filter = Some(match self.filter.take() {
-            None => condition,
-            Some(existing) => Node::Binary {
-                op: "AND",
-                left: Box::new(existing),
-                right: Box::new(condition),
-            },
-        });
+        Node::and_into(&mut self.filter, condition);
         self
     }
 
@@ -79,14 +72,7 @@ impl<T: Table> Update<T> {
                     left: Box::new(key),
                     right: Box::new(value),
                 };
-                update.filter = Some(match update.filter.take() {
-                    None => condition,
-                    Some(e) => Node::Binary {
-                        op: "AND",
-                        left: Box::new(e),
-                        right: Box::new(condition),
-                    },
-                });
+                Node::and_into(&mut update.filter, condition);
             } else if !T::GENERATED.contains(&i) {
                 update.set.push((name, row.value(i).into_owned()));
             }

@@ -28,6 +28,7 @@ use futures::future::Either;
 use crate::database::{Database, Db};
 use crate::error::{Error, Result};
 use crate::sqlite::{Connection, OpenOptions};
+use handoff::Replier;
 pub(crate) use worker::Lane;
 use worker::{Job, Request, Worker};
 
@@ -155,24 +156,27 @@ impl Shared {
         }
     }
 
-    /// Begins (or nests) a transaction for `lane`.
-    pub(crate) fn begin(&self, lane: Lane) -> impl Future<Output = Result<()>> + Send + use<> {
+    /// Sends the request `make` builds around a reply slot; resolves to the reply.
+    fn ask<M>(&self, make: M) -> impl Future<Output = Result<()>> + Send + use<M>
+    where
+        M: FnOnce(Replier<Result<()>>) -> Request,
+    {
         let (reply, answer) = handoff::reply();
-        let sent = self.send(Request::Begin { lane, reply });
+        let sent = self.send(make(reply));
         async move {
             sent?;
             answer.await
         }
     }
 
+    /// Begins (or nests) a transaction for `lane`.
+    pub(crate) fn begin(&self, lane: Lane) -> impl Future<Output = Result<()>> + Send + use<> {
+        self.ask(move |reply| Request::Begin { lane, reply })
+    }
+
     /// Commits `lane`'s innermost level.
     pub(crate) fn commit(&self, lane: Lane) -> impl Future<Output = Result<()>> + Send + use<> {
-        let (reply, answer) = handoff::reply();
-        let sent = self.send(Request::Commit { lane, reply });
-        async move {
-            sent?;
-            answer.await
-        }
+        self.ask(move |reply| Request::Commit { lane, reply })
     }
 
     /// Rolls back `lane`'s innermost level, or all of them.
@@ -181,16 +185,11 @@ impl Shared {
         lane: Lane,
         all: bool,
     ) -> impl Future<Output = Result<()>> + Send + use<> {
-        let (reply, answer) = handoff::reply();
-        let sent = self.send(Request::Rollback {
+        self.ask(move |reply| Request::Rollback {
             lane,
             all,
             reply: Some(reply),
-        });
-        async move {
-            sent?;
-            answer.await
-        }
+        })
     }
 
     /// Rolls back without waiting (a dropped transaction handle).
