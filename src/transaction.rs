@@ -84,7 +84,18 @@ impl Transaction<'static> {
             return Err(Error::Closed);
         }
         let lane = client.shared.new_lane();
-        client.shared.begin(lane).await?;
+        // If this future is dropped between sending `Begin` and receiving its
+        // reply, the guard rolls the lane back, so a transaction nobody holds
+        // can never keep the writer.
+        let mut guard = AbandonGuard {
+            client: client.clone(),
+            lane,
+            all: true,
+            armed: true,
+        };
+        let begun = client.shared.begin(lane).await;
+        guard.disarm();
+        begun?;
         let slot = Slot::Server {
             client: client.clone(),
             lane,
@@ -160,8 +171,16 @@ impl Transaction<'_> {
         if let Slot::Server { client, lane, .. } = &self.slot {
             let (client, lane) = (client.clone(), *lane);
             let begun = client.shared.begin(lane);
+            let mut guard = AbandonGuard {
+                client: client.clone(),
+                lane,
+                all: false,
+                armed: true,
+            };
             return Either::Right(async move {
-                begun.await?;
+                let begun = begun.await;
+                guard.disarm();
+                begun?;
                 let slot = Slot::Server {
                     client,
                     lane,
@@ -214,6 +233,30 @@ impl Transaction<'_> {
         work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
     ) -> impl Future<Output = Result<R>> + Send {
         self.run_on(move |conn| write_unit(conn, work))
+    }
+}
+
+/// Rolls a lane back if dropped: armed while a `Begin` is in flight, and
+/// forgotten once its reply arrived (then the `Transaction` takes over).
+struct AbandonGuard {
+    client: Arc<Client>,
+    lane: Lane,
+    /// Roll back every level (a root transaction) or the innermost one.
+    all: bool,
+    armed: bool,
+}
+
+impl AbandonGuard {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.client.shared.rollback_detached(self.lane, self.all);
+        }
     }
 }
 

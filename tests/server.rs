@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -528,5 +529,27 @@ fn a_delayed_database_connects_on_first_use_and_reports_failures() {
         );
         assert!(failing.is_closed());
         assert_eq!(block_on(failing.transaction()).unwrap_err(), err);
+    });
+}
+
+#[test]
+fn an_abandoned_begin_never_keeps_the_writer() {
+    within(30, || {
+        let dir = tempfile::tempdir().unwrap();
+        let server = block_on(start(&dir));
+        let a = block_on(server.connect::<TodoDb>()).unwrap();
+        let b = block_on(server.connect::<TodoDb>()).unwrap();
+        let c = block_on(server.connect::<TodoDb>()).unwrap();
+        let held = block_on(a.transaction()).unwrap();
+        {
+            // B asks for the writer while A holds it, then gives up waiting.
+            let mut waiting = Box::pin(b.transaction());
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        }
+        block_on(held.commit()).unwrap();
+        // B's abandoned request must not have taken the writer for good.
+        block_on(c.insert(todo("After all", "x", None))).unwrap();
+        assert_eq!(block_on(c.select::<Todo>().count()).unwrap(), 1);
     });
 }

@@ -71,6 +71,11 @@ impl<T> Replier<T> {
         // Drop runs next and publishes `done`.
     }
 
+    /// Whether the client stopped waiting (its reply future was dropped).
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.slot.cancelled.load(Ordering::Acquire)
+    }
+
     /// The flag the running statement's progress handler watches.
     pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.slot.cancelled.clone()

@@ -164,6 +164,10 @@ impl Worker {
                 self.set_current(Arc::new(AtomicBool::new(false)));
             }
             Request::Begin { lane, reply } => {
+                // Nobody waits for this transaction any more: never start it.
+                if reply.is_cancelled() {
+                    return;
+                }
                 let begun = self.conn.begin(TxKind::Immediate);
                 if begun.is_ok() {
                     self.owner = Some(lane);
