@@ -114,15 +114,11 @@ impl Backend {
     {
         match self {
             Backend::Local(conn) => Either::Left(Either::Left(run_local(conn, work))),
-            Backend::Server(client) => Either::Left(Either::Right(match read {
-                true => Either::Left(client.run_read(work)),
-                false => Either::Right(client.run(work)),
-            })),
+            Backend::Server(client) => Either::Left(Either::Right(client.run(read, work))),
             Backend::Delayed(pending) => Either::Right(async move {
                 match pending.clone().await? {
                     Backend::Local(conn) => run_local(&conn, work).await,
-                    Backend::Server(client) if read => client.run_read(work).await,
-                    Backend::Server(client) => client.run(work).await,
+                    Backend::Server(client) => client.run(read, work).await,
                     Backend::Delayed(_) => Err(Error::invalid_argument(
                         "a delayed database resolved to another delayed one",
                     )),

@@ -457,33 +457,22 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// Runs `work` on the server in this client's lane.
-    pub(crate) fn run<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
-    {
-        let closed = self.closed.load(Ordering::Acquire);
-        let run = (!closed).then(|| self.shared.run(self.lane, work));
-        async move {
-            match run {
-                Some(run) => run.await,
-                None => Err(Error::Closed),
-            }
-        }
-    }
-
-    /// Runs `work`, which only reads, on a reader connection.
-    pub(crate) fn run_read<R, F>(
+    /// Runs `work` on the server in this client's lane: on a reader
+    /// connection if `read` (and there is a pool), else on the writer.
+    pub(crate) fn run<R, F>(
         &self,
+        read: bool,
         work: F,
     ) -> impl Future<Output = Result<R>> + Send + use<R, F>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        let closed = self.closed.load(Ordering::Acquire);
-        let run = (!closed).then(|| self.shared.run_read(self.lane, work));
+        let open = !self.closed.load(Ordering::Acquire);
+        let run = open.then(|| match read {
+            true => Either::Left(self.shared.run_read(self.lane, work)),
+            false => Either::Right(self.shared.run(self.lane, work)),
+        });
         async move {
             match run {
                 Some(run) => run.await,
