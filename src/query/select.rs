@@ -133,6 +133,35 @@ impl Clauses {
     }
 }
 
+/// The builder methods every `SELECT` shape shares (over its `clauses`).
+macro_rules! clause_builders {
+    () => {
+        /// Keeps the rows where `condition` holds; several filters are `AND`ed.
+        pub fn filter(mut self, condition: impl IntoExpr<bool>) -> Self {
+            self.clauses.and_filter(condition.into_expr().node);
+            self
+        }
+
+        /// Adds a sort key (`Todo::TITLE.asc()`); keys apply in the order added.
+        pub fn order_by(mut self, ordering: Ordering) -> Self {
+            self.clauses.order_by.push(ordering);
+            self
+        }
+
+        /// At most `limit` rows.
+        pub fn limit(mut self, limit: u64) -> Self {
+            self.clauses.limit = Some(limit);
+            self
+        }
+
+        /// Skips the first `offset` rows.
+        pub fn offset(mut self, offset: u64) -> Self {
+            self.clauses.offset = Some(offset);
+            self
+        }
+    };
+}
+
 /// A `SELECT` returning rows of type `R`: a table's rows, or tuples of them
 /// after joins (`(Todo, Option<Category>)` after a left join).
 #[derive(Debug, Clone, PartialEq)]
@@ -167,29 +196,7 @@ impl<T: Table> Select<T> {
 }
 
 impl<R: FromRow> Select<R> {
-    /// Keeps the rows where `condition` holds; several filters are `AND`ed.
-    pub fn filter(mut self, condition: impl IntoExpr<bool>) -> Self {
-        self.clauses.and_filter(condition.into_expr().node);
-        self
-    }
-
-    /// Adds a sort key (`Todo::TITLE.asc()`); keys apply in the order added.
-    pub fn order_by(mut self, ordering: Ordering) -> Self {
-        self.clauses.order_by.push(ordering);
-        self
-    }
-
-    /// At most `limit` rows.
-    pub fn limit(mut self, limit: u64) -> Self {
-        self.clauses.limit = Some(limit);
-        self
-    }
-
-    /// Skips the first `offset` rows.
-    pub fn offset(mut self, offset: u64) -> Self {
-        self.clauses.offset = Some(offset);
-        self
-    }
+    clause_builders!();
 
     /// `SELECT DISTINCT`.
     pub fn distinct(mut self) -> Self {
@@ -264,11 +271,7 @@ impl<O> SelectColumns<O>
 where
     Scalars<O>: FromRow,
 {
-    /// Keeps the rows where `condition` holds; several filters are `AND`ed.
-    pub fn filter(mut self, condition: impl IntoExpr<bool>) -> Self {
-        self.clauses.and_filter(condition.into_expr().node);
-        self
-    }
+    clause_builders!();
 
     /// `GROUP BY` these expressions (call again to add more).
     pub fn group_by<V>(mut self, key: impl IntoExpr<V>) -> Self {
@@ -279,24 +282,6 @@ where
     /// `HAVING condition` on groups.
     pub fn having(mut self, condition: impl IntoExpr<bool>) -> Self {
         self.clauses.having = Some(condition.into_expr().node);
-        self
-    }
-
-    /// Adds a sort key.
-    pub fn order_by(mut self, ordering: Ordering) -> Self {
-        self.clauses.order_by.push(ordering);
-        self
-    }
-
-    /// At most `limit` rows.
-    pub fn limit(mut self, limit: u64) -> Self {
-        self.clauses.limit = Some(limit);
-        self
-    }
-
-    /// Skips the first `offset` rows.
-    pub fn offset(mut self, offset: u64) -> Self {
-        self.clauses.offset = Some(offset);
         self
     }
 
