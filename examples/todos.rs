@@ -155,7 +155,7 @@ async fn run(path: &str) -> Result<()> {
 
     // A transaction held across awaits; dropped without commit, it rolls back.
     {
-        let tx = db.transaction().await?;
+        let tx = db.begin().await?;
         tx.delete::<Todo>().await?;
         println!(
             "inside a transaction: {} todos left",
@@ -167,7 +167,7 @@ async fn run(path: &str) -> Result<()> {
         db.select::<Todo>().count().await?
     );
 
-    let tx = db.transaction().await?;
+    let tx = db.begin().await?;
     tx.insert(TodoCompanion {
         title: set("Dentist"),
         content: set("9am"),
@@ -238,7 +238,7 @@ async fn background(path: &str) -> Result<()> {
     let writer = std::thread::spawn(move || {
         futures::executor::block_on(async move {
             let db = first.connect::<AppDb>().await?;
-            let tx = db.transaction().await?;
+            let tx = db.begin().await?;
             for n in 1..=3 {
                 let errand = TodoCompanion {
                     title: set(format!("Errand {n}")),

@@ -10,7 +10,7 @@ use crate::table::{Insertable, Table};
 use crate::types::SqlValue;
 
 /// Statements to run together. Build one, then pass it to
-/// [`Executor::run_batch`](crate::Executor::run_batch).
+/// [`Runner::run_batch`](crate::Runner::run_batch).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
     /// Each entry: one statement text and the argument sets to run it with.
@@ -39,7 +39,7 @@ impl Batch {
 
     /// Adds an insert of a row or companion.
     pub fn insert<I: Insertable>(&mut self, row: I) -> &mut Self {
-        self.statement(Insert::new(row).build(Dialect::Sqlite, false))
+        self.statement(Insert::new(row).build(Dialect::Sqlite))
     }
 
     /// Adds an update.
@@ -72,7 +72,7 @@ impl Batch {
         &self,
         conn: &crate::sqlite::Connection,
     ) -> Result<crate::sqlite::Execution> {
-        conn.in_transaction(|| {
+        conn.in_transaction_or_new(|| {
             let mut total = crate::sqlite::Execution::default();
             for (sql, arg_sets) in &self.entries {
                 let done = conn.execute_many(sql, arg_sets.iter().map(Vec::as_slice))?;

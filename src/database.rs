@@ -1,28 +1,31 @@
 //! The [`Database`] trait (a schema and its version) and [`Db`], the handle
 //! an application queries through.
 //!
-//! `Db` is cheap to clone and `Send + Sync`. Opening it checks the file's
-//! schema version and creates or upgrades the schema in one transaction
-//! together with `user_version`, so a failure leaves the file as it was.
+//! `Db` is a thin handle over a backend (see `backend`): cheap to clone and
+//! `Send + Sync`. Opening it checks the file's schema version and creates
+//! or upgrades the schema in one transaction together with `user_version`,
+//! so a failure leaves the file as it was. `Server::connect` (defined here,
+//! so the server knows nothing of `Db`) runs that same open sequence on the
+//! server's writer.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::Arc;
 
-use futures::future::{BoxFuture, Either, FutureExt, Shared};
-use futures::lock::Mutex;
+use futures::future::{BoxFuture, FutureExt, Shared};
 
+use crate::Pending;
+use crate::backend::local::Local;
+use crate::backend::server::{DEFAULT_READERS, Server};
+use crate::backend::{Backend, Lane, Route};
 use crate::batch::Batch;
-use crate::conn::{Conn, finish};
+use crate::conn::{Conn, read_unit, write_unit};
 use crate::error::{Error, Result};
-use crate::executor::Executor;
-use crate::query::Statement;
-use crate::row::{FromRow, OwnedRow};
+use crate::executor::{Async, Runner};
+use crate::plan::Plan;
 use crate::schema::{Schema, sql::create_statement};
-use crate::server::{Client, DEFAULT_READERS, Server};
-use crate::sqlite::{Connection, Execution, OpenOptions, TxKind};
-use crate::transaction::Transaction;
+use crate::sqlite::{Connection, Execution, OpenOptions};
+use crate::transaction::{Scoped, Transaction, scope_lane};
 
 /// A database definition: its schema and the schema's version.
 pub trait Database: Send + Sync + 'static {
@@ -69,77 +72,30 @@ macro_rules! schema {
 /// Creates every entity of `schema` on `conn` (drift's `createAll`).
 pub fn create_all(conn: &Conn<'_>, schema: &Schema) -> Result<()> {
     for entity in &schema.entities {
-        conn.custom_statement(&create_statement(entity), [])?;
+        conn.custom_statement(create_statement(entity), [])?;
     }
     Ok(())
 }
 
 /// A handle to a database of definition `D`. See the [module documentation](self).
 pub struct Db<D = NoSchema> {
-    backend: Backend,
+    target: Target,
     marker: PhantomData<fn() -> D>,
 }
 
-/// Where a database's connection lives.
+/// The backend a `Db` talks to, or the connection it is still waiting for.
 #[derive(Clone)]
-enum Backend {
-    /// On the calling thread, behind an async lock so a transaction can hold
-    /// it across awaits while other tasks wait without blocking their thread.
-    /// `None` once closed.
-    Local(Arc<Mutex<Option<Connection>>>),
-    /// On a background server thread.
-    Server(Arc<Client>),
-    /// Not connected yet: connects on first use (drift's
-    /// `DatabaseConnection.delayed`); every clone shares the one attempt.
+enum Target {
+    Ready(Backend),
+    /// Connects on first use (drift's `DatabaseConnection.delayed`); every
+    /// clone shares the one attempt.
     Delayed(Shared<BoxFuture<'static, Result<Backend>>>),
-}
-
-/// Runs `work` on `conn`, waiting for its lock.
-async fn run_local<R>(
-    conn: &Mutex<Option<Connection>>,
-    work: impl FnOnce(&Connection) -> Result<R>,
-) -> Result<R> {
-    let guard = conn.lock().await;
-    let conn = guard.as_ref().ok_or(Error::Closed)?;
-    work(conn)
-}
-
-impl Backend {
-    /// Runs `work` with the connection (a reader of a server's pool if
-    /// `read`), connecting a delayed backend first.
-    fn run<R, F>(&self, read: bool, work: F) -> impl Future<Output = Result<R>> + Send + '_
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
-    {
-        match self {
-            Backend::Local(conn) => Either::Left(Either::Left(run_local(conn, work))),
-            Backend::Server(client) => Either::Left(Either::Right(client.run(read, work))),
-            Backend::Delayed(pending) => Either::Right(async move {
-                match pending.clone().await? {
-                    Backend::Local(conn) => run_local(&conn, work).await,
-                    Backend::Server(client) => client.run(read, work).await,
-                    Backend::Delayed(_) => Err(Error::invalid_argument(
-                        "a delayed database resolved to another delayed one",
-                    )),
-                }
-            }),
-        }
-    }
-
-    /// The connected backend: itself, or what a delayed one connects to.
-    async fn connected(&self) -> Result<Backend> {
-        match self {
-            Backend::Delayed(pending) => pending.clone().await,
-            ready => Ok(ready.clone()),
-        }
-    }
 }
 
 impl<D> Clone for Db<D> {
     fn clone(&self) -> Self {
         Db {
-            backend: self.backend.clone(),
+            target: self.target.clone(),
             marker: PhantomData,
         }
     }
@@ -147,13 +103,58 @@ impl<D> Clone for Db<D> {
 
 impl<D> std::fmt::Debug for Db<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let backend = match self.backend {
-            Backend::Local(_) => "in-thread",
-            Backend::Server(_) => "background server",
-            Backend::Delayed(_) => "delayed",
+        let backend = match &self.target {
+            Target::Ready(backend) => backend.kind(),
+            Target::Delayed(_) => "delayed",
         };
         f.debug_struct("Db").field("backend", &backend).finish()
     }
+}
+
+impl<D> Db<D> {
+    fn from_backend(backend: Backend) -> Self {
+        Db {
+            target: Target::Ready(backend),
+            marker: PhantomData,
+        }
+    }
+
+    /// Runs `request` on the backend, in the lane of the transaction scope
+    /// this call is made in (none outside `Db::transaction`); a delayed
+    /// database connects first.
+    fn dispatch<T: Send + 'static>(
+        &self,
+        request: impl FnOnce(&Backend, Lane) -> Pending<T> + Send + 'static,
+    ) -> Pending<T> {
+        let pending = match &self.target {
+            Target::Ready(backend) => return request(backend, lane_of(backend)),
+            Target::Delayed(pending) => pending,
+        };
+        match pending.peek() {
+            Some(Ok(backend)) => request(backend, lane_of(backend)),
+            Some(Err(error)) => Pending::ready(Err(error.clone())),
+            None => {
+                let pending = pending.clone();
+                Pending::boxed(async move {
+                    let backend = pending.await?;
+                    request(&backend, Lane::NONE).await
+                })
+            }
+        }
+    }
+
+    /// The connected backend, connecting a delayed database first.
+    async fn backend(&self) -> Result<Backend> {
+        match &self.target {
+            Target::Ready(backend) => Ok(backend.clone()),
+            Target::Delayed(pending) => pending.clone().await,
+        }
+    }
+}
+
+/// The lane a call on `backend` made right here belongs to.
+fn lane_of(backend: &Backend) -> Lane {
+    scope_lane(backend).unwrap_or(Lane::NONE)
 }
 
 impl<D: Database> Db<D> {
@@ -175,7 +176,8 @@ impl<D: Database> Db<D> {
 
     /// Opens the file at `path` on its own background thread (drift's
     /// `NativeDatabase.createInBackground`), with a pool of
-    /// [`DEFAULT_READERS`](crate::server::DEFAULT_READERS) reader threads: the
+    /// [`DEFAULT_READERS`](crate::server::DEFAULT_READERS) reader threads
+    /// (none for `":memory:"`, whose readers could not see its data): the
     /// same API, and the caller's thread never runs SQLite. The server stops
     /// when this database (all its clones) is closed or dropped.
     pub async fn open_in_background(path: impl AsRef<Path>) -> Result<Self> {
@@ -194,23 +196,13 @@ impl<D: Database> Db<D> {
     /// Wraps an open connection, creating or upgrading its schema.
     pub fn from_connection(conn: Connection) -> Result<Self> {
         prepare_schema::<D>(&conn)?;
-        Ok(Db {
-            backend: Backend::Local(Arc::new(Mutex::new(Some(conn)))),
-            marker: PhantomData,
-        })
-    }
-
-    pub(crate) fn from_client(client: Arc<Client>) -> Self {
-        Db {
-            backend: Backend::Server(client),
-            marker: PhantomData,
-        }
+        Ok(Self::from_backend(Backend::Local(Local::new(conn))))
     }
 
     /// Builds a database value synchronously that connects on first use
     /// (drift's `DatabaseConnection.delayed`): `connect` runs when the first
-    /// query is awaited, once for all clones; if it fails, every call reports
-    /// its error.
+    /// query is awaited, once for all clones; if it fails (or panics), every
+    /// call reports its error.
     ///
     /// ```
     /// # use driftwood::prelude::*;
@@ -219,58 +211,65 @@ impl<D: Database> Db<D> {
     /// assert_eq!(rows[0].get::<i64>(0).unwrap(), 1);
     /// ```
     pub fn delayed(connect: impl Future<Output = Result<Db<D>>> + Send + 'static) -> Self {
-        let pending = async move { connect.await.map(|db| db.backend) }
-            .boxed()
-            .shared();
+        let connected = async move {
+            let db = std::panic::AssertUnwindSafe(connect)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(Error::from_panic(panic)))?;
+            db.backend().await
+        };
         Db {
-            backend: Backend::Delayed(pending),
+            target: Target::Delayed(connected.boxed().shared()),
             marker: PhantomData,
         }
     }
 
-    /// Runs `work` with the connection, wherever it lives.
-    fn run<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + '_
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
-    {
-        self.backend.run(false, work)
-    }
-
-    /// Runs `work`, which only reads: on a reader connection of a server's
-    /// pool when there is one, like [`Db::run`] otherwise.
-    fn run_read<R, F>(&self, work: F) -> impl Future<Output = Result<R>> + Send + '_
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
-    {
-        self.backend.run(true, work)
-    }
-
-    /// Runs a query where it belongs: reads on a reader, the rest on the writer.
-    fn run_statement<R, F>(
-        &self,
-        statement: Statement,
-        work: F,
-    ) -> impl Future<Output = Result<R>> + Send + '_
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection, &Statement) -> Result<R> + Send + 'static,
-    {
-        if statement.read_only {
-            Either::Left(self.run_read(move |conn| work(conn, &statement)))
-        } else {
-            Either::Right(self.run(move |conn| work(conn, &statement)))
-        }
-    }
-
     /// Begins a write transaction (`BEGIN IMMEDIATE`), held across awaits
-    /// until committed, rolled back or dropped (which rolls back).
-    pub async fn transaction(&self) -> Result<Transaction<'static>> {
-        match self.backend.connected().await? {
-            Backend::Local(conn) => Transaction::begin(conn.lock_owned().await),
-            Backend::Server(client) => Transaction::begin_on_server(&client).await,
-            Backend::Delayed(_) => Err(Error::Closed),
+    /// until committed, rolled back or dropped (which rolls back). Inside
+    /// [`Db::transaction`] it begins a savepoint of that transaction.
+    pub async fn begin(&self) -> Result<Transaction<'static>> {
+        let backend = self.backend().await?;
+        let scope = scope_lane(&backend);
+        Transaction::begin_on(backend, scope).await
+    }
+
+    /// Runs `body` in a write transaction (drift's `transaction(() async
+    /// {…})`): committed if it returns `Ok`, rolled back if it returns
+    /// `Err` or panics. Calls made through this database (and its clones)
+    /// while `body` runs join the transaction, including from helper
+    /// functions that take `&impl Executor`; nested calls to `transaction`
+    /// become savepoints. Work spawned onto other tasks does not join it:
+    /// it waits for the transaction to end.
+    ///
+    /// ```
+    /// # use driftwood::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// let db: Db = Db::open_in_memory().await?;
+    /// db.custom_statement("CREATE TABLE t (x INTEGER)", []).await?;
+    /// db.transaction(|| async {
+    ///     db.custom_statement("INSERT INTO t VALUES (1)", []).await?;
+    ///     db.custom_statement("INSERT INTO t VALUES (2)", []).await?;
+    ///     Ok(())
+    /// })
+    /// .await?;
+    /// let rows = db.custom_select("SELECT count(*) FROM t", []).await?;
+    /// assert_eq!(rows[0].get::<i64>(0)?, 2);
+    /// # Ok::<(), driftwood::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn transaction<R, Fut>(&self, body: impl FnOnce() -> Fut) -> Result<R>
+    where
+        Fut: Future<Output = Result<R>>,
+    {
+        let tx = self.begin().await?;
+        let outcome = Scoped::new(&tx, body).await;
+        match outcome {
+            Ok(value) => tx.commit().await.map(|()| value),
+            Err(error) => {
+                // The body's error matters more than how the rollback went.
+                let _ = tx.rollback().await;
+                Err(error)
+            }
         }
     }
 
@@ -281,67 +280,64 @@ impl<D: Database> Db<D> {
     pub fn write<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
-    ) -> impl Future<Output = Result<R>> + Send + '_ {
-        self.run(move |conn| write_unit(conn, work))
+    ) -> Pending<R> {
+        self.dispatch(move |backend, lane| {
+            backend.run_work(lane, Route::Writer, move |conn| write_unit(conn, work))
+        })
     }
 
-    /// Runs a synchronous unit of work that only reads, in one call, without
-    /// a transaction (each statement sees the latest commit). On a server
-    /// with a reader pool it runs on a read-only reader connection.
+    /// Runs a synchronous unit of work that only reads, in one call: in one
+    /// read transaction, so all its queries see the same snapshot, with
+    /// every write refused (on a background server it runs on a reader).
     pub fn read<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,
-    ) -> impl Future<Output = Result<R>> + Send + '_ {
-        self.run_read(move |conn| {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
-            outcome.unwrap_or_else(|panic| Err(Error::from_panic(panic)))
+    ) -> Pending<R> {
+        self.dispatch(move |backend, lane| {
+            backend.run_work(lane, Route::Reader, move |conn| read_unit(conn, work))
         })
     }
 
     /// Closes this database: every later call on it or its clones returns
-    /// [`Error::Closed`]. In-thread, the connection closes once its current
-    /// user is done. On a shared server, only this client closes; a
-    /// single-client server ([`Db::open_in_background`]) stops.
-    pub async fn close(&self) -> Result<()> {
-        match self.backend.connected().await? {
-            Backend::Local(conn) => drop(conn.lock().await.take()),
-            Backend::Server(client) => client.close(),
-            Backend::Delayed(_) => {}
-        }
-        Ok(())
+    /// [`Error::Closed`]. In-thread, the connection closes at once (an open
+    /// transaction rolls back). On a shared server, only this client
+    /// closes; a single-client server ([`Db::open_in_background`]) stops.
+    pub fn close(&self) -> Pending<()> {
+        self.dispatch(|backend, _| backend.close())
     }
 
     /// Whether this database was closed (or its server stopped).
     pub fn is_closed(&self) -> bool {
-        fn closed(backend: &Backend) -> bool {
-            match backend {
-                Backend::Local(conn) => conn.try_lock().is_some_and(|c| c.is_none()),
-                Backend::Server(client) => client.is_closed(),
-                Backend::Delayed(pending) => match pending.peek() {
-                    Some(Ok(connected)) => closed(connected),
-                    Some(Err(_)) => true,
-                    None => false,
-                },
-            }
+        match &self.target {
+            Target::Ready(backend) => backend.is_closed(),
+            Target::Delayed(pending) => match pending.peek() {
+                Some(Ok(backend)) => backend.is_closed(),
+                Some(Err(_)) => true,
+                None => false,
+            },
         }
-        closed(&self.backend)
     }
 
     /// Reads the live schema back from the database.
-    pub fn read_schema(&self) -> impl Future<Output = Result<Schema>> + Send + '_ {
-        self.run(|conn| conn.read_schema())
+    pub fn read_schema(&self) -> Pending<Schema> {
+        self.dispatch(|backend, lane| {
+            backend.run_work(lane, Route::Writer, |conn| conn.read_schema())
+        })
     }
 }
 
-/// Runs a unit of work in a write transaction (a savepoint inside one).
-pub(crate) fn write_unit<R>(
-    conn: &Connection,
-    work: impl FnOnce(&Conn<'_>) -> Result<R>,
-) -> Result<R> {
-    conn.begin(TxKind::Immediate)?;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Conn::new(conn))));
-    finish(conn, outcome)
+impl<D: Database> Runner for Db<D> {
+    type Mode = Async;
+
+    fn run_plan<T: Send + 'static>(&self, plan: Plan<T>) -> Pending<T> {
+        self.dispatch(move |backend, lane| backend.run(lane, plan))
+    }
+
+    fn run_batch(&self, batch: Batch) -> Pending<Execution> {
+        self.dispatch(move |backend, lane| {
+            backend.run_work(lane, Route::Writer, move |conn| batch.run_on(conn))
+        })
+    }
 }
 
 /// Creates the schema in a new file, or checks and upgrades an existing
@@ -351,8 +347,7 @@ pub(crate) fn prepare_schema<D: Database>(conn: &Connection) -> Result<()> {
     if target == 0 {
         return Ok(());
     }
-    conn.begin(TxKind::Immediate)?;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    write_unit(conn, |handle| {
         let found = conn.user_version()?;
         if found == target {
             return Ok(());
@@ -365,7 +360,6 @@ pub(crate) fn prepare_schema<D: Database>(conn: &Connection) -> Result<()> {
                     .into(),
             });
         }
-        let conn_handle = Conn::new(conn);
         if found == 0 {
             let existing = conn.query_value(
                 "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
@@ -377,42 +371,40 @@ pub(crate) fn prepare_schema<D: Database>(conn: &Connection) -> Result<()> {
                     message: "the file has tables but no schema version; refusing to guess".into(),
                 });
             }
-            create_all(&conn_handle, &D::schema())?;
+            create_all(handle, &D::schema())?;
         } else {
-            D::upgrade(&conn_handle, found, target)?;
+            D::upgrade(handle, found, target)?;
         }
         conn.set_user_version(target)
-    }));
-    finish(conn, outcome)
+    })
 }
 
-impl<D: Database> Executor for Db<D> {
-    fn execute(&self, statement: Statement) -> impl Future<Output = Result<Execution>> + Send {
-        self.run(move |conn| conn.execute(&statement))
+impl Server {
+    /// Connects a new client. The first client of a database definition to
+    /// reach the server thread creates or upgrades the schema there; clients
+    /// connecting meanwhile wait for it, and if it gives up (its future is
+    /// dropped) the next one does the work.
+    pub fn connect<D: Database>(&self) -> impl Future<Output = Result<Db<D>>> + Send + use<D> {
+        self.connect_with::<D>(false)
     }
 
-    fn fetch<R: FromRow + Send + 'static>(
+    /// Connects the one client of this server: closing or dropping it shuts
+    /// the server down (drift's `singleClientMode`).
+    pub fn connect_single_client<D: Database>(
         &self,
-        statement: Statement,
-    ) -> impl Future<Output = Result<Vec<R>>> + Send {
-        self.run_statement(statement, |conn, statement| conn.fetch(statement))
+    ) -> impl Future<Output = Result<Db<D>>> + Send + use<D> {
+        self.connect_with::<D>(true)
     }
 
-    fn fetch_first<R: FromRow + Send + 'static>(
+    fn connect_with<D: Database>(
         &self,
-        statement: Statement,
-    ) -> impl Future<Output = Result<Option<R>>> + Send {
-        self.run_statement(statement, |conn, statement| conn.fetch_first(statement))
-    }
-
-    fn fetch_rows(
-        &self,
-        statement: Statement,
-    ) -> impl Future<Output = Result<Vec<OwnedRow>>> + Send {
-        self.run(move |conn| conn.fetch_rows(&statement))
-    }
-
-    fn run_batch(&self, batch: Batch) -> impl Future<Output = Result<Execution>> + Send {
-        self.run(move |conn| batch.run_on(conn))
+        single_client: bool,
+    ) -> impl Future<Output = Result<Db<D>>> + Send + use<D> {
+        let backend = Backend::Server(self.client(single_client));
+        let prepared = backend.run_work(Lane::NONE, Route::Writer, prepare_schema::<D>);
+        async move {
+            prepared.await?;
+            Ok(Db::from_backend(backend))
+        }
     }
 }

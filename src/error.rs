@@ -155,6 +155,65 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+    /// SQLite rolled the whole transaction back on its own (an `OR ROLLBACK`
+    /// conflict, an interrupted write, a full disk, …). Nothing more runs in
+    /// it: every later statement and `commit` on its handle fail with this
+    /// error, and only rolling it back (or dropping it) ends it.
+    #[error(
+        "the transaction was rolled back by SQLite ({cause}); nothing more can run in it: roll it back or drop it"
+    )]
+    RolledBack {
+        /// The failure that made SQLite roll back.
+        cause: String,
+    },
+    /// The transaction (or savepoint) this handle names has already ended.
+    #[error("this transaction is no longer open: {message}")]
+    TransactionEnded {
+        /// How it ended.
+        message: String,
+    },
+    /// Raw SQL tried to control transactions (`BEGIN`, `COMMIT`, `ROLLBACK`,
+    /// `SAVEPOINT`, `RELEASE`). driftwood owns transaction boundaries so that
+    /// no write can leak out of, or into, someone else's transaction.
+    #[error(
+        "transaction control statements cannot run as raw SQL: use db.begin(), db.transaction(..), tx.begin() or conn.transaction(..) (statement: {sql})"
+    )]
+    TransactionControl {
+        /// The statement.
+        sql: String,
+    },
+    /// A unit of work left a transaction open that no transaction handle
+    /// owns (through [`Connection::raw`](crate::sqlite::Connection::raw));
+    /// it was rolled back.
+    #[error(
+        "a unit of work left a transaction open that no transaction handle owns; it was rolled back (use db.begin() or db.transaction(..))"
+    )]
+    UnownedTransaction,
+    /// A request waited longer than the busy timeout for the writer, which
+    /// a transaction holds.
+    #[error("gave up after {waited_ms} ms waiting for the writer: {message}")]
+    Busy {
+        /// How long the request waited.
+        waited_ms: u64,
+        /// Who holds the writer, and what to do about it.
+        message: String,
+    },
+    /// The database was called from its own thread (inside a unit of work
+    /// or from a server thread), which would wait for itself forever.
+    #[error(
+        "called from the database's own thread, which would wait for itself: inside a unit of work, use the `Conn` you were given"
+    )]
+    Reentrant,
+    /// A thread of the background server died (a panic escaped driftwood's
+    /// own handling, or it did not stop when shut down); the server no
+    /// longer accepts work.
+    #[error("the database thread `{thread}` died: {message}")]
+    ThreadDied {
+        /// The thread's name.
+        thread: String,
+        /// Why.
+        message: String,
+    },
 }
 
 fn describe_target(table: &Option<String>, column: &Option<String>) -> String {
@@ -189,6 +248,13 @@ impl Error {
         }
     }
 
+    /// Builds [`Error::TransactionEnded`].
+    pub(crate) fn ended(message: impl Into<String>) -> Self {
+        Error::TransactionEnded {
+            message: message.into(),
+        }
+    }
+
     /// Turns a caught panic payload into [`Error::Panic`].
     pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
         let message = if let Some(s) = payload.downcast_ref::<&str>() {
@@ -200,6 +266,13 @@ impl Error {
         };
         Error::Panic { message }
     }
+}
+
+/// Runs user code, turning a panic into [`Error::Panic`]: the one place
+/// driftwood catches unwinding at the boundary where it calls user code.
+pub(crate) fn catch<R>(work: impl FnOnce() -> Result<R>) -> Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .unwrap_or_else(|panic| Err(Error::from_panic(panic)))
 }
 
 #[cfg(test)]

@@ -12,10 +12,14 @@
 //! The main types:
 //!
 //! - [`Db`] — a handle to a database of a [`Database`] definition;
-//! - [`Executor`] — what `Db` and [`Transaction`] implement: `select`,
-//!   `insert`, `update`, `delete`, raw SQL, batches;
-//! - [`Transaction`] — an owned transaction usable across awaits;
-//! - [`Conn`] — the synchronous handle a unit of work gets;
+//! - [`Runner`] — the typed query API (`select`, `insert`, `update`,
+//!   `delete`, raw SQL, batches) on every handle; [`Executor`] is its async
+//!   half, what `Db` and [`Transaction`] implement, whose queries give
+//!   [`Pending`] futures;
+//! - [`Transaction`] — an owned transaction usable across awaits, and
+//!   [`Db::transaction`] for a scoped one;
+//! - [`Conn`] — the synchronous handle a unit of work gets, whose queries
+//!   give results at once;
 //! - [`schema::Schema`] — the schema model, its SQL, its JSON snapshots;
 //! - [`Error`] — one error enum to match on.
 //!
@@ -57,27 +61,29 @@
 
 extern crate self as driftwood;
 
+mod backend;
 mod batch;
 mod conn;
 mod database;
 mod error;
-mod executor;
+pub mod executor;
+mod plan;
 mod queries;
 pub mod query;
 pub mod row;
 pub mod schema;
-pub mod server;
 pub mod sqlite;
 pub mod table;
 mod transaction;
 pub mod types;
 
+pub use backend::{Pending, server};
 pub use batch::Batch;
 pub use conn::Conn;
 pub use database::{Database, Db, NoSchema, create_all};
 pub use driftwood_macros::{IntEnum, Table, TextEnum};
 pub use error::{ConstraintKind, Error, Result};
-pub use executor::Executor;
+pub use executor::{Executor, Runner};
 pub use queries::{ColumnsQuery, DeleteQuery, InsertQuery, SelectQuery, UpdateQuery};
 pub use server::Server;
 pub use table::Table;
@@ -111,7 +117,7 @@ pub mod prelude {
     pub use crate::table::{Column, Value, absent, set};
     pub use crate::types::SqlValue;
     pub use crate::{
-        Batch, Conn, Database, Db, Error, Executor, IntEnum, NoSchema, Result, Server, Table,
-        TextEnum, Transaction, args, schema,
+        Batch, Conn, Database, Db, Error, Executor, IntEnum, NoSchema, Pending, Result, Runner,
+        Server, Table, TextEnum, Transaction, args, schema,
     };
 }

@@ -1,16 +1,14 @@
 //! Queries bound to where they run: a pure builder from [`crate::query`]
-//! plus the executor (async) or [`Conn`] (sync, inside a unit of work) it
-//! will run on. Builder methods are shared; finishing methods (`get`,
-//! `get_single`, …) return futures on executors and results on `Conn`.
+//! plus the [`Runner`] it will run on. Every builder has one set of
+//! finishing methods (`get`, `execute`, …), written over the runner's mode:
+//! they give a [`Pending`](crate::Pending) future on an executor (`Db`,
+//! `Transaction`) and the `Result` at once on a `Conn`.
 
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
+use std::future::IntoFuture;
 
-use futures::FutureExt;
-
-use crate::conn::Conn;
-use crate::error::{Error, Result};
-use crate::executor::Executor;
+use crate::Pending;
+use crate::executor::{Executor, Output, Runner};
+use crate::plan::{self, Plan};
 use crate::query::{
     Delete, Insert, InsertMode, IntoExpr, OnConflict, Ordering, Select, SelectColumns, Selectable,
     Update,
@@ -18,32 +16,6 @@ use crate::query::{
 use crate::row::{FromRow, Scalars};
 use crate::sqlite::Execution;
 use crate::table::{Insertable, Table};
-
-/// The one row of a result that must have exactly one.
-fn single<R>(rows: Vec<R>, sql: &str) -> Result<R> {
-    let mut rows = rows.into_iter();
-    let Some(first) = rows.next() else {
-        return Err(Error::NoRows {
-            sql: sql.to_owned(),
-        });
-    };
-    if rows.next().is_some() {
-        return Err(Error::TooManyRows {
-            sql: sql.to_owned(),
-        });
-    }
-    Ok(first)
-}
-
-/// The row of a result that may have none.
-fn optional<R>(rows: Vec<R>, sql: &str) -> Result<Option<R>> {
-    if rows.len() > 1 {
-        return Err(Error::TooManyRows {
-            sql: sql.to_owned(),
-        });
-    }
-    Ok(rows.into_iter().next())
-}
 
 /// A `SELECT` bound to where it runs.
 #[must_use = "a query does nothing until it is run with get(), get_single() or get_optional()"]
@@ -136,66 +108,32 @@ impl<'e, E, R: FromRow> SelectQuery<'e, E, R> {
     }
 }
 
-impl<'e, E: Executor, R: FromRow + Send + 'static> SelectQuery<'e, E, R> {
+impl<E: Runner, R: FromRow + Send + 'static> SelectQuery<'_, E, R> {
     /// Every matching row.
-    pub fn get(self) -> impl Future<Output = Result<Vec<R>>> + Send + 'e {
-        self.exec.fetch(self.select.build(self.exec.dialect()))
+    pub fn get(self) -> Output<E, Vec<R>> {
+        let statement = self.select.build(self.exec.dialect());
+        self.exec.run_plan(Plan::rows(statement, plan::all::<R>))
     }
 
-    /// The one matching row; [`Error::NoRows`] or [`Error::TooManyRows`] otherwise.
-    pub fn get_single(self) -> impl Future<Output = Result<R>> + Send + 'e {
+    /// The one matching row; [`Error::NoRows`](crate::Error::NoRows) or
+    /// [`Error::TooManyRows`](crate::Error::TooManyRows) otherwise.
+    pub fn get_single(self) -> Output<E, R> {
         let statement = self.select.build(self.exec.dialect());
-        let sql = statement.sql.clone();
-        self.exec
-            .fetch(statement)
-            .map(move |rows| single(rows?, &sql))
+        self.exec.run_plan(Plan::rows(statement, plan::single::<R>))
     }
 
-    /// The matching row if there is one; [`Error::TooManyRows`] if there are more.
-    pub fn get_optional(self) -> impl Future<Output = Result<Option<R>>> + Send + 'e {
+    /// The matching row if there is one;
+    /// [`Error::TooManyRows`](crate::Error::TooManyRows) if there are more.
+    pub fn get_optional(self) -> Output<E, Option<R>> {
         let statement = self.select.build(self.exec.dialect());
-        let sql = statement.sql.clone();
         self.exec
-            .fetch(statement)
-            .map(move |rows| optional(rows?, &sql))
+            .run_plan(Plan::rows(statement, plan::optional::<R>))
     }
 
     /// The number of matching rows.
-    pub fn count(self) -> impl Future<Output = Result<i64>> + Send + 'e {
+    pub fn count(self) -> Output<E, i64> {
         let statement = self.select.count().build(self.exec.dialect());
-        let sql = statement.sql.clone();
-        self.exec
-            .fetch::<Scalars<(i64,)>>(statement)
-            .map(move |rows| single(rows?, &sql).map(|Scalars((n,))| n))
-    }
-}
-
-impl<R: FromRow> SelectQuery<'_, Conn<'_>, R> {
-    /// Every matching row.
-    pub fn get(self) -> Result<Vec<R>> {
-        self.exec.fetch(&self.select.build(self.exec.dialect()))
-    }
-
-    /// The one matching row; [`Error::NoRows`] or [`Error::TooManyRows`] otherwise.
-    pub fn get_single(self) -> Result<R> {
-        let statement = self.select.build(self.exec.dialect());
-        single(self.exec.fetch(&statement)?, &statement.sql)
-    }
-
-    /// The matching row if there is one.
-    pub fn get_optional(self) -> Result<Option<R>> {
-        let statement = self.select.build(self.exec.dialect());
-        optional(self.exec.fetch(&statement)?, &statement.sql)
-    }
-
-    /// The number of matching rows.
-    pub fn count(self) -> Result<i64> {
-        let statement = self.select.count().build(self.exec.dialect());
-        single(
-            self.exec.fetch::<Scalars<(i64,)>>(&statement)?,
-            &statement.sql,
-        )
-        .map(|Scalars((n,))| n)
+        self.exec.run_plan(Plan::rows(statement, plan::count))
     }
 }
 
@@ -259,47 +197,22 @@ where
     }
 }
 
-impl<'e, E: Executor, O: Send + 'static> ColumnsQuery<'e, E, O>
+impl<E: Runner, O: Send + 'static> ColumnsQuery<'_, E, O>
 where
     Scalars<O>: FromRow,
 {
     /// Every result row.
-    pub fn get(self) -> impl Future<Output = Result<Vec<O>>> + Send + 'e {
+    pub fn get(self) -> Output<E, Vec<O>> {
         let statement = self.select.build(self.exec.dialect());
         self.exec
-            .fetch::<Scalars<O>>(statement)
-            .map(|rows| Ok(rows?.into_iter().map(|Scalars(o)| o).collect()))
+            .run_plan(Plan::rows(statement, plan::scalars::<O>))
     }
 
     /// The one result row.
-    pub fn get_single(self) -> impl Future<Output = Result<O>> + Send + 'e {
+    pub fn get_single(self) -> Output<E, O> {
         let statement = self.select.build(self.exec.dialect());
-        let sql = statement.sql.clone();
         self.exec
-            .fetch::<Scalars<O>>(statement)
-            .map(move |rows| single(rows?, &sql).map(|Scalars(o)| o))
-    }
-}
-
-impl<O> ColumnsQuery<'_, Conn<'_>, O>
-where
-    Scalars<O>: FromRow,
-{
-    /// Every result row.
-    pub fn get(self) -> Result<Vec<O>> {
-        let statement = self.select.build(self.exec.dialect());
-        Ok(self
-            .exec
-            .fetch::<Scalars<O>>(&statement)?
-            .into_iter()
-            .map(|Scalars(o)| o)
-            .collect())
-    }
-
-    /// The one result row.
-    pub fn get_single(self) -> Result<O> {
-        let statement = self.select.build(self.exec.dialect());
-        single(self.exec.fetch::<Scalars<O>>(&statement)?, &statement.sql).map(|Scalars(o)| o)
+            .run_plan(Plan::rows(statement, plan::single_scalar::<O>))
     }
 }
 
@@ -343,54 +256,35 @@ impl<'e, E, I: Insertable> InsertQuery<'e, E, I> {
     }
 }
 
-impl<'e, E: Executor, I: Insertable> InsertQuery<'e, E, I> {
+impl<E: Runner, I: Insertable> InsertQuery<'_, E, I> {
     /// Runs the insert; gives what it did.
-    pub fn execute(self) -> impl Future<Output = Result<Execution>> + Send + 'e {
+    pub fn execute(self) -> Output<E, Execution> {
         self.exec
-            .execute(self.insert.build(self.exec.dialect(), false))
+            .run_plan(Plan::execute(self.insert.build(self.exec.dialect())))
     }
 
     /// Runs the insert; gives the new row's id.
-    pub fn id(self) -> impl Future<Output = Result<i64>> + Send + 'e {
-        self.execute().map(|done| done.map(|d| d.last_insert_id))
+    pub fn id(self) -> Output<E, i64> {
+        let statement = self.insert.build(self.exec.dialect());
+        self.exec
+            .run_plan(Plan::done(statement, |done| done.last_insert_id))
     }
 
     /// Runs the insert with `RETURNING`; gives the row as stored (defaults
-    /// and generated id filled in). [`Error::NoRows`] if a conflict mode
-    /// skipped it.
-    pub fn returning(self) -> impl Future<Output = Result<I::Table>> + Send + 'e {
-        let statement = self.insert.build(self.exec.dialect(), true);
-        let sql = statement.sql.clone();
+    /// and generated id filled in). [`Error::NoRows`](crate::Error::NoRows)
+    /// if a conflict mode skipped it.
+    pub fn returning(self) -> Output<E, I::Table> {
+        let statement = self.insert.build_returning(self.exec.dialect());
         self.exec
-            .fetch(statement)
-            .map(move |rows| single(rows?, &sql))
+            .run_plan(Plan::rows(statement, plan::single::<I::Table>))
     }
 }
 
-impl<'e, E: Executor, I: Insertable + 'e> IntoFuture for InsertQuery<'e, E, I> {
-    type Output = Result<i64>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<i64>> + Send + 'e>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.id())
-    }
-}
-
-impl<I: Insertable> InsertQuery<'_, Conn<'_>, I> {
-    /// Runs the insert; gives what it did.
-    pub fn execute(self) -> Result<Execution> {
-        self.exec
-            .execute(&self.insert.build(self.exec.dialect(), false))
-    }
-
-    /// Runs the insert; gives the new row's id.
-    pub fn id(self) -> Result<i64> {
-        self.execute().map(|d| d.last_insert_id)
-    }
-
-    /// Runs the insert with `RETURNING`; gives the row as stored.
-    pub fn returning(self) -> Result<I::Table> {
-        let statement = self.insert.build(self.exec.dialect(), true);
-        single(self.exec.fetch(&statement)?, &statement.sql)
+impl<E: Executor, I: Insertable> IntoFuture for InsertQuery<'_, E, I> {
+    type Output = crate::Result<i64>;
+    type IntoFuture = Pending<i64>;
+    fn into_future(self) -> Pending<i64> {
+        self.id()
     }
 }
 
@@ -423,32 +317,23 @@ impl<'e, E, T: Table> UpdateQuery<'e, E, T> {
     }
 }
 
-impl<'e, E: Executor, T: Table> UpdateQuery<'e, E, T> {
-    /// Runs the update; gives the rows changed.
-    pub fn execute(self) -> impl Future<Output = Result<u64>> + Send + 'e {
-        let run = self
-            .update
-            .build(self.exec.dialect())
-            .map(|s| self.exec.execute(s));
-        async move { Ok(run?.await?.rows_affected) }
+impl<E: Runner, T: Table> UpdateQuery<'_, E, T> {
+    /// Runs the update; gives what it did.
+    pub fn execute(self) -> Output<E, Execution> {
+        self.exec
+            .run_built(self.update.build(self.exec.dialect()), Plan::execute)
     }
 }
 
-impl<'e, E: Executor, T: Table> IntoFuture for UpdateQuery<'e, E, T> {
-    type Output = Result<u64>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<u64>> + Send + 'e>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.execute())
-    }
-}
-
-impl<T: Table> UpdateQuery<'_, Conn<'_>, T> {
+impl<E: Executor, T: Table> IntoFuture for UpdateQuery<'_, E, T> {
+    type Output = crate::Result<u64>;
+    type IntoFuture = Pending<u64>;
     /// Runs the update; gives the rows changed.
-    pub fn execute(self) -> Result<u64> {
-        Ok(self
-            .exec
-            .execute(&self.update.build(self.exec.dialect())?)?
-            .rows_affected)
+    fn into_future(self) -> Pending<u64> {
+        self.exec
+            .run_built(self.update.build(self.exec.dialect()), |statement| {
+                Plan::done(statement, |done| done.rows_affected)
+            })
     }
 }
 
@@ -473,29 +358,21 @@ impl<'e, E, T: Table> DeleteQuery<'e, E, T> {
     }
 }
 
-impl<'e, E: Executor, T: Table> DeleteQuery<'e, E, T> {
-    /// Runs the delete; gives the rows deleted.
-    pub fn execute(self) -> impl Future<Output = Result<u64>> + Send + 'e {
+impl<E: Runner, T: Table> DeleteQuery<'_, E, T> {
+    /// Runs the delete; gives what it did.
+    pub fn execute(self) -> Output<E, Execution> {
         self.exec
-            .execute(self.delete.build(self.exec.dialect()))
-            .map(|d| d.map(|d| d.rows_affected))
+            .run_plan(Plan::execute(self.delete.build(self.exec.dialect())))
     }
 }
 
-impl<'e, E: Executor, T: Table> IntoFuture for DeleteQuery<'e, E, T> {
-    type Output = Result<u64>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<u64>> + Send + 'e>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.execute())
-    }
-}
-
-impl<T: Table> DeleteQuery<'_, Conn<'_>, T> {
+impl<E: Executor, T: Table> IntoFuture for DeleteQuery<'_, E, T> {
+    type Output = crate::Result<u64>;
+    type IntoFuture = Pending<u64>;
     /// Runs the delete; gives the rows deleted.
-    pub fn execute(self) -> Result<u64> {
-        Ok(self
-            .exec
-            .execute(&self.delete.build(self.exec.dialect()))?
-            .rows_affected)
+    fn into_future(self) -> Pending<u64> {
+        let statement = self.delete.build(self.exec.dialect());
+        self.exec
+            .run_plan(Plan::done(statement, |done| done.rows_affected))
     }
 }

@@ -126,28 +126,52 @@ impl<A: FixedWidth, B: FixedWidth> FixedWidth for (A, B) {
     const WIDTH: usize = A::WIDTH + B::WIDTH;
 }
 
-/// A row read in full: every cell owned, with the column names shared by all
-/// rows of the same result. What `custom_select` returns.
+/// A row read in full: every cell owned, with the column names (and the
+/// statement) shared by all rows of the same result. What `custom_select`
+/// returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OwnedRow {
     columns: Arc<[String]>,
     values: Vec<SqlValue>,
+    /// The statement the row came from, named in errors.
+    sql: Option<Arc<str>>,
 }
 
 impl OwnedRow {
     /// A row of these values under these column names.
     pub fn new(columns: Arc<[String]>, values: Vec<SqlValue>) -> Self {
-        OwnedRow { columns, values }
+        OwnedRow {
+            columns,
+            values,
+            sql: None,
+        }
+    }
+
+    /// The same row, produced by the statement `sql` (named in errors).
+    pub fn from_statement(self, sql: Arc<str>) -> Self {
+        OwnedRow {
+            sql: Some(sql),
+            ..self
+        }
+    }
+
+    /// The statement this row came from, if known.
+    pub fn sql(&self) -> Option<&str> {
+        self.sql.as_deref()
+    }
+
+    fn row(&self) -> Row<'_> {
+        Row::new(self, self.sql.as_deref().unwrap_or("a row built by hand"))
     }
 
     /// The cell at `index` as `T`.
     pub fn get<T: FromSql>(&self, index: usize) -> Result<T> {
-        Row::new(self, "custom select").get(index)
+        self.row().get(index)
     }
 
     /// The cell of the column called `name` as `T`.
     pub fn get_named<T: FromSql>(&self, name: &str) -> Result<T> {
-        Row::new(self, "custom select").get_named(name)
+        self.row().get_named(name)
     }
 
     /// The column names.
@@ -205,7 +229,7 @@ mod tests {
 
     fn row(values: Vec<SqlValue>) -> OwnedRow {
         let names: Vec<String> = (0..values.len()).map(|i| format!("c{i}")).collect();
-        OwnedRow::new(names.into(), values)
+        OwnedRow::new(names.into(), values).from_statement("SELECT 1, NULL".into())
     }
 
     #[test]
@@ -215,7 +239,7 @@ mod tests {
         let err = r.get::<String>(1).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "column `c1` holds NULL, expected TEXT (statement: custom select)"
+            "column `c1` holds NULL, expected TEXT (statement: SELECT 1, NULL)"
         );
         let err = r.get::<i64>(5).unwrap_err();
         assert!(

@@ -185,10 +185,11 @@ fn type_mismatches_name_the_column() {
                 .custom_select("SELECT id, description FROM loose", [])
                 .await
                 .unwrap();
+            // Rows of raw SQL name their statement, like typed queries do.
             let err = rows[0].get::<String>(1).unwrap_err();
             assert_eq!(
                 err.to_string(),
-                "column `description` holds INTEGER 42, expected TEXT (statement: custom select)"
+                "column `description` holds INTEGER 42, expected TEXT (statement: SELECT id, description FROM loose)"
             );
             let err = db
                 .fetch::<Category>(driftwood::query::Statement::new(

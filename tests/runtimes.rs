@@ -29,7 +29,7 @@ fn tokio_tasks_share_a_background_database() {
                             .await
                             .unwrap();
                     }
-                    let tx = db.transaction().await.unwrap();
+                    let tx = db.begin().await.unwrap();
                     tx.insert(todo(&format!("t{task} in tx"), "x", None))
                         .await
                         .unwrap();

@@ -13,18 +13,18 @@ fn dropped_transaction_rolls_back_and_commit_persists() {
         block_on(async move {
             let (_dir, db) = open(backend).await;
             {
-                let tx = db.transaction().await.unwrap();
+                let tx = db.begin().await.unwrap();
                 tx.insert(todo("Dropped", "x", None)).await.unwrap();
                 assert_eq!(tx.select::<Todo>().count().await.unwrap(), 1);
             }
             assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
 
-            let tx = db.transaction().await.unwrap();
+            let tx = db.begin().await.unwrap();
             tx.insert(todo("Committed", "x", None)).await.unwrap();
             tx.commit().await.unwrap();
             assert_eq!(db.select::<Todo>().count().await.unwrap(), 1);
 
-            let tx = db.transaction().await.unwrap();
+            let tx = db.begin().await.unwrap();
             tx.delete::<Todo>().await.unwrap();
             tx.rollback().await.unwrap();
             assert_eq!(db.select::<Todo>().count().await.unwrap(), 1);
@@ -37,15 +37,15 @@ fn savepoints_commit_into_and_roll_back_within_the_parent() {
     for backend in BACKENDS {
         block_on(async move {
             let (_dir, db) = open(backend).await;
-            let mut tx = db.transaction().await.unwrap();
+            let mut tx = db.begin().await.unwrap();
             tx.insert(todo("Outer tx", "x", None)).await.unwrap();
             {
-                let inner = tx.transaction().await.unwrap();
+                let inner = tx.begin().await.unwrap();
                 inner.insert(todo("Inner A", "x", None)).await.unwrap();
                 inner.commit().await.unwrap();
             }
             {
-                let inner = tx.transaction().await.unwrap();
+                let inner = tx.begin().await.unwrap();
                 inner.insert(todo("Inner B", "x", None)).await.unwrap();
                 // dropped: only this savepoint rolls back
             }
@@ -78,7 +78,7 @@ fn savepoints_commit_into_and_roll_back_within_the_parent() {
 #[test]
 fn a_transaction_moves_across_threads_while_others_wait() {
     let (_dir, db) = block_on(open_file());
-    let tx = block_on(db.transaction()).unwrap();
+    let tx = block_on(db.begin()).unwrap();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let reader = {
         let db = db.clone();
@@ -159,7 +159,7 @@ fn closed_database_reports_closed() {
             let err = other.select::<Todo>().get().await.unwrap_err();
             assert_eq!(err, Error::Closed);
             assert_eq!(err.to_string(), "database is closed");
-            assert_eq!(other.transaction().await.unwrap_err(), Error::Closed);
+            assert_eq!(other.begin().await.unwrap_err(), Error::Closed);
         });
     }
 }

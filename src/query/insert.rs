@@ -160,14 +160,25 @@ impl<I: Insertable> Insert<I> {
         self
     }
 
-    /// The statement; with `returning`, it ends in `RETURNING` every column.
-    pub fn build(&self, dialect: Dialect, returning: bool) -> Statement {
+    /// The statement.
+    pub fn build(&self, dialect: Dialect) -> Statement {
         build_insert(
             &self.row,
             self.mode,
             self.on_conflict.as_ref(),
             dialect,
-            returning,
+            false,
+        )
+    }
+
+    /// The statement, ending in `RETURNING` every column (the row as stored).
+    pub fn build_returning(&self, dialect: Dialect) -> Statement {
+        build_insert(
+            &self.row,
+            self.mode,
+            self.on_conflict.as_ref(),
+            dialect,
+            true,
         )
     }
 }

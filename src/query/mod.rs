@@ -32,24 +32,42 @@ pub struct Statement {
     pub sql: Cow<'static, str>,
     /// The arguments, in placeholder order.
     pub args: Vec<SqlValue>,
-    /// Whether the statement only reads (a built `SELECT`), so a backend may
-    /// run it on a reader connection. Raw SQL is never assumed to be a read.
-    pub read_only: bool,
+    /// What the statement does, as far as its builder knows: decides which
+    /// connection may run it.
+    pub access: Access,
+}
+
+/// What a statement does to the database, as far as driftwood knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// It may write: it runs on the writer.
+    Write,
+    /// It only reads (a built `SELECT`): outside a transaction it may run on
+    /// a reader connection.
+    Read,
+    /// Raw SQL that returns rows: the backend asks SQLite whether it is a
+    /// plain read before it sends it to a reader.
+    Unknown,
 }
 
 impl Statement {
-    /// A statement of this text and these arguments.
+    /// A statement of this text and these arguments, treated as a write.
     pub fn new(sql: impl Into<Cow<'static, str>>, args: Vec<SqlValue>) -> Self {
         Statement {
             sql: sql.into(),
             args,
-            read_only: false,
+            access: Access::Write,
         }
     }
 
     /// The same statement, marked as only reading.
-    pub(crate) fn reading(mut self) -> Self {
-        self.read_only = true;
+    pub(crate) fn reading(self) -> Self {
+        self.with_access(Access::Read)
+    }
+
+    /// The same statement with this access.
+    pub fn with_access(mut self, access: Access) -> Self {
+        self.access = access;
         self
     }
 }
@@ -232,14 +250,14 @@ mod tests {
             ..absent()
         };
         check(
-            Insert::new(&item).build(Dialect::Sqlite, false),
+            Insert::new(&item).build(Dialect::Sqlite),
             "INSERT INTO \"items\" (\"name\") VALUES (?)",
             &[SqlValue::Text("a".into())],
         );
         check(
             Insert::new(&item)
                 .mode(InsertMode::OrIgnore)
-                .build(Dialect::Sqlite, true),
+                .build_returning(Dialect::Sqlite),
             "INSERT OR IGNORE INTO \"items\" (\"name\") VALUES (?) RETURNING \"id\", \"name\", \"parent\"",
             &[SqlValue::Text("a".into())],
         );
@@ -250,9 +268,7 @@ mod tests {
             parent: None,
         };
         check(
-            Insert::new(&row)
-                .on_conflict(upsert)
-                .build(Dialect::Sqlite, false),
+            Insert::new(&row).on_conflict(upsert).build(Dialect::Sqlite),
             "INSERT INTO \"items\" (\"id\", \"name\", \"parent\") VALUES (?, ?, ?) \
              ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\"",
             &[
@@ -263,7 +279,7 @@ mod tests {
         );
         let empty = ItemCompanion::default();
         check(
-            Insert::new(&empty).build(Dialect::Sqlite, false),
+            Insert::new(&empty).build(Dialect::Sqlite),
             "INSERT INTO \"items\" DEFAULT VALUES",
             &[],
         );

@@ -1,23 +1,32 @@
 //! [`Connection`]: one SQLite connection with its statement cache,
-//! transaction depth and statement tracing.
+//! transaction levels (see `levels.rs`), the authorizer guard (`guard.rs`)
+//! and statement tracing.
+//!
+//! Every statement runs through one wrapper: it refuses to run inside a
+//! transaction SQLite has already rolled back, checks afterwards whether
+//! SQLite just left the transaction, and reports the statement to
+//! `tracing`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::OpenFlags;
 
 use super::OpenOptions;
 use super::cells::{Bind, StatementRow, owned};
 use super::error::from_rusqlite;
+use super::guard::Guard;
+use super::levels::{Levels, TxKind};
 use crate::error::{Error, Result};
+use crate::plan::{self, Collect, Cursor, Plan};
 use crate::query::Statement;
 use crate::row::{FromRow, OwnedRow, Row};
 use crate::schema::Schema;
 use crate::schema::read::{SchemaRow, parse_schema};
 use crate::table::{Insertable, Table};
-use crate::types::{SqlValue, ValueRef};
+use crate::types::{SqlArg, SqlValue, ValueRef};
 
 /// What a statement that returns no rows did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -28,29 +37,27 @@ pub struct Execution {
     pub last_insert_id: i64,
 }
 
-/// How a transaction takes its locks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxKind {
-    /// `BEGIN DEFERRED`: locks on first use; for reads.
-    Deferred,
-    /// `BEGIN IMMEDIATE`: takes the write lock at once, so a write
-    /// transaction never fails half-way with "database is locked".
-    Immediate,
-}
-
 /// One SQLite connection. Not `Sync`: exactly one thread uses it at a time.
 pub struct Connection {
-    raw: rusqlite::Connection,
-    /// Open transaction levels: 0 outside a transaction, 1 inside `BEGIN`,
-    /// one more per savepoint.
-    depth: Cell<u32>,
+    pub(super) raw: rusqlite::Connection,
+    /// The open transaction levels, outermost first.
+    pub(super) levels: RefCell<Levels>,
+    /// How many levels are open (mirrors `levels`; read on every statement).
+    pub(super) open_levels: Cell<usize>,
+    /// The authorizer's state (see `guard.rs`).
+    pub(super) guard: Arc<Guard>,
+    /// How long a request may wait for a lock, in SQLite and for driftwood's
+    /// writer.
+    busy_timeout: Duration,
+    /// Whether `PRAGMA query_only` is on.
+    query_only: Cell<bool>,
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("path", &self.raw.path())
-            .field("depth", &self.depth.get())
+            .field("depth", &self.open_levels.get())
             .finish()
     }
 }
@@ -86,23 +93,54 @@ impl Connection {
     }
 
     fn configure(
-        raw: rusqlite::Connection,
+        mut raw: rusqlite::Connection,
         options: &OpenOptions,
         in_memory: bool,
     ) -> Result<Self> {
         raw.set_prepared_statement_cache_capacity(options.statement_cache_capacity);
-        let conn = Connection {
-            raw,
-            depth: Cell::new(0),
-        };
-        conn.raw
-            .busy_timeout(options.busy_timeout)
+        raw.busy_timeout(options.busy_timeout)
             .map_err(|e| from_rusqlite(e, "busy_timeout"))?;
         let pragmas = options.pragmas(in_memory);
-        conn.raw
-            .execute_batch(&pragmas)
+        raw.execute_batch(&pragmas)
             .map_err(|e| from_rusqlite(e, &pragmas))?;
-        Ok(conn)
+        let guard = Guard::install(&mut raw).map_err(|e| from_rusqlite(e, "authorizer"))?;
+        Ok(Connection {
+            raw,
+            levels: RefCell::new(Levels::default()),
+            open_levels: Cell::new(0),
+            guard,
+            busy_timeout: options.busy_timeout,
+            query_only: Cell::new(false),
+        })
+    }
+
+    /// Installs driftwood's authorizer again, after user setup that may
+    /// have replaced it.
+    pub(crate) fn reinstall_guard(&mut self) -> Result<()> {
+        self.guard = Guard::install(&mut self.raw).map_err(|e| from_rusqlite(e, "authorizer"))?;
+        Ok(())
+    }
+
+    /// How long a request may wait for a lock held by someone else (the
+    /// `busy_timeout` it was opened with).
+    pub fn busy_timeout(&self) -> Duration {
+        self.busy_timeout
+    }
+
+    /// The file this connection reads and writes; `None` for an in-memory
+    /// or temporary database, which no other connection can share.
+    pub fn file(&self) -> Option<&str> {
+        self.raw.path().filter(|path| !path.is_empty())
+    }
+
+    /// SQLite's journal mode for the main database, lowercase (`wal`, …).
+    pub fn journal_mode(&self) -> Result<String> {
+        match self.query_value("PRAGMA journal_mode")? {
+            SqlValue::Text(mode) => Ok(mode.to_ascii_lowercase()),
+            other => Err(Error::invalid_argument(format!(
+                "PRAGMA journal_mode returned {other:?}"
+            ))),
+        }
     }
 
     /// The underlying rusqlite connection, for what driftwood does not cover
@@ -117,11 +155,6 @@ impl Connection {
         &mut self.raw
     }
 
-    /// The open transaction depth: 0 outside a transaction.
-    pub fn depth(&self) -> u32 {
-        self.depth.get()
-    }
-
     /// Runs a statement that returns no rows.
     pub fn execute(&self, statement: &Statement) -> Result<Execution> {
         self.execute_values(
@@ -131,6 +164,14 @@ impl Connection {
         )
     }
 
+    /// Runs a plan: its statement, folded into its value.
+    pub(crate) fn run<T>(&self, plan: &Plan<T>) -> Result<T> {
+        match plan.collect {
+            Collect::Done(finish) => self.execute(&plan.statement).map(finish),
+            Collect::Rows(fold) => self.query(&plan.statement, fold),
+        }
+    }
+
     /// Runs `sql` once per argument set, all in the current transaction (or
     /// its own when none is open), preparing it once.
     pub fn execute_many<'a>(
@@ -138,9 +179,9 @@ impl Connection {
         sql: &str,
         arg_sets: impl IntoIterator<Item = &'a [SqlValue]>,
     ) -> Result<Execution> {
-        self.in_transaction(|| {
+        self.in_transaction_or_new(|| {
             let mut total = Execution::default();
-            let mut stmt = self.prepare(sql)?;
+            let mut stmt = self.prepare_for_many(sql)?;
             for args in arg_sets {
                 let done = self.run_prepared(
                     &mut stmt,
@@ -155,25 +196,25 @@ impl Connection {
         })
     }
 
-    /// Inserts many rows (or companions) binding each value in place, with
-    /// one prepared statement per distinct set of given columns: the fastest
-    /// way to load data. Runs in the current transaction, or in its own when
-    /// none is open.
-    pub fn insert_many<'a, I: Insertable + 'a>(
+    /// Inserts many rows (or companions, or references to either) binding
+    /// each value in place, with one prepared statement per distinct set of
+    /// given columns: the fastest way to load data. Runs in the current
+    /// transaction, or in its own when none is open.
+    pub fn insert_many<I: Insertable>(
         &self,
-        rows: impl IntoIterator<Item = &'a I>,
+        rows: impl IntoIterator<Item = I>,
     ) -> Result<Execution> {
         let column_count = <I::Table as Table>::COLUMNS.len();
-        self.in_transaction(|| {
+        self.in_transaction_or_new(|| {
             let mut total = Execution::default();
             let mut columns: Vec<usize> = Vec::with_capacity(column_count);
-            let mut values = Vec::with_capacity(column_count);
+            let mut buffer: Vec<SqlArg<'static>> = Vec::with_capacity(column_count);
             let mut current_columns: Option<Vec<usize>> = None;
             let mut sql = String::new();
             let mut stmt = None;
             for row in rows {
                 columns.clear();
-                values.clear();
+                let mut values = recycle(std::mem::take(&mut buffer));
                 for i in 0..column_count {
                     if let Some(value) = row.insert_value(i) {
                         columns.push(i);
@@ -185,7 +226,7 @@ impl Connection {
                         crate::query::Dialect::Sqlite,
                         &columns,
                     );
-                    stmt = Some(self.prepare(&sql)?);
+                    stmt = Some(self.prepare_for_many(&sql)?);
                     current_columns = Some(columns.clone());
                 }
                 let Some(stmt) = stmt.as_mut() else { continue };
@@ -197,6 +238,7 @@ impl Connection {
                 )?;
                 total.rows_affected += done.rows_affected;
                 total.last_insert_id = done.last_insert_id;
+                buffer = recycle(values);
             }
             Ok(total)
         })
@@ -204,40 +246,29 @@ impl Connection {
 
     /// Runs a query and maps every row to `R`.
     pub fn fetch<R: FromRow>(&self, statement: &Statement) -> Result<Vec<R>> {
-        self.query(statement, usize::MAX, |row| R::from_row(row))
+        self.query(statement, plan::all::<R>)
     }
 
     /// Runs a query and maps its first row only, if any.
     pub fn fetch_first<R: FromRow>(&self, statement: &Statement) -> Result<Option<R>> {
-        Ok(self.query(statement, 1, |row| R::from_row(row))?.pop())
+        self.query(statement, plan::first::<R>)
     }
 
     /// Runs a query and copies every row out ([`OwnedRow`]), for raw SQL.
     pub fn fetch_rows(&self, statement: &Statement) -> Result<Vec<OwnedRow>> {
-        let mut names: Option<Arc<[String]>> = None;
-        self.query(statement, usize::MAX, |row| {
-            let names = names.get_or_insert_with(|| {
-                (0..row.len())
-                    .map(|i| row.column_name(i).to_owned())
-                    .collect()
-            });
-            let values = (0..row.len())
-                .map(|i| row.get_ref(i).map(|v| v.to_owned()))
-                .collect::<Result<_>>()?;
-            Ok(OwnedRow::new(names.clone(), values))
-        })
+        self.query(statement, plan::owned_rows)
     }
 
-    /// Runs a query and maps at most `max_rows` rows; stepping stops there
-    /// (a primary-key lookup never pays for the step that finds no second row).
-    fn query<R>(
+    /// Runs a query and folds its rows with `fold`, which steps as far as it
+    /// wants (a primary-key lookup never pays for the step that finds no
+    /// second row).
+    fn query<T>(
         &self,
         statement: &Statement,
-        max_rows: usize,
-        mut map: impl FnMut(&Row<'_>) -> Result<R>,
-    ) -> Result<Vec<R>> {
+        fold: fn(&mut dyn Cursor, &str) -> Result<T>,
+    ) -> Result<T> {
         let sql: &str = &statement.sql;
-        self.traced(sql, statement.args.len(), || {
+        self.statement(sql, statement.args.len(), || {
             let mut stmt = self.prepare(sql)?;
             bind(
                 &mut stmt,
@@ -246,16 +277,12 @@ impl Connection {
                 statement.args.len(),
             )?;
             let column_count = stmt.column_count();
-            let mut rows = stmt.raw_query();
-            let mut out = Vec::new();
-            while out.len() < max_rows {
-                let Some(row) = rows.next().map_err(|e| from_rusqlite(e, sql))? else {
-                    break;
-                };
-                let cells = StatementRow { row, column_count };
-                out.push(map(&Row::new(&cells, sql))?);
-            }
-            Ok(out)
+            let mut cursor = StatementCursor {
+                rows: stmt.raw_query(),
+                column_count,
+                sql,
+            };
+            fold(&mut cursor, sql)
         })
     }
 
@@ -265,16 +292,31 @@ impl Connection {
         args: impl Iterator<Item = ValueRef<'a>>,
         count: usize,
     ) -> Result<Execution> {
-        let mut stmt = self.prepare(sql)?;
-        self.run_prepared(&mut stmt, sql, args, count)
+        self.statement(sql, count, || {
+            let mut stmt = self.prepare(sql)?;
+            self.step(&mut stmt, sql, args, count)
+        })
     }
 
+    /// Prepares `sql` through the statement cache; raw transaction control
+    /// is refused here, by the authorizer.
     fn prepare(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
+        self.guard.reset();
         self.raw
             .prepare_cached(sql)
-            .map_err(|e| from_rusqlite(e, sql))
+            .map_err(|e| self.prepare_error(e, sql))
     }
 
+    fn prepare_error(&self, error: rusqlite::Error, sql: &str) -> Error {
+        if self.guard.refused_control() {
+            return Error::TransactionControl {
+                sql: sql.to_owned(),
+            };
+        }
+        from_rusqlite(error, sql)
+    }
+
+    /// Runs a statement prepared once for many executions.
     fn run_prepared<'a>(
         &self,
         stmt: &mut rusqlite::CachedStatement<'_>,
@@ -282,149 +324,125 @@ impl Connection {
         args: impl Iterator<Item = ValueRef<'a>>,
         count: usize,
     ) -> Result<Execution> {
-        self.traced(sql, count, || {
-            bind(stmt, sql, args, count)?;
-            let mut rows = stmt.raw_query();
-            // Step to completion; a statement with RETURNING yields rows we drop.
-            while rows.next().map_err(|e| from_rusqlite(e, sql))?.is_some() {}
-            Ok(Execution {
-                rows_affected: self.raw.changes(),
-                last_insert_id: self.raw.last_insert_rowid(),
-            })
+        self.statement(sql, count, || self.step(stmt, sql, args, count))
+    }
+
+    /// Prepares `sql` for many executions; a failure is reported to
+    /// `tracing` like a failed statement.
+    fn prepare_for_many(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
+        self.prepare(sql)
+            .inspect_err(|error| report(sql, 0, None, Err(error)))
+    }
+
+    /// Binds `args` and steps `stmt` to completion (rows a `RETURNING`
+    /// yields are dropped).
+    fn step<'a>(
+        &self,
+        stmt: &mut rusqlite::CachedStatement<'_>,
+        sql: &str,
+        args: impl Iterator<Item = ValueRef<'a>>,
+        count: usize,
+    ) -> Result<Execution> {
+        bind(stmt, sql, args, count)?;
+        let mut rows = stmt.raw_query();
+        while rows.next().map_err(|e| from_rusqlite(e, sql))?.is_some() {}
+        Ok(Execution {
+            rows_affected: self.raw.changes(),
+            last_insert_id: self.raw.last_insert_rowid(),
         })
     }
 
-    /// Times `run` and reports it as a `tracing` event when anyone listens.
-    fn traced<R>(&self, sql: &str, args: usize, run: impl FnOnce() -> Result<R>) -> Result<R> {
-        if !tracing::enabled!(target: "driftwood::sql", tracing::Level::DEBUG) {
-            return run();
+    /// Runs one statement: refused inside a transaction SQLite already
+    /// rolled back; afterwards, notices whether SQLite just left the
+    /// transaction; reported as a `tracing` event when anyone listens.
+    fn statement<R>(&self, sql: &str, args: usize, run: impl FnOnce() -> Result<R>) -> Result<R> {
+        if self.open_levels.get() > 0 {
+            self.ensure_not_poisoned()?;
         }
-        let start = Instant::now();
-        let result = run();
-        let elapsed_us = start.elapsed().as_micros() as u64;
-        match &result {
-            Ok(_) => tracing::debug!(target: "driftwood::sql", sql, args, elapsed_us, "statement"),
-            Err(error) => {
-                tracing::debug!(target: "driftwood::sql", sql, args, elapsed_us, %error, "statement failed")
-            }
+        let result = traced(sql, args, run);
+        if self.open_levels.get() > 0 {
+            self.notice_implicit_rollback(|| match &result {
+                Err(error) => error.to_string(),
+                Ok(_) => {
+                    format!("the statement `{sql}` ended it outside driftwood's transaction API")
+                }
+            });
         }
         result
     }
 
-    /// Runs `work` inside the current transaction, or inside a new immediate
-    /// one that commits on success and rolls back on error.
-    pub fn in_transaction<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<R> {
-        if self.depth() > 0 {
+    /// Whether `sql` is a plain read a reader connection may run for the
+    /// writer: SQLite says it only reads, and it neither controls a
+    /// transaction, attaches or detaches, nor runs a pragma.
+    pub(crate) fn is_plain_read(&self, sql: &str) -> Result<bool> {
+        self.guard.reset();
+        let stmt = self
+            .raw
+            .prepare(sql)
+            .map_err(|e| self.prepare_error(e, sql))?;
+        Ok(stmt.readonly() && !self.guard.side_effect())
+    }
+
+    /// Runs `work` with `PRAGMA query_only` on, so every write fails.
+    pub(crate) fn query_only<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<R> {
+        if self.query_only.get() {
             return work();
         }
-        self.begin(TxKind::Immediate)?;
-        match work() {
-            Ok(value) => self.commit().map(|()| value),
-            Err(error) => {
-                // The work's error matters more than a failed rollback's.
-                let _ = self.rollback();
-                Err(error)
-            }
-        }
+        self.set_query_only(true)?;
+        let result = work();
+        let restored = self.set_query_only(false);
+        let value = result?;
+        restored.map(|()| value)
     }
 
-    /// Opens a transaction, or a savepoint inside one.
-    pub fn begin(&self, kind: TxKind) -> Result<()> {
-        let depth = self.depth();
-        let sql = match (depth, kind) {
-            (0, TxKind::Deferred) => "BEGIN DEFERRED".to_owned(),
-            (0, TxKind::Immediate) => "BEGIN IMMEDIATE".to_owned(),
-            (d, _) => format!("SAVEPOINT dw_{d}"),
+    /// Turns `PRAGMA query_only` on or off.
+    pub(crate) fn set_query_only(&self, on: bool) -> Result<()> {
+        let sql = if on {
+            "PRAGMA query_only = 1"
+        } else {
+            "PRAGMA query_only = 0"
         };
         self.raw
-            .execute_batch(&sql)
-            .map_err(|e| from_rusqlite(e, &sql))?;
-        self.depth.set(depth + 1);
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute([]))
+            .map_err(|e| from_rusqlite(e, sql))?;
+        self.query_only.set(on);
         Ok(())
     }
 
-    /// Commits the innermost transaction level (`COMMIT` or `RELEASE`).
-    pub fn commit(&self) -> Result<()> {
-        let depth = self.depth();
-        if depth == 0 {
-            return Err(Error::invalid_argument(
-                "commit without an open transaction",
-            ));
+    /// Runs `work` in a read transaction (one snapshot for all its
+    /// statements), or inside the open transaction if there is one.
+    pub(crate) fn in_read_transaction<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<R> {
+        if self.in_transaction() {
+            return work();
         }
-        if self.raw.is_autocommit() {
-            self.depth.set(0);
-            return Err(Error::Sql {
-                code: None,
-                message: "the transaction was already rolled back by SQLite (interrupt or ON CONFLICT ROLLBACK)".into(),
-                sql: "COMMIT".into(),
-            });
-        }
-        let sql = if depth == 1 {
-            "COMMIT".to_owned()
-        } else {
-            format!("RELEASE dw_{}", depth - 1)
-        };
-        self.raw
-            .execute_batch(&sql)
-            .map_err(|e| from_rusqlite(e, &sql))?;
-        self.depth.set(depth - 1);
-        Ok(())
-    }
-
-    /// Rolls back the innermost transaction level (`ROLLBACK` or
-    /// `ROLLBACK TO` + `RELEASE`).
-    pub fn rollback(&self) -> Result<()> {
-        let depth = self.depth();
-        if depth == 0 {
-            return Err(Error::invalid_argument(
-                "rollback without an open transaction",
-            ));
-        }
-        if self.raw.is_autocommit() {
-            self.depth.set(0);
-            return Ok(());
-        }
-        let sql = if depth == 1 {
-            "ROLLBACK".to_owned()
-        } else {
-            let name = format!("dw_{}", depth - 1);
-            format!("ROLLBACK TO {name}; RELEASE {name}")
-        };
-        self.depth.set(depth - 1);
-        self.raw
-            .execute_batch(&sql)
-            .map_err(|e| from_rusqlite(e, &sql))
-    }
-
-    /// Rolls back every open level; used when a transaction's owner is gone.
-    pub fn rollback_all(&self) -> Result<()> {
-        if self.depth() == 0 {
-            return Ok(());
-        }
-        self.depth.set(0);
-        if self.raw.is_autocommit() {
-            return Ok(());
-        }
-        self.raw
-            .execute_batch("ROLLBACK")
-            .map_err(|e| from_rusqlite(e, "ROLLBACK"))
+        let level = self.begin(TxKind::Deferred)?;
+        let result = work();
+        // A read transaction has nothing to keep: always end it.
+        let ended = self.rollback(level);
+        let value = result?;
+        ended.map(|()| value)
     }
 
     /// `PRAGMA user_version`: the schema version stored in the file.
     pub fn user_version(&self) -> Result<u32> {
-        let sql = "PRAGMA user_version";
-        self.raw
-            .query_row(sql, [], |row| row.get::<_, i64>(0))
-            .map(|v| v as u32)
-            .map_err(|e| from_rusqlite(e, sql))
+        let value = self.query_value("PRAGMA user_version")?;
+        match value {
+            SqlValue::Integer(v) => Ok(v as u32),
+            other => Err(Error::invalid_argument(format!(
+                "PRAGMA user_version returned {other:?}"
+            ))),
+        }
     }
 
     /// Sets `PRAGMA user_version` (inside the current transaction, if any).
     pub fn set_user_version(&self, version: u32) -> Result<()> {
         let sql = format!("PRAGMA user_version = {version}");
-        self.raw
-            .execute_batch(&sql)
-            .map_err(|e| from_rusqlite(e, &sql))
+        self.statement(&sql, 0, || {
+            self.raw
+                .execute_batch(&sql)
+                .map_err(|e| from_rusqlite(e, &sql))
+        })
     }
 
     /// Reads the live schema back (see [`crate::schema::read`]): every table,
@@ -432,27 +450,29 @@ impl Connection {
     /// tables' shadow tables.
     pub fn read_schema(&self) -> Result<Schema> {
         let shadow_sql = "SELECT name FROM pragma_table_list WHERE type = 'shadow'";
-        let shadow: Vec<String> = self
-            .raw
-            .prepare(shadow_sql)
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .map_err(|e| from_rusqlite(e, shadow_sql))?;
+        let shadow: Vec<String> = self.statement(shadow_sql, 0, || {
+            self.raw
+                .prepare(shadow_sql)
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(|e| from_rusqlite(e, shadow_sql))
+        })?;
         let sql = "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid";
-        let rows: Vec<SchemaRow> = self
-            .raw
-            .prepare(sql)
-            .and_then(|mut s| {
-                s.query_map([], |r| {
-                    Ok(SchemaRow {
-                        kind: r.get(0)?,
-                        name: r.get(1)?,
-                        table: r.get(2)?,
-                        sql: r.get(3)?,
-                    })
-                })?
-                .collect()
-            })
-            .map_err(|e| from_rusqlite(e, sql))?;
+        let rows: Vec<SchemaRow> = self.statement(sql, 0, || {
+            self.raw
+                .prepare(sql)
+                .and_then(|mut s| {
+                    s.query_map([], |r| {
+                        Ok(SchemaRow {
+                            kind: r.get(0)?,
+                            name: r.get(1)?,
+                            table: r.get(2)?,
+                            sql: r.get(3)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(|e| from_rusqlite(e, sql))
+        })?;
         parse_schema(
             rows.into_iter()
                 .filter(|r| !shadow.iter().any(|s| s.eq_ignore_ascii_case(&r.name))),
@@ -461,10 +481,21 @@ impl Connection {
 
     /// Copies one value out (used by reads of single cells in tests and tools).
     pub fn query_value(&self, sql: &str) -> Result<SqlValue> {
-        self.raw
-            .query_row(sql, [], |row| row.get_ref(0).map(owned))
-            .map_err(|e| from_rusqlite(e, sql))
+        self.statement(sql, 0, || {
+            self.raw
+                .query_row(sql, [], |row| row.get_ref(0).map(owned))
+                .map_err(|e| from_rusqlite(e, sql))
+        })
     }
+}
+
+/// An empty vector with `vec`'s allocation, for arguments borrowed from
+/// the next row (the standard library collects an empty `map` in place).
+fn recycle<'b>(mut vec: Vec<SqlArg<'_>>) -> Vec<SqlArg<'b>> {
+    vec.clear();
+    vec.into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
 }
 
 fn bind<'a>(
@@ -484,4 +515,47 @@ fn bind<'a>(
             .map_err(|e| from_rusqlite(e, sql))?;
     }
     Ok(())
+}
+
+/// Times `run` and reports it as a `tracing` event when anyone listens.
+fn traced<R>(sql: &str, args: usize, run: impl FnOnce() -> Result<R>) -> Result<R> {
+    if !tracing::enabled!(target: "driftwood::sql", tracing::Level::DEBUG) {
+        return run();
+    }
+    let start = Instant::now();
+    let result = run();
+    report(sql, args, Some(start), result.as_ref().map(|_| ()));
+    result
+}
+
+/// Emits the `tracing` event of one statement (target `driftwood::sql`).
+fn report(sql: &str, args: usize, start: Option<Instant>, outcome: Result<(), &Error>) {
+    let elapsed_us = start.map_or(0, |start| start.elapsed().as_micros() as u64);
+    match outcome {
+        Ok(()) => tracing::debug!(target: "driftwood::sql", sql, args, elapsed_us, "statement"),
+        Err(error) => {
+            tracing::debug!(target: "driftwood::sql", sql, args, elapsed_us, %error, "statement failed")
+        }
+    }
+}
+
+/// The rows of a statement that is stepping.
+struct StatementCursor<'s, 'q> {
+    rows: rusqlite::Rows<'s>,
+    column_count: usize,
+    sql: &'q str,
+}
+
+impl Cursor for StatementCursor<'_, '_> {
+    fn next_row(&mut self, visit: &mut dyn FnMut(&Row<'_>) -> Result<()>) -> Result<bool> {
+        let Some(row) = self.rows.next().map_err(|e| from_rusqlite(e, self.sql))? else {
+            return Ok(false);
+        };
+        let cells = StatementRow {
+            row,
+            column_count: self.column_count,
+        };
+        visit(&Row::new(&cells, self.sql))?;
+        Ok(true)
+    }
 }

@@ -1,16 +1,21 @@
 //! The SQLite backend: [`Connection`] owns one `rusqlite` connection and is
 //! the only place in driftwood that touches one. It runs statements through
-//! a prepared-statement cache, maps result rows in place, tracks the
-//! transaction and savepoint depth, reads the live schema back, and emits a
-//! `tracing` event for every statement (target `driftwood::sql`).
+//! a prepared-statement cache, maps result rows in place, keeps the
+//! transaction's named levels and notices when SQLite rolls a transaction
+//! back on its own, refuses raw transaction control through its authorizer,
+//! reads the live schema back, and emits a `tracing` event for every
+//! statement (target `driftwood::sql`).
 //!
-//! It is synchronous; the async layers (the in-thread database, the
-//! background server) own a `Connection` and call into it.
+//! It is synchronous; the backends (in-thread, background server) own a
+//! `Connection` and call into it.
 
 mod cells;
 mod connection;
 mod error;
+mod guard;
+mod levels;
 mod options;
 
-pub use connection::{Connection, Execution, TxKind};
+pub use connection::{Connection, Execution};
+pub use levels::{Level, TxKind};
 pub use options::{JournalMode, OpenOptions, Synchronous};

@@ -152,7 +152,7 @@ impl Implementation for Driftwood {
             .collect();
         block_on(db.write(move |conn| {
             for create in SCHEMA {
-                conn.custom_statement(create, [])?;
+                conn.custom_statement(*create, [])?;
             }
             conn.insert_all(&users)?;
             conn.insert_all(&posts)?;
@@ -206,7 +206,7 @@ impl Implementation for Driftwood {
                 block_on(db.write(move |conn| conn.insert_all(&rows[..count])))?.rows_affected
             }
             Op::BulkInsertUsers(_) if self.mode == Mode::ServerLoop => block_on(async {
-                let tx = db.transaction().await?;
+                let tx = db.begin().await?;
                 let mut inserted = 0;
                 for row in self.new_users.iter() {
                     inserted += tx.insert(row).execute().await?.rows_affected;

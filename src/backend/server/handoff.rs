@@ -19,7 +19,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -192,12 +192,22 @@ fn spin_until(spinner: Spinner, mut ready: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Takes the next message: spins for [`SPIN`] on an empty queue, then blocks.
-/// `None` once every sender is gone.
-pub(crate) fn next<T>(queue: &Receiver<T>) -> Option<T> {
+/// What waiting for the next message gave.
+pub(crate) enum Next<T> {
+    /// A message.
+    Message(T),
+    /// The deadline passed first.
+    Timeout,
+    /// Every sender is gone.
+    Gone,
+}
+
+/// Takes the next message: spins for [`SPIN`] on an empty queue, then
+/// blocks until a message arrives or `deadline` passes.
+pub(crate) fn next<T>(queue: &Receiver<T>, deadline: Option<Instant>) -> Next<T> {
     match queue.try_recv() {
-        Ok(message) => return Some(message),
-        Err(TryRecvError::Disconnected) => return None,
+        Ok(message) => return Next::Message(message),
+        Err(TryRecvError::Disconnected) => return Next::Gone,
         Err(TryRecvError::Empty) => {}
     }
     let mut message = None;
@@ -211,9 +221,19 @@ pub(crate) fn next<T>(queue: &Receiver<T>) -> Option<T> {
         true
     });
     if gone {
-        return None;
+        return Next::Gone;
     }
-    message.or_else(|| queue.recv().ok())
+    if let Some(message) = message {
+        return Next::Message(message);
+    }
+    let Some(deadline) = deadline else {
+        return queue.recv().map_or(Next::Gone, Next::Message);
+    };
+    match queue.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(message) => Next::Message(message),
+        Err(RecvTimeoutError::Timeout) => Next::Timeout,
+        Err(RecvTimeoutError::Disconnected) => Next::Gone,
+    }
 }
 
 #[cfg(test)]

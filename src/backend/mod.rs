@@ -1,0 +1,214 @@
+//! The one backend layer: where a database's connection lives, and the
+//! operations every kind of connection offers — run a [`Plan`] (statements
+//! in, rows out), begin, commit and roll back a named transaction level —
+//! plus, on the in-process backends, running a closure where the
+//! connection lives (`write`/`read` units of work).
+//!
+//! [`Backend`] is that layer: the in-thread database ([`local`]) or a
+//! client of a background server ([`server`]); a remote client and
+//! PostgreSQL will be more variants. `Db` and `Transaction` are thin handles
+//! above it; nothing here knows them.
+//!
+//! Requests carry a [`Lane`]: the transaction they belong to, or
+//! [`Lane::NONE`]. Whoever holds the writer's transaction owns a lane; a
+//! request of another lane waits its turn (at most the busy timeout, then
+//! [`Error::Busy`]), so no client's write can land inside another's
+//! transaction and nobody sees uncommitted work. The rules that decide what
+//! a transaction is and when it ends live in [`host`], shared by every
+//! backend that owns a SQLite connection.
+
+pub(crate) mod host;
+pub(crate) mod local;
+mod pending;
+pub mod server;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use pending::Pending;
+
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::sqlite::{Connection, Level, TxKind};
+use local::Local;
+use server::Client;
+
+/// Who a request belongs to: a transaction's lane, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Lane(u64);
+
+impl Lane {
+    /// Requests that belong to no transaction.
+    pub(crate) const NONE: Lane = Lane(0);
+
+    /// A lane never used before in this process.
+    pub(crate) fn fresh() -> Lane {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Lane(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A closure run where the connection lives: the one bound every unit of
+/// work, migration step and internal job shares.
+pub(crate) trait Work<R>: FnOnce(&Connection) -> Result<R> + Send + 'static {}
+
+impl<R, F: FnOnce(&Connection) -> Result<R> + Send + 'static> Work<R> for F {}
+
+/// Which connection a closure needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The writer.
+    Writer,
+    /// A reader of the pool, when there is one and the request belongs to
+    /// no transaction; the writer otherwise.
+    Reader,
+}
+
+/// Where a connected database's connection lives.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// On the caller's thread.
+    Local(Arc<Local>),
+    /// On a background server's threads.
+    Server(Arc<Client>),
+}
+
+impl Backend {
+    /// Identifies the database behind this backend (the server, not the
+    /// client): transaction scopes and reentrancy checks compare it.
+    pub(crate) fn id(&self) -> usize {
+        match self {
+            Backend::Local(local) => local.id(),
+            Backend::Server(client) => client.server_id(),
+        }
+    }
+
+    /// Runs `plan` for `lane`.
+    pub(crate) fn run<T: Send + 'static>(&self, lane: Lane, plan: Plan<T>) -> Pending<T> {
+        match self {
+            Backend::Local(local) => local.run(lane, plan),
+            Backend::Server(client) => client.run(lane, plan),
+        }
+    }
+
+    /// Runs `work` where the connection lives, on `route`'s connection.
+    pub(crate) fn run_work<R: Send + 'static>(
+        &self,
+        lane: Lane,
+        route: Route,
+        work: impl Work<R>,
+    ) -> Pending<R> {
+        match self {
+            Backend::Local(local) => local.run_work(lane, work),
+            Backend::Server(client) => client.run_work(lane, route, work),
+        }
+    }
+
+    /// Opens `level` for `lane`: its transaction if `nested` is false, a
+    /// savepoint inside the lane's innermost level otherwise.
+    pub(crate) fn begin(
+        &self,
+        lane: Lane,
+        level: Level,
+        kind: TxKind,
+        nested: bool,
+    ) -> Pending<()> {
+        match self {
+            Backend::Local(local) => local.begin(lane, level, kind, nested),
+            Backend::Server(client) => client.begin(lane, level, kind, nested),
+        }
+    }
+
+    /// Commits `lane`'s `level` (and every level inside it).
+    pub(crate) fn commit(&self, lane: Lane, level: Level) -> Pending<()> {
+        match self {
+            Backend::Local(local) => local.commit(lane, level),
+            Backend::Server(client) => client.commit(lane, level),
+        }
+    }
+
+    /// Rolls back `lane`'s `level` (and every level inside it).
+    pub(crate) fn rollback(&self, lane: Lane, level: Level) -> Pending<()> {
+        match self {
+            Backend::Local(local) => local.rollback(lane, level),
+            Backend::Server(client) => client.rollback(lane, level),
+        }
+    }
+
+    /// Rolls back `lane`'s `level` without waiting for it (a handle
+    /// dropped without commit): after the lane's earlier requests.
+    pub(crate) fn rollback_detached(&self, lane: Lane, level: Level) {
+        match self {
+            Backend::Local(local) => local.rollback_detached(lane, level),
+            Backend::Server(client) => client.rollback_detached(lane, level),
+        }
+    }
+
+    /// Closes this handle's access; see `Db::close`.
+    pub(crate) fn close(&self) -> Pending<()> {
+        match self {
+            Backend::Local(local) => local.close(),
+            Backend::Server(client) => client.close(),
+        }
+    }
+
+    /// Whether requests are refused because the backend closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Backend::Local(local) => local.is_closed(),
+            Backend::Server(client) => client.is_closed(),
+        }
+    }
+
+    /// What kind of backend this is, for `Debug`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Backend::Local(_) => "in-thread",
+            Backend::Server(_) => "background server",
+        }
+    }
+}
+
+thread_local! {
+    /// The databases this thread is running code for right now: an
+    /// in-thread database while it runs a unit of work, a server for the
+    /// whole life of its threads. A request to one of them from here would
+    /// wait for this very thread.
+    static INSIDE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as running code for database `id` until dropped.
+pub(crate) struct Inside(usize);
+
+impl Inside {
+    pub(crate) fn enter(id: usize) -> Inside {
+        INSIDE.with(|inside| inside.borrow_mut().push(id));
+        Inside(id)
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        INSIDE.with(|inside| {
+            let mut inside = inside.borrow_mut();
+            if let Some(at) = inside.iter().rposition(|id| *id == self.0) {
+                inside.remove(at);
+            }
+        });
+    }
+}
+
+/// Fails with [`Error::Reentrant`] if this thread runs code for database
+/// `id`: a request from here would wait for itself forever.
+pub(crate) fn ensure_outside(id: usize) -> Result<()> {
+    if INSIDE.with(|inside| inside.borrow().contains(&id)) {
+        return Err(Error::Reentrant);
+    }
+    Ok(())
+}
+
+/// Whether this thread runs code for database `id`.
+pub(crate) fn is_inside(id: usize) -> bool {
+    INSIDE.with(|inside| inside.borrow().contains(&id))
+}

@@ -1,0 +1,327 @@
+//! A server thread: the one place its connection is used, and the closed
+//! set of requests it answers.
+//!
+//! Requests arrive on one queue, in order, each with the lane it belongs to
+//! (see `backend`). The thread owns the transaction lifecycle through its
+//! [`Host`]: while a lane holds the transaction, requests of other lanes
+//! wait in `waiting` and run, in order, once it ends; one that waits longer
+//! than the busy timeout fails with [`Error::Busy`] (a warning names it at
+//! half that). A reader thread's host never holds a transaction, so nothing
+//! waits there.
+//!
+//! Nothing a client sends can kill the thread: requests are processed —
+//! and the ones skipped or dropped at shutdown are dropped — inside
+//! `catch_unwind`, so a value whose `Drop` panics only costs its own
+//! request.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::handoff::{self, Next, Replier};
+use crate::backend::Lane;
+use crate::backend::host::{Host, busy, warn_waiting};
+use crate::error::{Error, Result};
+use crate::sqlite::{Level, TxKind};
+
+/// Work sent to a server thread; it delivers its own reply.
+pub(crate) trait Job: Send {
+    /// Runs on the thread's connection.
+    fn run(self: Box<Self>, host: &mut Host);
+    /// Answers with `error` instead of running.
+    fn fail(self: Box<Self>, error: Error);
+    /// The flag set when the caller stops waiting (its future dropped).
+    fn cancel_flag(&self) -> &Arc<AtomicBool>;
+}
+
+/// A [`Job`] made of a closure over the host and the slot for its answer.
+pub(crate) struct Task<R, F> {
+    pub(crate) work: F,
+    pub(crate) reply: Replier<Result<R>>,
+    pub(crate) cancel: Arc<AtomicBool>,
+}
+
+impl<R: Send, F: FnOnce(&mut Host) -> Result<R> + Send> Job for Task<R, F> {
+    fn run(self: Box<Self>, host: &mut Host) {
+        let Task { work, reply, .. } = *self;
+        reply.send(work(host));
+    }
+
+    fn fail(self: Box<Self>, error: Error) {
+        self.reply.send(Err(error));
+    }
+
+    fn cancel_flag(&self) -> &Arc<AtomicBool> {
+        &self.cancel
+    }
+}
+
+/// Everything a client can ask of a server thread.
+pub(crate) enum Request {
+    /// Run `job` in `lane` (inside the lane's transaction if it holds one).
+    /// Skipped if its caller already gave up; interrupted if it gives up
+    /// while the job's statement runs.
+    Run { lane: Lane, job: Box<dyn Job> },
+    /// Open `level` for `lane`: its transaction, or with `nested` a
+    /// savepoint inside its innermost level. Skipped if its caller gave up.
+    Begin {
+        lane: Lane,
+        level: Level,
+        kind: TxKind,
+        nested: bool,
+        reply: Replier<Result<()>>,
+    },
+    /// Commit `lane`'s `level`.
+    Commit {
+        lane: Lane,
+        level: Level,
+        reply: Replier<Result<()>>,
+    },
+    /// Roll back `lane`'s `level` (a dropped handle sends this without a
+    /// reply slot).
+    Rollback {
+        lane: Lane,
+        level: Level,
+        reply: Option<Replier<Result<()>>>,
+    },
+    /// Stop: roll back what is open, answer nothing more, close.
+    Shutdown,
+}
+
+impl Request {
+    /// The lane whose turn the request must wait for, if it waits at all:
+    /// commits and rollbacks check ownership themselves and never wait.
+    fn waits_in(&self) -> Option<Lane> {
+        match self {
+            Request::Run { lane, .. } | Request::Begin { lane, .. } => Some(*lane),
+            Request::Commit { .. } | Request::Rollback { .. } | Request::Shutdown => None,
+        }
+    }
+
+    /// Whether the caller stopped waiting for this request.
+    fn abandoned(&self) -> bool {
+        match self {
+            Request::Run { job, .. } => job.cancel_flag().load(Ordering::Acquire),
+            Request::Begin { reply, .. } => reply.is_cancelled(),
+            _ => false,
+        }
+    }
+
+    /// Answers with `error` without running.
+    fn fail(self, error: Error) {
+        match self {
+            Request::Run { job, .. } => job.fail(error),
+            Request::Begin { reply, .. } | Request::Commit { reply, .. } => reply.send(Err(error)),
+            Request::Rollback { reply, .. } => {
+                if let Some(reply) = reply {
+                    reply.send(Err(error));
+                }
+            }
+            Request::Shutdown => {}
+        }
+    }
+}
+
+/// A request waiting for another lane's transaction to end.
+struct Waiting {
+    request: Request,
+    since: Instant,
+    warned: bool,
+}
+
+/// The cancel flag of the request running now, watched by SQLite's progress
+/// handler so that only that request's statement is interrupted.
+type CurrentCancel = Arc<Mutex<Arc<AtomicBool>>>;
+
+/// How many SQLite virtual-machine steps run between cancellation checks.
+const PROGRESS_STEPS: i32 = 1000;
+
+pub(crate) struct Worker {
+    host: Host,
+    /// Requests of other lanes, waiting for the transaction to end.
+    waiting: VecDeque<Waiting>,
+    current: CurrentCancel,
+    /// Set when the server shuts down: stops the loop and interrupts the
+    /// statement running now.
+    stop: Arc<AtomicBool>,
+    busy_timeout: Duration,
+}
+
+impl Worker {
+    /// Takes over `host` and installs driftwood's hooks on its connection
+    /// (after the user's opener ran, so user setup cannot replace them).
+    pub(crate) fn new(mut host: Host, stop: Arc<AtomicBool>) -> Result<Self> {
+        let current: CurrentCancel = Arc::new(Mutex::new(Arc::new(AtomicBool::new(false))));
+        let watched = current.clone();
+        let stopping = stop.clone();
+        let conn = host.conn_mut();
+        conn.reinstall_guard()?;
+        conn.raw_mut()
+            .progress_handler(
+                PROGRESS_STEPS,
+                Some(move || {
+                    stopping.load(Ordering::Relaxed)
+                        || watched
+                            .lock()
+                            .map(|flag| flag.load(Ordering::Relaxed))
+                            .unwrap_or(false)
+                }),
+            )
+            .map_err(|e| Error::Sql {
+                code: None,
+                message: e.to_string(),
+                sql: "progress handler".into(),
+            })?;
+        let busy_timeout = host.conn().busy_timeout();
+        Ok(Worker {
+            host,
+            waiting: VecDeque::new(),
+            current,
+            stop,
+            busy_timeout,
+        })
+    }
+
+    /// Serves requests until a shutdown request, the stop flag, or until
+    /// every sender is gone; then rolls back and drops what is left, so
+    /// every waiting client gets [`Error::Closed`].
+    pub(crate) fn serve(mut self, queue: Receiver<Request>) {
+        while !self.stop.load(Ordering::Acquire) {
+            match handoff::next(&queue, self.next_deadline()) {
+                Next::Message(Request::Shutdown) | Next::Gone => break,
+                Next::Message(request) => self.accept(request),
+                Next::Timeout => {}
+            }
+            self.expire_waiting();
+        }
+        self.host.rollback_everything();
+        for waiting in std::mem::take(&mut self.waiting) {
+            guarded(|| waiting.request.fail(Error::Closed));
+        }
+        while let Ok(request) = queue.try_recv() {
+            guarded(|| request.fail(Error::Closed));
+        }
+    }
+
+    fn accept(&mut self, request: Request) {
+        if let Some(lane) = request.waits_in()
+            && !self.host.admits(lane)
+        {
+            self.waiting.push_back(Waiting {
+                request,
+                since: Instant::now(),
+                warned: false,
+            });
+            return;
+        }
+        guarded(|| self.process(request));
+        self.run_waiting();
+    }
+
+    /// Runs waiting requests, in order, while their lane may run.
+    fn run_waiting(&mut self) {
+        while self.host.is_free() && !self.waiting.is_empty() {
+            for waiting in std::mem::take(&mut self.waiting) {
+                let admitted = waiting
+                    .request
+                    .waits_in()
+                    .is_none_or(|lane| self.host.admits(lane));
+                if admitted {
+                    guarded(|| self.process(waiting.request));
+                } else {
+                    self.waiting.push_back(waiting);
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, request: Request) {
+        // Nobody waits for it any more: never start it.
+        if request.abandoned() {
+            return;
+        }
+        match request {
+            Request::Run { job, .. } => {
+                self.set_current(job.cancel_flag().clone());
+                job.run(&mut self.host);
+                self.set_current(Arc::new(AtomicBool::new(false)));
+            }
+            Request::Begin {
+                lane,
+                level,
+                kind,
+                nested,
+                reply,
+            } => reply.send(self.host.begin(lane, level, kind, nested)),
+            Request::Commit { lane, level, reply } => reply.send(self.host.commit(lane, level)),
+            Request::Rollback { lane, level, reply } => {
+                let result = self.host.rollback(lane, level);
+                match reply {
+                    Some(reply) => reply.send(result),
+                    None => {
+                        if let Err(error) = result {
+                            tracing::warn!(target: "driftwood", %error, "rolling back a dropped transaction failed");
+                        }
+                    }
+                }
+            }
+            Request::Shutdown => {}
+        }
+    }
+
+    /// When the loop must wake up for a waiting request: to warn about it
+    /// or to give up on it.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.waiting
+            .iter()
+            .map(|w| {
+                let warn_after = if w.warned {
+                    self.busy_timeout
+                } else {
+                    self.busy_timeout / 2
+                };
+                w.since + warn_after
+            })
+            .min()
+    }
+
+    /// Fails the waiting requests that waited longer than the busy timeout,
+    /// drops abandoned ones, and warns about those waiting long.
+    fn expire_waiting(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let held = self.host.held_for();
+        for waiting in std::mem::take(&mut self.waiting) {
+            let waited = waiting.since.elapsed();
+            if waiting.request.abandoned() {
+                guarded(|| drop(waiting));
+            } else if waited >= self.busy_timeout {
+                guarded(|| waiting.request.fail(busy(waited, held)));
+            } else {
+                let mut waiting = waiting;
+                if !waiting.warned && waited >= self.busy_timeout / 2 {
+                    waiting.warned = true;
+                    warn_waiting(waited, held);
+                }
+                self.waiting.push_back(waiting);
+            }
+        }
+    }
+
+    fn set_current(&self, flag: Arc<AtomicBool>) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = flag;
+        }
+    }
+}
+
+/// Runs `work`, containing a panic to it: the thread lives on.
+fn guarded(work: impl FnOnce()) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(work)) {
+        tracing::error!(target: "driftwood", error = %Error::from_panic(panic), "a server request panicked");
+    }
+}
