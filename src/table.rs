@@ -67,9 +67,62 @@ impl<T> Value<T> {
     }
 }
 
-/// A given column value: `set("Groceries")` in a companion literal.
-pub fn set<T>(value: impl Into<T>) -> Value<T> {
-    Value::Set(value.into())
+/// A given column value: `set("Groceries")` in a companion literal. It
+/// takes the column's own type and the obvious conversions ([`IntoSet`]):
+/// `set("x")` and `set(Some("x"))` for `String` and `Option<String>`
+/// columns, `set(5)` for an `Option<i64>`, `set(1_i32)` for an `i64`.
+pub fn set<T>(value: impl IntoSet<T>) -> Value<T> {
+    Value::Set(value.into_set())
+}
+
+/// A value [`set`] accepts for a column holding `T`.
+pub trait IntoSet<T> {
+    /// The column value.
+    fn into_set(self) -> T;
+}
+
+impl<T> IntoSet<T> for T {
+    fn into_set(self) -> T {
+        self
+    }
+}
+
+/// A value of a nullable column, given.
+impl<T> IntoSet<Option<T>> for T {
+    fn into_set(self) -> Option<T> {
+        Some(self)
+    }
+}
+
+/// Implements [`IntoSet`] for conversions that lose nothing, in both the
+/// plain and the nullable form.
+macro_rules! lossless {
+    ($($from:ty => $to:ty),* $(,)?) => {$(
+        impl IntoSet<$to> for $from {
+            fn into_set(self) -> $to {
+                self.into()
+            }
+        }
+        impl IntoSet<Option<$to>> for Option<$from> {
+            fn into_set(self) -> Option<$to> {
+                self.map(Into::into)
+            }
+        }
+    )*};
+}
+
+lossless!(
+    &str => String,
+    &String => String,
+    &[u8] => Vec<u8>,
+    i8 => i64, i16 => i64, i32 => i64, u8 => i64, u16 => i64, u32 => i64,
+    f32 => f64,
+);
+
+impl IntoSet<Option<String>> for &str {
+    fn into_set(self) -> Option<String> {
+        Some(self.to_owned())
+    }
 }
 
 /// Nothing given: `..absent()` fills the rest of a companion literal, and

@@ -14,28 +14,6 @@ use common::*;
 use driftwood::prelude::*;
 use driftwood::server::registry;
 
-/// Runs `test` on its own thread and fails if it does not finish in time:
-/// a hang is a failure, never a stuck test run.
-fn within<T: Send + 'static>(seconds: u64, test: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = done.send(test());
-    });
-    match result.recv_timeout(Duration::from_secs(seconds)) {
-        Ok(value) => {
-            worker.join().unwrap();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a result"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("the test did not finish within {seconds} s: something hangs")
-        }
-    }
-}
-
 async fn start(dir: &tempfile::TempDir) -> Server {
     Server::open(dir.path().join("todos.db")).await.unwrap()
 }

@@ -60,9 +60,25 @@ impl Host {
         self.owner.is_none()
     }
 
+    /// Runs `work` for `lane` (which [`Host::admits`]): a request of a
+    /// transaction's lane runs only while that transaction is open — once
+    /// it ended, a handle that outlived it must not write in autocommit.
+    pub(crate) fn run_in<R>(
+        &mut self,
+        lane: Lane,
+        work: impl FnOnce(&Connection) -> Result<R>,
+    ) -> Result<R> {
+        if lane != Lane::NONE && !self.owner.is_some_and(|owner| owner.lane == lane) {
+            return Err(Error::ended(
+                "its statements cannot run: it was already committed or rolled back",
+            ));
+        }
+        self.run(work)
+    }
+
     /// Runs `work` on the connection: a panic becomes [`Error::Panic`]; a
     /// transaction it leaves open that no lane owns is rolled back.
-    pub(crate) fn run<R>(&mut self, work: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+    fn run<R>(&mut self, work: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let result = catch(|| work(&self.conn));
         if self.owner.is_none() && self.conn.in_transaction() {
             if let Err(error) = self.conn.rollback_all() {

@@ -70,7 +70,9 @@ impl Local {
         lane: Lane,
         plan: Plan<T>,
     ) -> Pending<T> {
-        self.request(lane, true, move |host| host.run(|conn| conn.run(&plan)))
+        self.request(lane, true, move |host| {
+            host.run_in(lane, |conn| conn.run(&plan))
+        })
     }
 
     pub(crate) fn run_work<R: Send + 'static>(
@@ -78,7 +80,7 @@ impl Local {
         lane: Lane,
         work: impl Work<R>,
     ) -> Pending<R> {
-        self.request(lane, true, move |host| host.run(work))
+        self.request(lane, true, move |host| host.run_in(lane, work))
     }
 
     pub(crate) fn begin(

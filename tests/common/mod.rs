@@ -65,13 +65,53 @@ pub async fn open_file() -> (tempfile::TempDir, Db<TodoDb>) {
 
 /// A fresh database file in its own temporary directory, on `backend`.
 pub async fn open(backend: Backend) -> (tempfile::TempDir, Db<TodoDb>) {
+    open_with(backend, OpenOptions::default()).await
+}
+
+/// [`open`] with these options.
+pub async fn open_with(backend: Backend, options: OpenOptions) -> (tempfile::TempDir, Db<TodoDb>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("todos.db");
     let db = match backend {
-        Backend::InThread => Db::<TodoDb>::open(path).await,
-        Backend::Background => Db::<TodoDb>::open_in_background(path).await,
+        Backend::InThread => Db::<TodoDb>::open_with(path, options).await,
+        Backend::Background => Db::<TodoDb>::open_in_background_with(path, options).await,
     };
     (dir, db.expect("open"))
+}
+
+/// The titles of the todos in the test database's file, sorted, read by a
+/// connection of its own: what is really on disk, whatever driftwood thinks.
+pub fn titles_on_disk(dir: &tempfile::TempDir) -> Vec<String> {
+    let conn = rusqlite::Connection::open(dir.path().join("todos.db")).expect("open the file");
+    let mut stmt = conn
+        .prepare("SELECT title FROM todos ORDER BY title")
+        .expect("prepare");
+    stmt.query_map([], |row| row.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// Runs `test` on its own thread and fails if it does not finish in time:
+/// a hang is a failure, never a stuck test run.
+pub fn within<T: Send + 'static>(seconds: u64, test: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = done.send(test());
+    });
+    match result.recv_timeout(std::time::Duration::from_secs(seconds)) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the test thread ended without a result"),
+        },
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the test did not finish within {seconds} s: something hangs")
+        }
+    }
 }
 
 /// Runs a future (or anything that becomes one) to completion on the calling thread.

@@ -262,6 +262,16 @@ struct State {
 }
 
 impl State {
+    fn new() -> Self {
+        State {
+            running: AtomicBool::new(true),
+            stop: Arc::new(AtomicBool::new(false)),
+            died: OnceLock::new(),
+            live: AtomicUsize::new(0),
+            exited: Event::new(),
+        }
+    }
+
     /// The error for a request the server cannot take.
     fn refusal(&self) -> Error {
         self.died.get().cloned().unwrap_or(Error::Closed)
@@ -572,13 +582,7 @@ fn launch(
     readers: Vec<Opener>,
     shutdown_timeout: Duration,
 ) -> impl Future<Output = Result<Server>> + Send {
-    let state = Arc::new(State {
-        running: AtomicBool::new(true),
-        stop: Arc::new(AtomicBool::new(false)),
-        died: OnceLock::new(),
-        live: AtomicUsize::new(0),
-        exited: Event::new(),
-    });
+    let state = Arc::new(State::new());
     let started = start_thread("driftwood-writer".into(), writer, &state, None);
     async move {
         let writer = started?;
@@ -664,7 +668,7 @@ impl Client {
             },
             _ => None,
         };
-        let run = move |host: &mut Host| host.run(|conn| conn.run(&plan));
+        let run = move |host: &mut Host| host.run_in(lane, |conn| conn.run(&plan));
         match reader {
             Some(reader) => shared.reader_job(reader, run),
             None => shared.job(&shared.writer, lane, run),
@@ -680,7 +684,8 @@ impl Client {
             if !host.conn().is_plain_read(&plan.statement.sql)? {
                 return Ok(Routed::NotARead(plan));
             }
-            host.run(|conn| conn.run(&plan)).map(Routed::Ran)
+            host.run_in(Lane::NONE, |conn| conn.run(&plan))
+                .map(Routed::Ran)
         });
         Pending::boxed(async move {
             match classified.await? {
@@ -690,7 +695,8 @@ impl Client {
                 }
                 Routed::NotARead(plan) => {
                     shared.remember_route(&sql, false);
-                    let run = move |host: &mut Host| host.run(|conn| conn.run(&plan));
+                    let run =
+                        move |host: &mut Host| host.run_in(Lane::NONE, |conn| conn.run(&plan));
                     shared.job(&shared.writer, Lane::NONE, run).await
                 }
             }
@@ -708,7 +714,7 @@ impl Client {
         if let Some(error) = self.refused() {
             return Pending::ready(Err(error));
         }
-        let run = move |host: &mut Host| host.run(work);
+        let run = move |host: &mut Host| host.run_in(lane, work);
         if route == Route::Reader
             && lane == Lane::NONE
             && let Some(reader) = self.shared.pick_reader()
@@ -788,5 +794,56 @@ impl Drop for Client {
         if self.single_client {
             self.shared.shutdown_blocking();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ends a thread the way an escaped panic would, holding `exit`.
+    fn die_with(exit: ThreadExit) {
+        let thread = std::thread::spawn(move || {
+            let _exit = exit;
+            panic!("a panic escaped the worker");
+        });
+        assert!(thread.join().is_err());
+    }
+
+    #[test]
+    fn a_dead_thread_marks_its_reader_or_the_server_dead() {
+        let state = Arc::new(State::new());
+        state.live.store(2, Ordering::Release);
+        let alive = Arc::new(AtomicBool::new(true));
+        die_with(ThreadExit {
+            state: state.clone(),
+            name: "driftwood-reader-0".into(),
+            reader: Some(alive.clone()),
+            ended: Arc::new(AtomicBool::new(false)),
+        });
+        assert!(
+            !alive.load(Ordering::Acquire),
+            "the reader is never chosen again"
+        );
+        assert!(
+            state.running.load(Ordering::Acquire),
+            "a reader's death leaves the server up"
+        );
+        assert_eq!(state.refusal(), Error::Closed);
+
+        let ended = Arc::new(AtomicBool::new(false));
+        die_with(ThreadExit {
+            state: state.clone(),
+            name: "driftwood-writer".into(),
+            reader: None,
+            ended: ended.clone(),
+        });
+        assert!(!state.running.load(Ordering::Acquire));
+        assert!(ended.load(Ordering::Acquire));
+        assert_eq!(state.live.load(Ordering::Acquire), 0);
+        assert_eq!(
+            state.refusal().to_string(),
+            "the database thread `driftwood-writer` died: it panicked"
+        );
     }
 }
