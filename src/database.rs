@@ -77,7 +77,12 @@ pub fn create_all(conn: &Conn<'_>, schema: &Schema) -> Result<()> {
     Ok(())
 }
 
-/// A handle to a database of definition `D`. See the [module documentation](self).
+/// A handle to a database of definition `D`: cheap to clone, `Send + Sync`,
+/// the same API whether the connection lives on the calling thread
+/// ([`Db::open`]), on a background server ([`Db::open_in_background`],
+/// [`Server::connect`]) or is still to be made ([`Db::delayed`]). Queries
+/// come from [`Runner`]; transactions from [`Db::begin`] and
+/// [`Db::transaction`]; units of work from [`Db::write`] and [`Db::read`].
 pub struct Db<D = NoSchema> {
     target: Target,
     marker: PhantomData<fn() -> D>,

@@ -34,7 +34,18 @@ use crate::executor::{Async, Runner};
 use crate::plan::Plan;
 use crate::sqlite::{Execution, Level, TxKind};
 
-/// An open transaction (or savepoint). See the [module documentation](self).
+/// An open transaction (or savepoint), owned: usable across awaits and
+/// tasks, and a [`Runner`] for every query. It holds the writer while it
+/// lives — other users of the database wait for it, at most the busy
+/// timeout — and commits only on [`Transaction::commit`]; dropped otherwise
+/// (an error path, a panic, a cancelled future) it rolls back. Savepoints
+/// ([`Transaction::begin`]) borrow their parent until they end.
+///
+/// A task holding a `Transaction` must run its statements through it: a
+/// call through the `Db` from the same task waits for a transaction that
+/// cannot end, and fails with [`Error::Busy`](crate::Error::Busy). Inside
+/// [`Db::transaction`](crate::Db::transaction) calls through the `Db` join
+/// the transaction instead.
 #[must_use = "a transaction rolls back when dropped without commit()"]
 pub struct Transaction<'p> {
     backend: Backend,
@@ -94,7 +105,7 @@ impl<'p> Transaction<'p> {
     }
 
     /// Commits. For a savepoint, its changes become part of the parent.
-    /// Fails with [`Error::RolledBack`] if SQLite already rolled the
+    /// Fails with [`Error::RolledBack`](crate::Error::RolledBack) if SQLite already rolled the
     /// transaction back; a commit that fails leaves nothing open.
     pub fn commit(mut self) -> Pending<()> {
         self.finished = true;
@@ -116,7 +127,7 @@ impl<'p> Transaction<'p> {
     /// Runs a synchronous unit of work inside this transaction, in one call
     /// (on the server thread for a background database). An error or panic
     /// from `work` leaves the transaction open for the caller to decide (the
-    /// panic becomes [`Error::Panic`]).
+    /// panic becomes [`Error::Panic`](crate::Error::Panic)).
     pub fn run<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Conn<'_>) -> Result<R> + Send + 'static,

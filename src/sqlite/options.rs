@@ -25,8 +25,11 @@ pub enum Synchronous {
 }
 
 /// Connection settings, applied before any transaction when a connection
-/// opens (some pragmas are no-ops or errors inside one).
+/// opens (some pragmas are no-ops or errors inside one). Build them from
+/// `OpenOptions::default()` and its setters; new settings can be added
+/// without breaking callers.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// The journal mode for file databases.
     pub journal_mode: JournalMode,
