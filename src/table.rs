@@ -4,9 +4,8 @@
 //! `TodosCompanion` with `Value.absent()`).
 
 use std::marker::PhantomData;
-use std::sync::OnceLock;
 
-use crate::query::Dialect;
+use crate::query::StatementCache;
 use crate::row::{FixedWidth, FromRow, Row};
 use crate::schema;
 use crate::types::{ColumnType, SqlArg};
@@ -210,57 +209,6 @@ impl<T: Table, V: ColumnType> Column<T, V> {
     /// The column's definition in the schema model.
     pub fn definition(&self) -> schema::Column {
         T::definition().columns.swap_remove(self.index)
-    }
-}
-
-/// Statement texts for one table, generated on first use per dialect and
-/// kept for the life of the process (whole-row inserts, select lists).
-pub struct StatementCache {
-    insert: [OnceLock<String>; Dialect::COUNT],
-    find: [OnceLock<String>; Dialect::COUNT],
-    columns: OnceLock<String>,
-    select_all: OnceLock<String>,
-}
-
-impl StatementCache {
-    /// An empty cache, for a `static`.
-    #[allow(clippy::new_without_default)]
-    pub const fn new() -> Self {
-        StatementCache {
-            insert: [const { OnceLock::new() }; Dialect::COUNT],
-            find: [const { OnceLock::new() }; Dialect::COUNT],
-            columns: OnceLock::new(),
-            select_all: OnceLock::new(),
-        }
-    }
-
-    /// `INSERT INTO t (all columns) VALUES (…)` for this dialect.
-    pub fn insert<T: Table>(&self, dialect: Dialect) -> &str {
-        self.insert[dialect as usize]
-            .get_or_init(|| crate::query::whole_row_insert_sql::<T>(dialect))
-    }
-
-    /// `SELECT … FROM t WHERE key = ?` for this dialect, for tables with a
-    /// one-column primary key.
-    pub fn find<T: Table>(&self, dialect: Dialect) -> &str {
-        self.find[dialect as usize].get_or_init(|| crate::query::find_sql::<T>(dialect))
-    }
-
-    /// `SELECT <every column> FROM "t"` (the same in every dialect).
-    pub fn select_all<T: Table>(&self) -> &str {
-        self.select_all.get_or_init(|| {
-            format!(
-                "SELECT {} FROM {}",
-                self.columns::<T>(),
-                crate::schema::sql::quote_ident(T::NAME)
-            )
-        })
-    }
-
-    /// The qualified select list `"t"."a", "t"."b", …`.
-    pub fn columns<T: Table>(&self) -> &str {
-        self.columns
-            .get_or_init(|| crate::query::qualified_columns(T::NAME, T::COLUMNS))
     }
 }
 

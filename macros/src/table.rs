@@ -332,8 +332,8 @@ impl<'a> TableModel<'a> {
                     }
                 }
 
-                fn statement_cache() -> &'static ::driftwood::table::StatementCache {
-                    static CACHE: ::driftwood::table::StatementCache = ::driftwood::table::StatementCache::new();
+                fn statement_cache() -> &'static ::driftwood::query::StatementCache {
+                    static CACHE: ::driftwood::query::StatementCache = ::driftwood::query::StatementCache::new();
                     &CACHE
                 }
             }

@@ -95,12 +95,7 @@ impl Node {
             } => {
                 operand.write_operand(w);
                 w.push(if *negated { " NOT IN (" } else { " IN (" });
-                for (i, item) in list.iter().enumerate() {
-                    if i > 0 {
-                        w.push(", ");
-                    }
-                    item.write(w);
-                }
+                w.list(list, |w, item| item.write(w));
                 w.push(")");
             }
             Node::Cast { operand, to } => {
@@ -120,12 +115,7 @@ impl Node {
                 if *distinct {
                     w.push("DISTINCT ");
                 }
-                for (i, arg) in args.iter().enumerate() {
-                    if i > 0 {
-                        w.push(", ");
-                    }
-                    arg.write(w);
-                }
+                w.list(args, |w, arg| arg.write(w));
                 w.push(")");
             }
             Node::CountAll => w.push("COUNT(*)"),

@@ -94,37 +94,26 @@ impl OnConflict {
         w.push(" ON CONFLICT");
         if !self.target.is_empty() {
             w.push(" (");
-            for (i, c) in self.target.iter().enumerate() {
-                if i > 0 {
-                    w.push(", ");
-                }
-                w.ident(c);
-            }
+            w.idents(self.target.iter().copied());
             w.push(")");
         }
         match &self.action {
             ConflictAction::Nothing => w.push(" DO NOTHING"),
             ConflictAction::Excluded(columns) => {
                 w.push(" DO UPDATE SET ");
-                for (i, c) in columns.iter().enumerate() {
-                    if i > 0 {
-                        w.push(", ");
-                    }
+                w.list(columns, |w, c| {
                     w.ident(c);
                     w.push(" = excluded.");
                     w.ident(c);
-                }
+                });
             }
             ConflictAction::Values(values) => {
                 w.push(" DO UPDATE SET ");
-                for (i, (c, v)) in values.iter().enumerate() {
-                    if i > 0 {
-                        w.push(", ");
-                    }
+                w.list(values, |w, (c, v)| {
                     w.ident(c);
                     w.push(" = ");
                     w.arg(v.clone());
-                }
+                });
             }
         }
     }
@@ -228,12 +217,7 @@ fn build_insert<I: Insertable>(
     }
     if returning {
         w.push(" RETURNING ");
-        for (i, c) in columns.iter().enumerate() {
-            if i > 0 {
-                w.push(", ");
-            }
-            w.ident(c);
-        }
+        w.idents(columns.iter().copied());
     }
     w.finish()
 }

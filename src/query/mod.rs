@@ -4,6 +4,7 @@
 //!
 //! Values are always bound parameters, never interpolated into the text.
 
+mod cache;
 mod delete;
 mod dialect;
 mod expr;
@@ -14,6 +15,7 @@ mod writer;
 
 use std::borrow::Cow;
 
+pub use cache::StatementCache;
 pub use delete::Delete;
 pub use dialect::Dialect;
 pub use expr::{ColumnOf, Expr, IntoExpr, Ordering, count_all, custom};
@@ -134,12 +136,7 @@ pub(crate) fn writable_columns<T: Table>() -> impl Iterator<Item = usize> {
 /// The qualified select list `"t"."a", "t"."b"`.
 pub(crate) fn qualified_columns(table: &str, columns: &[&str]) -> String {
     let mut w = SqlWriter::new(Dialect::Sqlite);
-    for (i, column) in columns.iter().enumerate() {
-        if i > 0 {
-            w.push(", ");
-        }
-        w.qualified(table, column);
-    }
+    w.list(columns, |w, column| w.qualified(table, column));
     w.finish_sql()
 }
 

@@ -85,12 +85,7 @@ impl Clauses {
         }
         if !self.group_by.is_empty() {
             w.push(" GROUP BY ");
-            for (i, node) in self.group_by.iter().enumerate() {
-                if i > 0 {
-                    w.push(", ");
-                }
-                w.node(node);
-            }
+            w.list(&self.group_by, SqlWriter::node);
         }
         if let Some(having) = &self.having {
             w.push(" HAVING ");
@@ -98,15 +93,12 @@ impl Clauses {
         }
         if !self.order_by.is_empty() {
             w.push(" ORDER BY ");
-            for (i, ordering) in self.order_by.iter().enumerate() {
-                if i > 0 {
-                    w.push(", ");
-                }
+            w.list(&self.order_by, |w, ordering| {
                 w.node(&ordering.node);
                 if ordering.descending {
                     w.push(" DESC");
                 }
-            }
+            });
         }
         match (self.limit, self.offset) {
             (Some(limit), offset) => {
@@ -289,12 +281,7 @@ where
     pub fn build(&self, dialect: Dialect) -> Statement {
         let mut w = SqlWriter::new(dialect);
         self.clauses.select_head(&mut w);
-        for (i, node) in self.columns.iter().enumerate() {
-            if i > 0 {
-                w.push(", ");
-            }
-            w.node(node);
-        }
+        w.list(&self.columns, SqlWriter::node);
         self.clauses.write_from(&mut w);
         self.clauses.write_tail(&mut w);
         w.finish().reading()

@@ -92,14 +92,11 @@ impl<T: Table> Update<T> {
         w.push("UPDATE ");
         w.ident(T::NAME);
         w.push(" SET ");
-        for (i, (name, value)) in self.set.iter().enumerate() {
-            if i > 0 {
-                w.push(", ");
-            }
+        w.list(&self.set, |w, (name, value)| {
             w.ident(name);
             w.push(" = ");
             w.arg(value.clone());
-        }
+        });
         if let Some(filter) = &self.filter {
             w.push(" WHERE ");
             w.node(filter);

@@ -42,16 +42,30 @@ impl SqlWriter {
             .push_placeholder(&mut self.sql, self.args.len());
     }
 
+    /// Writes `items` separated by `, `, each with `write`.
+    pub(crate) fn list<I>(
+        &mut self,
+        items: impl IntoIterator<Item = I>,
+        mut write: impl FnMut(&mut Self, I),
+    ) {
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            write(self, item);
+        }
+    }
+
+    /// Writes the identifiers `names` separated by `, `.
+    pub(crate) fn idents<'n>(&mut self, names: impl IntoIterator<Item = &'n str>) {
+        self.list(names, |w, name| w.ident(name));
+    }
+
     /// `(?, ?, …)` for `count` arguments that the caller binds itself.
     pub(crate) fn placeholders(&mut self, count: usize) {
-        self.sql.push('(');
-        for i in 0..count {
-            if i > 0 {
-                self.sql.push_str(", ");
-            }
-            self.dialect.push_placeholder(&mut self.sql, i + 1);
-        }
-        self.sql.push(')');
+        self.push("(");
+        self.list(1..=count, |w, n| w.dialect.push_placeholder(&mut w.sql, n));
+        self.push(")");
     }
 
     pub(crate) fn insert_head(&mut self, mode: InsertMode, table: &str, columns: &[&str]) {
@@ -59,12 +73,7 @@ impl SqlWriter {
         self.push(" INTO ");
         self.ident(table);
         self.push(" (");
-        for (i, c) in columns.iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.ident(c);
-        }
+        self.idents(columns.iter().copied());
         self.push(") VALUES ");
     }
 
