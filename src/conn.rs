@@ -85,5 +85,5 @@ pub(crate) fn read_unit<R>(
     conn: &Connection,
     work: impl FnOnce(&Conn<'_>) -> Result<R>,
 ) -> Result<R> {
-    conn.query_only(|| conn.in_read_transaction(|| catch(|| work(&Conn::new(conn)))))
+    conn.read_only(|| catch(|| work(&Conn::new(conn))))
 }

@@ -385,10 +385,12 @@ pub(crate) fn prepare_schema<D: Database>(conn: &Connection) -> Result<()> {
 }
 
 impl Server {
-    /// Connects a new client. The first client of a database definition to
-    /// reach the server thread creates or upgrades the schema there; clients
-    /// connecting meanwhile wait for it, and if it gives up (its future is
-    /// dropped) the next one does the work.
+    /// Connects a new client. If the file's schema version is not `D`'s,
+    /// the first client to reach the writer creates or upgrades the schema
+    /// there; clients connecting meanwhile wait for it, and if it gives up
+    /// (its future is dropped) the next one does the work. When the version
+    /// is current (asked of a reader, when there are readers), connecting
+    /// does not wait for the writer.
     pub fn connect<D: Database>(&self) -> impl Future<Output = Result<Db<D>>> + Send + use<D> {
         self.connect_with::<D>(false)
     }
@@ -406,9 +408,19 @@ impl Server {
         single_client: bool,
     ) -> impl Future<Output = Result<Db<D>>> + Send + use<D> {
         let backend = Backend::Server(self.client(single_client));
-        let prepared = backend.run_work(Lane::NONE, Route::Writer, prepare_schema::<D>);
         async move {
-            prepared.await?;
+            if D::SCHEMA_VERSION != 0 {
+                // A reader tells whether there is anything to do, so that
+                // connecting never waits for the writer when there is not.
+                let found = backend
+                    .run_work(Lane::NONE, Route::Reader, |conn| conn.user_version())
+                    .await?;
+                if found != D::SCHEMA_VERSION {
+                    backend
+                        .run_work(Lane::NONE, Route::Writer, prepare_schema::<D>)
+                        .await?;
+                }
+            }
             Ok(Db::from_backend(backend))
         }
     }

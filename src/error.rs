@@ -198,6 +198,12 @@ pub enum Error {
         /// Who holds the writer, and what to do about it.
         message: String,
     },
+    /// A read unit of work (`Db::read`) changed the database (after turning
+    /// `query_only` off); its changes were rolled back.
+    #[error(
+        "a read unit of work changed the database; its changes were rolled back (use db.write(..) to write)"
+    )]
+    WriteInRead,
     /// The database was called from its own thread (inside a unit of work
     /// or from a server thread), which would wait for itself forever.
     #[error(

@@ -68,23 +68,23 @@ impl std::fmt::Debug for Transaction<'_> {
 }
 
 impl Transaction<'static> {
-    /// Begins a transaction on `backend`: a new one in a fresh lane, or a
-    /// savepoint in `scope`'s lane (a `Db` used inside `Db::transaction`).
+    /// Begins a transaction on `backend` in a fresh lane: the outermost
+    /// one, or — with the `scope` lane of a `Db` used inside
+    /// `Db::transaction` — a savepoint of it that holds the turn alone
+    /// while it lasts, so concurrent siblings in one scope never nest
+    /// inside each other.
     pub(crate) async fn begin_on(backend: Backend, scope: Option<Lane>) -> Result<Self> {
-        let (lane, nested) = match scope {
-            Some(lane) => (lane, true),
-            None => (Lane::fresh(), false),
-        };
-        Transaction::open(backend, lane, nested).await
+        Transaction::open(backend, Lane::fresh(), scope).await
     }
 }
 
 impl<'p> Transaction<'p> {
-    /// Opens a level in `lane`. If this future is dropped before the level
+    /// Opens a level in `lane` (see `Host::begin`). If this future is
+    /// dropped before the level
     /// is known to be open, the guard rolls back exactly that level — a
     /// no-op if it never began — so an abandoned begin never keeps the
     /// writer and never touches a parent.
-    async fn open(backend: Backend, lane: Lane, nested: bool) -> Result<Transaction<'p>> {
+    async fn open(backend: Backend, lane: Lane, parent: Option<Lane>) -> Result<Transaction<'p>> {
         let level = Level::fresh();
         let mut abandoned = Transaction {
             backend,
@@ -95,7 +95,7 @@ impl<'p> Transaction<'p> {
         };
         let begun = abandoned
             .backend
-            .begin(lane, level, TxKind::Immediate, nested)
+            .begin(lane, level, TxKind::Immediate, parent)
             .await;
         if let Err(error) = begun {
             abandoned.finished = true;
@@ -121,7 +121,7 @@ impl<'p> Transaction<'p> {
     /// Begins a nested transaction (a savepoint) that borrows this one until
     /// it ends.
     pub fn begin(&mut self) -> impl Future<Output = Result<Transaction<'_>>> + Send + '_ {
-        Transaction::open(self.backend.clone(), self.lane, true)
+        Transaction::open(self.backend.clone(), self.lane, Some(self.lane))
     }
 
     /// Runs a synchronous unit of work inside this transaction, in one call

@@ -219,19 +219,17 @@ fn a_transaction_nobody_owns_is_rolled_back_and_reported() {
             move || connection_in_a_raw_transaction(&path)
         }))
         .unwrap();
-        // The first request to find it is refused (on the server: connecting).
-        let err = block_on(local.custom_statement("CREATE TABLE t (x)", [])).unwrap_err();
-        assert_eq!(err, Error::UnownedTransaction);
-        assert_eq!(
-            err.to_string(),
-            "a unit of work left a transaction open that no transaction handle owns; it was \
-             rolled back (use db.begin() or db.transaction(..))"
-        );
-        let err = block_on(server.connect::<NoSchema>()).unwrap_err();
-        assert_eq!(err, Error::UnownedTransaction);
         let background: Db = block_on(server.connect()).unwrap();
         for db in [local, background] {
-            // Rolled back: the table is not there, and the next request commits.
+            // The first request to find it is refused, and it is rolled back.
+            let err = block_on(db.custom_statement("CREATE TABLE t (x)", [])).unwrap_err();
+            assert_eq!(err, Error::UnownedTransaction);
+            assert_eq!(
+                err.to_string(),
+                "a unit of work left a transaction open that no transaction handle owns; it was \
+                 rolled back (use db.begin() or db.transaction(..))"
+            );
+            // The table is not there, and the next request commits.
             block_on(db.custom_statement("CREATE TABLE t (x)", [])).unwrap();
             block_on(db.custom_statement("INSERT INTO t VALUES (1)", [])).unwrap();
         }
@@ -893,5 +891,279 @@ fn a_read_unit_of_work_sees_one_snapshot() {
         wrote.send(()).unwrap();
         assert_eq!(reading.join().unwrap().unwrap(), (1, 1));
         assert_eq!(block_on(writer.select::<Todo>().count()).unwrap(), 2);
+    });
+}
+
+/// Yields once to the executor, so siblings in a `join!` interleave.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+// Scenario (found by a probe): a client closed while its transaction was
+// open; `commit` answered `Closed` without sending anything, so nothing ever
+// rolled the transaction back and every other client got `Busy` for good.
+#[test]
+fn committing_after_its_client_closed_never_keeps_the_writer() {
+    within(60, || {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let options = OpenOptions::default().busy_timeout(Duration::from_millis(300));
+            let server = Server::open_with(dir.path().join("todos.db"), options, 2)
+                .await
+                .unwrap();
+            let a = server.connect::<TodoDb>().await.unwrap();
+            let b = server.connect::<TodoDb>().await.unwrap();
+            let tx = a.begin().await.unwrap();
+            tx.insert(todo("Unfinished", "x", None)).await.unwrap();
+            a.close().await.unwrap();
+            assert_eq!(tx.commit().await.unwrap_err(), Error::Closed);
+            b.insert(todo("Others go", "x", None)).await.unwrap();
+            assert_eq!(titles_on_disk(&dir), ["Others go"]);
+        })
+    });
+}
+
+// Scenario (found by a probe): concurrent children of one scope (`join!`)
+// opened their savepoints inside each other's, so one child's rollback
+// undid a sibling's acknowledged savepoint and a sibling's plain insert.
+// A savepoint begun through the `Db` now holds the turn alone while open.
+#[test]
+fn concurrent_savepoints_in_one_scope_never_undo_each_other() {
+    for backend in BACKENDS {
+        within(60, move || {
+            block_on(async move {
+                let (dir, db) = open(backend).await;
+                db.transaction(|| async {
+                    let gives_up = db.transaction(|| async {
+                        db.insert(todo("Sibling a", "x", None)).await?;
+                        for _ in 0..4 {
+                            YieldNow(false).await;
+                        }
+                        Err::<(), _>(Error::invalid_argument("a gives up"))
+                    });
+                    let commits = db.transaction(|| async {
+                        YieldNow(false).await;
+                        db.insert(todo("Sibling b", "x", None)).await?;
+                        Ok(())
+                    });
+                    let plain = async {
+                        YieldNow(false).await;
+                        db.insert(todo("Sibling c", "x", None)).await
+                    };
+                    let (a, b, c) = futures::future::join3(gives_up, commits, plain).await;
+                    assert!(a.is_err());
+                    b.unwrap();
+                    c.unwrap();
+                    Ok(())
+                })
+                .await
+                .unwrap();
+                assert_eq!(titles_on_disk(&dir), ["Sibling b", "Sibling c"]);
+            })
+        });
+    }
+}
+
+// Scenario (found by a probe): `VACUUM` and `VACUUM INTO` failed with
+// "authorization denied": the guard refused the transaction VACUUM begins
+// internally while it runs.
+#[test]
+fn vacuum_and_vacuum_into_run() {
+    for backend in BACKENDS {
+        within(60, move || {
+            block_on(async move {
+                let (dir, db) = open(backend).await;
+                db.insert(todo("Vacuumed", "x", None)).await.unwrap();
+                db.custom_statement("VACUUM", []).await.unwrap();
+                let copy = dir.path().join("copy.db");
+                db.custom_statement(format!("VACUUM INTO '{}'", copy.display()), [])
+                    .await
+                    .unwrap();
+                let copy = rusqlite::Connection::open(copy).unwrap();
+                let n: i64 = copy
+                    .query_row("SELECT count(*) FROM todos", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(n, 1);
+                // Inside a transaction SQLite itself refuses it, and says so.
+                let err = db
+                    .transaction(|| async { db.custom_statement("VACUUM", []).await })
+                    .await
+                    .unwrap_err();
+                assert!(
+                    err.to_string()
+                        .contains("cannot VACUUM from within a transaction"),
+                    "{err}"
+                );
+            })
+        });
+    }
+}
+
+// Scenario (found by a probe): on the server, raw selects that depend on
+// the connection's own state went to a reader: `last_insert_rowid()` and
+// `changes()` answered 0, `TEMP` and attached tables "no such table".
+#[test]
+fn raw_selects_that_need_the_writers_own_state_run_on_the_writer() {
+    for backend in BACKENDS {
+        within(60, move || {
+            block_on(async move {
+                let (dir, db) = open(backend).await;
+                db.custom_statement(
+                    "INSERT INTO categories (description) VALUES ('One'), ('Two')",
+                    [],
+                )
+                .await
+                .unwrap();
+                let rows = db
+                    .custom_select("SELECT last_insert_rowid(), changes()", [])
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (
+                        rows[0].get::<i64>(0).unwrap(),
+                        rows[0].get::<i64>(1).unwrap()
+                    ),
+                    (2, 2)
+                );
+                db.custom_statement("CREATE TEMP TABLE scratch (x)", [])
+                    .await
+                    .unwrap();
+                db.custom_statement("INSERT INTO scratch VALUES (1)", [])
+                    .await
+                    .unwrap();
+                let rows = db
+                    .custom_select("SELECT count(*) FROM scratch", [])
+                    .await
+                    .unwrap();
+                assert_eq!(rows[0].get::<i64>(0).unwrap(), 1);
+                let other = dir.path().join("other.db");
+                db.custom_statement(
+                    format!("ATTACH DATABASE '{}' AS other", other.display()),
+                    [],
+                )
+                .await
+                .unwrap();
+                db.custom_statement("CREATE TABLE other.t (x)", [])
+                    .await
+                    .unwrap();
+                let rows = db
+                    .custom_select("SELECT count(*) FROM other.t", [])
+                    .await
+                    .unwrap();
+                assert_eq!(rows[0].get::<i64>(0).unwrap(), 0);
+            })
+        });
+    }
+}
+
+// Scenario (found by a probe): a read unit that ran `PRAGMA query_only = 0`
+// could write: in-thread the write "succeeded" and was silently discarded;
+// inside a transaction scope it was committed.
+#[test]
+fn a_read_unit_cannot_write_even_by_turning_query_only_off() {
+    for backend in BACKENDS {
+        within(60, move || {
+            block_on(async move {
+                let (dir, db) = open(backend).await;
+                let sneaky = |conn: &Conn<'_>| {
+                    conn.custom_statement("PRAGMA query_only = 0", [])?;
+                    conn.insert(todo("Sneaked in", "x", None)).execute()
+                };
+                let outside = db.read(sneaky).await.unwrap_err();
+                assert_eq!(outside, Error::WriteInRead);
+                assert_eq!(
+                    outside.to_string(),
+                    "a read unit of work changed the database; its changes were rolled back \
+                     (use db.write(..) to write)"
+                );
+                let inside = db
+                    .transaction(|| async {
+                        db.insert(todo("Kept one", "x", None)).await?;
+                        assert_eq!(db.read(sneaky).await.unwrap_err(), Error::WriteInRead);
+                        Ok(())
+                    })
+                    .await;
+                inside.unwrap();
+                // Writes are refused again afterwards: query_only is back on.
+                let err = db
+                    .read(|conn| conn.insert(todo("Refused", "x", None)).execute())
+                    .await
+                    .unwrap_err();
+                assert!(err.to_string().contains("readonly database"), "{err}");
+                db.insert(todo("Writable", "x", None)).await.unwrap();
+                assert_eq!(titles_on_disk(&dir), ["Kept one", "Writable"]);
+            })
+        });
+    }
+}
+
+// Scenario (found by a probe): a request queued behind a long-running job
+// had no deadline (only waits for another transaction did): with a 300 ms
+// busy timeout it waited for the whole job, forever behind an endless one.
+#[test]
+fn a_request_queued_behind_a_long_job_fails_with_busy() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let options = OpenOptions::default().busy_timeout(Duration::from_millis(300));
+            let (dir, db) = block_on(open_with(backend, options));
+            let (entered, in_job) = mpsc::channel();
+            let finished = Arc::new(AtomicBool::new(false));
+            let long = {
+                let (db, finished) = (db.clone(), finished.clone());
+                std::thread::spawn(move || {
+                    block_on(db.write(move |_| {
+                        entered.send(()).unwrap();
+                        std::thread::sleep(Duration::from_secs(2));
+                        finished.store(true, Ordering::SeqCst);
+                        Ok(())
+                    }))
+                })
+            };
+            in_job.recv().unwrap();
+            let err = block_on(db.insert(todo("Too late", "x", None))).unwrap_err();
+            assert!(matches!(err, Error::Busy { .. }), "{backend:?}: {err}");
+            assert!(
+                !finished.load(Ordering::SeqCst),
+                "{backend:?}: the request gave up while the job still ran"
+            );
+            long.join().unwrap().unwrap();
+            assert!(
+                titles_on_disk(&dir).is_empty(),
+                "the abandoned insert never ran"
+            );
+            block_on(db.insert(todo("Now fine", "x", None))).unwrap();
+        });
+    }
+}
+
+// Scenario (found by a probe): `Server::connect` always ran the schema check
+// as a job on the writer, so connecting failed with `Busy` while another
+// client held a transaction, even with nothing to migrate.
+#[test]
+fn connecting_needs_no_writer_when_the_schema_is_current() {
+    within(60, || {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let options = OpenOptions::default().busy_timeout(Duration::from_millis(300));
+            let server = Server::open_with(dir.path().join("todos.db"), options, 2)
+                .await
+                .unwrap();
+            let a = server.connect::<TodoDb>().await.unwrap();
+            let tx = a.begin().await.unwrap();
+            let b = server.connect::<TodoDb>().await.unwrap();
+            server.connect::<NoSchema>().await.unwrap();
+            assert_eq!(b.select::<Todo>().count().await.unwrap(), 0);
+            tx.rollback().await.unwrap();
+        })
     });
 }

@@ -1,9 +1,13 @@
-//! [`Host`]: a connection where it lives, with the lane that holds its
+//! [`Host`]: a connection where it lives, with the lanes that hold its
 //! transaction — the rules for transactions that every backend owning a
 //! SQLite connection shares (the in-thread database and each server thread).
 //!
-//! - One lane at a time holds the transaction; [`Host::admits`] says whether
-//!   a request of a lane may run now. The backend makes the others wait.
+//! - One lane at a time holds the turn: the transaction's lane, or — while
+//!   a savepoint opened in a lane of its own is open (one begun through a
+//!   `Db` inside `Db::transaction`) — that savepoint's lane, so concurrent
+//!   work in one scope never lands inside a sibling's savepoint.
+//!   [`Host::admits`] says whether a request of a lane may run now; the
+//!   backend makes the others wait.
 //! - Every operation names its level. A level that never began (its begin
 //!   was abandoned) or already ended is reported or, for a rollback,
 //!   ignored; it never reaches its parent.
@@ -19,22 +23,29 @@ use super::Lane;
 use crate::error::{Error, Result, catch};
 use crate::sqlite::{Connection, Level, TxKind};
 
-/// A connection and who holds its transaction.
+/// A connection and the lanes that hold its transaction.
 pub(crate) struct Host {
     conn: Connection,
-    owner: Option<Owner>,
+    /// The lanes holding the transaction, outermost first, each with the
+    /// level it opened first; the last one has the turn.
+    holders: Vec<Holder>,
+    /// When the transaction began.
+    since: Option<Instant>,
 }
 
-/// The lane holding the transaction, and since when.
 #[derive(Debug, Clone, Copy)]
-struct Owner {
+struct Holder {
     lane: Lane,
-    since: Instant,
+    level: Level,
 }
 
 impl Host {
     pub(crate) fn new(conn: Connection) -> Self {
-        Host { conn, owner: None }
+        Host {
+            conn,
+            holders: Vec::new(),
+            since: None,
+        }
     }
 
     pub(crate) fn conn(&self) -> &Connection {
@@ -47,17 +58,16 @@ impl Host {
 
     /// Whether a request of `lane` may run now.
     pub(crate) fn admits(&self, lane: Lane) -> bool {
-        self.owner.is_none_or(|owner| owner.lane == lane)
+        self.holders.last().is_none_or(|holder| holder.lane == lane)
     }
 
     /// How long the current transaction has been open, if one is.
     pub(crate) fn held_for(&self) -> Option<Duration> {
-        self.owner.map(|owner| owner.since.elapsed())
+        self.since.map(|since| since.elapsed())
     }
 
-    /// Whether no lane holds the transaction.
-    pub(crate) fn is_free(&self) -> bool {
-        self.owner.is_none()
+    fn holds(&self, lane: Lane) -> bool {
+        self.holders.iter().any(|holder| holder.lane == lane)
     }
 
     /// Runs `work` for `lane` (which [`Host::admits`]): a request of a
@@ -68,7 +78,7 @@ impl Host {
         lane: Lane,
         work: impl FnOnce(&Connection) -> Result<R>,
     ) -> Result<R> {
-        if lane != Lane::NONE && !self.owner.is_some_and(|owner| owner.lane == lane) {
+        if lane != Lane::NONE && !self.holds(lane) {
             return Err(Error::ended(
                 "its statements cannot run: it was already committed or rolled back",
             ));
@@ -80,7 +90,7 @@ impl Host {
     /// transaction it leaves open that no lane owns is rolled back.
     fn run<R>(&mut self, work: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let result = catch(|| work(&self.conn));
-        if self.owner.is_none() && self.conn.in_transaction() {
+        if self.holders.is_empty() && self.conn.in_transaction() {
             if let Err(error) = self.conn.rollback_all() {
                 tracing::warn!(target: "driftwood", %error, "rolling back an unowned transaction failed");
             }
@@ -89,50 +99,59 @@ impl Host {
         result
     }
 
-    /// Opens `level` for `lane` (which [`Host::admits`]): the lane's
-    /// transaction, or with `nested` a savepoint inside its innermost level.
+    /// Opens `level` in `lane`, whose turn it must be to wait for: without
+    /// a `parent`, the lane's transaction; with one (whose turn it is), a
+    /// savepoint inside the parent's innermost level — held by `lane` alone
+    /// while it lasts if `lane` is not the parent's.
     pub(crate) fn begin(
         &mut self,
         lane: Lane,
         level: Level,
         kind: TxKind,
-        nested: bool,
+        parent: Option<Lane>,
     ) -> Result<()> {
-        let holds = self.owner.is_some_and(|owner| owner.lane == lane);
-        if nested && !holds {
-            return Err(Error::ended(
-                "cannot open a savepoint: its parent transaction already ended",
-            ));
+        match parent {
+            None if !self.holders.is_empty() => {
+                return Err(Error::invalid_argument(
+                    "a transaction cannot begin while another holds the connection",
+                ));
+            }
+            Some(parent) if self.holders.last().map(|h| h.lane) != Some(parent) => {
+                return Err(Error::ended(
+                    "cannot open a savepoint: its parent transaction already ended",
+                ));
+            }
+            _ => {}
         }
         self.conn.begin_level(level, kind)?;
-        if !holds {
-            self.owner = Some(Owner {
-                lane,
-                since: Instant::now(),
-            });
+        if parent != Some(lane) {
+            self.holders.push(Holder { lane, level });
+        }
+        if parent.is_none() {
+            self.since = Some(Instant::now());
         }
         Ok(())
     }
 
     /// Commits `lane`'s `level`.
     pub(crate) fn commit(&mut self, lane: Lane, level: Level) -> Result<()> {
-        if !self.owner.is_some_and(|owner| owner.lane == lane) {
+        if !self.holds(lane) {
             return Err(Error::ended(
                 "cannot commit: it was already committed or rolled back",
             ));
         }
         let result = self.conn.commit(level);
-        self.release_if_done();
+        self.settle();
         result
     }
 
     /// Rolls back `lane`'s `level`; nothing to do if the lane holds nothing.
     pub(crate) fn rollback(&mut self, lane: Lane, level: Level) -> Result<()> {
-        if !self.owner.is_some_and(|owner| owner.lane == lane) {
+        if !self.holds(lane) {
             return Ok(());
         }
         let result = self.conn.rollback(level);
-        self.release_if_done();
+        self.settle();
         result
     }
 
@@ -141,13 +160,20 @@ impl Host {
         if let Err(error) = self.conn.rollback_all() {
             tracing::warn!(target: "driftwood", %error, "rolling back at shutdown failed");
         }
-        self.owner = None;
+        self.settle();
     }
 
-    /// The lane's transaction is over once its last level ended.
-    fn release_if_done(&mut self) {
-        if self.conn.depth() == 0 {
-            self.owner = None;
+    /// A lane holds the transaction only while the level it opened first
+    /// is open; with no level left, nobody does.
+    fn settle(&mut self) {
+        while let Some(holder) = self.holders.last() {
+            if self.conn.has_level(holder.level) {
+                break;
+            }
+            self.holders.pop();
+        }
+        if self.holders.is_empty() {
+            self.since = None;
         }
     }
 }

@@ -1,23 +1,25 @@
 //! [`Local`]: the in-thread backend. The connection lives with the
-//! database handle and requests run on the calling thread, at once, when
-//! their lane may run; a request of another lane than the one holding the
-//! transaction waits (without blocking its thread) until the transaction
-//! ends, at most the busy timeout.
+//! database handle and a request runs on the calling thread, at once, when
+//! its lane may run and nobody else is using the connection. Otherwise —
+//! another lane holds the transaction, or another thread is running a
+//! statement — it waits without blocking its thread, at most the busy
+//! timeout.
 //!
-//! The connection sits behind a `std::sync::Mutex` held only while a
-//! request runs synchronously — never across an await, never by a thread
-//! twice (a request from inside a unit of work of the same database fails
-//! with [`Error::Reentrant`] before it locks).
+//! The connection sits behind a `std::sync::Mutex` taken only with
+//! `try_lock` and held only while a request runs synchronously: never
+//! across an await. A request from the thread already holding it (a call
+//! back into the database from inside its own unit of work) fails with
+//! [`Error::Reentrant`] instead of waiting for itself.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
 use futures::future::select;
 
 use super::host::{Host, busy, warn_waiting};
-use super::{Inside, Lane, Pending, Work, ensure_outside, is_inside};
+use super::{Lane, Pending, Work};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::sqlite::{Connection, Level, TxKind};
@@ -26,13 +28,18 @@ use crate::sqlite::{Connection, Level, TxKind};
 pub(crate) struct Local {
     /// The connection and who holds its transaction; `None` once closed.
     host: Mutex<Option<Host>>,
-    /// Set once closed (readable without the lock, from inside a unit of work).
+    /// The thread running a request now (see [`thread_mark`]), 0 for none:
+    /// tells a reentrant call from another thread's contention.
+    holder: AtomicUsize,
+    /// Set once closed (readable without the lock).
     closed: AtomicBool,
-    /// Rollbacks of transactions dropped while this thread ran a unit of
-    /// work of this database (so the lock was taken); run when it ends.
+    /// Rollbacks of dropped transactions that found the connection in use;
+    /// whoever uses it next runs them first. `has_detached` says whether
+    /// there are any, so requests need not lock the list.
     detached: Mutex<Vec<(Lane, Level)>>,
-    /// Notified when the transaction ends or the database closes: wakes the
-    /// requests of other lanes waiting for it.
+    has_detached: AtomicBool,
+    /// Notified whenever a request ends: wakes requests waiting for the
+    /// connection or for the transaction's lane to give up its turn.
     released: Event,
     busy_timeout: Duration,
 }
@@ -40,7 +47,8 @@ pub(crate) struct Local {
 /// What became of an attempt to run an operation now.
 enum Attempt<R, F> {
     Done(Result<R>),
-    /// Another lane holds the transaction; the operation comes back.
+    /// Not now (another lane's turn, or the connection in use); the
+    /// operation comes back.
     Blocked(F),
 }
 
@@ -50,13 +58,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A number unique to the calling thread while it lives: the address of a
+/// thread-local.
+fn thread_mark() -> usize {
+    thread_local!(static MARK: u8 = const { 0 });
+    MARK.with(|mark| mark as *const u8 as usize)
+}
+
 impl Local {
     pub(crate) fn new(conn: Connection) -> Arc<Local> {
         Arc::new(Local {
             busy_timeout: conn.busy_timeout(),
             host: Mutex::new(Some(Host::new(conn))),
+            holder: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             detached: Mutex::new(Vec::new()),
+            has_detached: AtomicBool::new(false),
             released: Event::new(),
         })
     }
@@ -70,7 +87,7 @@ impl Local {
         lane: Lane,
         plan: Plan<T>,
     ) -> Pending<T> {
-        self.request(lane, true, move |host| {
+        self.request(Some(lane), move |host| {
             host.run_in(lane, |conn| conn.run(&plan))
         })
     }
@@ -80,7 +97,7 @@ impl Local {
         lane: Lane,
         work: impl Work<R>,
     ) -> Pending<R> {
-        self.request(lane, true, move |host| host.run_in(lane, work))
+        self.request(Some(lane), move |host| host.run_in(lane, work))
     }
 
     pub(crate) fn begin(
@@ -88,45 +105,33 @@ impl Local {
         lane: Lane,
         level: Level,
         kind: TxKind,
-        nested: bool,
+        parent: Option<Lane>,
     ) -> Pending<()> {
-        self.request(lane, true, move |host| {
-            host.begin(lane, level, kind, nested)
+        self.request(Some(parent.unwrap_or(lane)), move |host| {
+            host.begin(lane, level, kind, parent)
         })
     }
 
     pub(crate) fn commit(self: &Arc<Self>, lane: Lane, level: Level) -> Pending<()> {
-        self.request(lane, false, move |host| host.commit(lane, level))
+        self.request(None, move |host| host.commit(lane, level))
     }
 
     pub(crate) fn rollback(self: &Arc<Self>, lane: Lane, level: Level) -> Pending<()> {
-        self.request(lane, false, move |host| host.rollback(lane, level))
+        self.request(None, move |host| host.rollback(lane, level))
     }
 
-    /// Rolls back at once, or — when this thread is inside a unit of work
-    /// of this database — as soon as that unit ends.
+    /// Rolls back at once if the connection is free, else as soon as its
+    /// current user is done (never blocking, never lost).
     pub(crate) fn rollback_detached(&self, lane: Lane, level: Level) {
-        if is_inside(self.id()) {
-            lock(&self.detached).push((lane, level));
-            return;
-        }
-        let mut slot = lock(&self.host);
-        let Some(host) = slot.as_mut() else { return };
-        let held = !host.is_free();
-        if let Err(error) = host.rollback(lane, level) {
-            tracing::warn!(target: "driftwood", %error, "rolling back a dropped transaction failed");
-        }
-        let released = held && host.is_free();
-        drop(slot);
-        if released {
-            self.released.notify(usize::MAX);
-        }
+        lock(&self.detached).push((lane, level));
+        self.has_detached.store(true, Ordering::SeqCst);
+        self.run_detached_if_free();
     }
 
     /// Closes the connection; an open transaction rolls back with it.
     pub(crate) fn close(&self) -> Pending<()> {
-        if let Err(error) = ensure_outside(self.id()) {
-            return Pending::ready(Err(error));
+        if self.holder.load(Ordering::Acquire) == thread_mark() {
+            return Pending::ready(Err(Error::Reentrant));
         }
         self.closed.store(true, Ordering::Release);
         let host = lock(&self.host).take();
@@ -139,50 +144,70 @@ impl Local {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Runs `operation` now if `lane` may run (or if it does not `wait` for
-    /// its turn); otherwise waits for the transaction to end, at most the
-    /// busy timeout.
-    fn request<R, F>(self: &Arc<Self>, lane: Lane, wait: bool, operation: F) -> Pending<R>
+    /// Runs `operation` now if it may (when it waits for a `turn`, if that
+    /// lane may run); otherwise waits, at most the busy timeout.
+    fn request<R, F>(self: &Arc<Self>, turn: Option<Lane>, operation: F) -> Pending<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Host) -> Result<R> + Send + 'static,
     {
-        match self.attempt(lane, wait, operation) {
+        match self.attempt(turn, operation) {
             Attempt::Done(result) => Pending::ready(result),
-            Attempt::Blocked(operation) => Pending::boxed(self.clone().wait_turn(lane, operation)),
+            Attempt::Blocked(operation) => Pending::boxed(self.clone().wait(turn, operation)),
         }
     }
 
-    fn attempt<R, F>(&self, lane: Lane, wait: bool, operation: F) -> Attempt<R, F>
+    fn attempt<R, F>(&self, turn: Option<Lane>, operation: F) -> Attempt<R, F>
     where
         F: FnOnce(&mut Host) -> Result<R>,
     {
-        if let Err(error) = ensure_outside(self.id()) {
-            return Attempt::Done(Err(error));
-        }
-        let mut slot = lock(&self.host);
+        let mut slot = match self.host.try_lock() {
+            Ok(slot) => slot,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                if self.holder.load(Ordering::Acquire) == thread_mark() {
+                    return Attempt::Done(Err(Error::Reentrant));
+                }
+                return Attempt::Blocked(operation);
+            }
+        };
         let Some(host) = slot.as_mut() else {
             return Attempt::Done(Err(Error::Closed));
         };
-        let held = !host.is_free();
         self.run_detached(host);
-        if wait && !host.admits(lane) {
+        if turn.is_some_and(|lane| !host.admits(lane)) {
             return Attempt::Blocked(operation);
         }
-        let result = {
-            let _inside = Inside::enter(self.id());
-            operation(host)
-        };
+        self.holder.store(thread_mark(), Ordering::Release);
+        let result = operation(host);
+        self.holder.store(0, Ordering::Release);
         self.run_detached(host);
-        let released = held && host.is_free();
         drop(slot);
-        if released {
-            self.released.notify(usize::MAX);
-        }
+        // A rollback detached while the lock was held would wait for the
+        // next request; run it now. Then wake whoever waits.
+        self.run_detached_if_free();
+        self.released.notify(usize::MAX);
         Attempt::Done(result)
     }
 
+    fn run_detached_if_free(&self) {
+        if !self.has_detached.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(mut slot) = self.host.try_lock() else {
+            return;
+        };
+        if let Some(host) = slot.as_mut() {
+            self.run_detached(host);
+        }
+        drop(slot);
+        self.released.notify(usize::MAX);
+    }
+
     fn run_detached(&self, host: &mut Host) {
+        if !self.has_detached.swap(false, Ordering::SeqCst) {
+            return;
+        }
         for (lane, level) in std::mem::take(&mut *lock(&self.detached)) {
             if let Err(error) = host.rollback(lane, level) {
                 tracing::warn!(target: "driftwood", %error, "rolling back a dropped transaction failed");
@@ -190,7 +215,7 @@ impl Local {
         }
     }
 
-    async fn wait_turn<R, F>(self: Arc<Self>, lane: Lane, mut operation: F) -> Result<R>
+    async fn wait<R, F>(self: Arc<Self>, turn: Option<Lane>, mut operation: F) -> Result<R>
     where
         F: FnOnce(&mut Host) -> Result<R>,
     {
@@ -199,12 +224,15 @@ impl Local {
         let mut warned = false;
         loop {
             let released = self.released.listen();
-            operation = match self.attempt(lane, true, operation) {
+            operation = match self.attempt(turn, operation) {
                 Attempt::Done(result) => return result,
                 Attempt::Blocked(operation) => operation,
             };
             let waited = started.elapsed();
-            let held = lock(&self.host).as_ref().and_then(Host::held_for);
+            let held = match self.host.try_lock() {
+                Ok(slot) => slot.as_ref().and_then(Host::held_for),
+                Err(_) => None,
+            };
             if waited >= self.busy_timeout {
                 return Err(busy(waited, held));
             }
@@ -214,7 +242,7 @@ impl Local {
             }
             let next = if warned { self.busy_timeout } else { warn_at };
             let timer = futures_timer::Delay::new(next.saturating_sub(waited));
-            // Woken by the end of the transaction or by the clock: try again.
+            // Woken by the end of a request or by the clock: try again.
             let _ = select(released, timer).await;
         }
     }

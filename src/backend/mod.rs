@@ -105,18 +105,19 @@ impl Backend {
         }
     }
 
-    /// Opens `level` for `lane`: its transaction if `nested` is false, a
-    /// savepoint inside the lane's innermost level otherwise.
+    /// Opens `level` in `lane`: its transaction without a `parent` lane; a
+    /// savepoint inside the parent's innermost level with one (held by
+    /// `lane` alone while it lasts, if `lane` is not the parent).
     pub(crate) fn begin(
         &self,
         lane: Lane,
         level: Level,
         kind: TxKind,
-        nested: bool,
+        parent: Option<Lane>,
     ) -> Pending<()> {
         match self {
-            Backend::Local(local) => local.begin(lane, level, kind, nested),
-            Backend::Server(client) => client.begin(lane, level, kind, nested),
+            Backend::Local(local) => local.begin(lane, level, kind, parent),
+            Backend::Server(client) => client.begin(lane, level, kind, parent),
         }
     }
 

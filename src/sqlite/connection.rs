@@ -301,19 +301,8 @@ impl Connection {
     /// Prepares `sql` through the statement cache; raw transaction control
     /// is refused here, by the authorizer.
     fn prepare(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
-        self.guard.reset();
-        self.raw
-            .prepare_cached(sql)
-            .map_err(|e| self.prepare_error(e, sql))
-    }
-
-    fn prepare_error(&self, error: rusqlite::Error, sql: &str) -> Error {
-        if self.guard.refused_control() {
-            return Error::TransactionControl {
-                sql: sql.to_owned(),
-            };
-        }
-        from_rusqlite(error, sql)
+        let (prepared, refused) = self.guard.preparing(|| self.raw.prepare_cached(sql));
+        prepared.map_err(|e| prepare_error(e, sql, refused))
     }
 
     /// Runs a statement prepared once for many executions.
@@ -372,27 +361,52 @@ impl Connection {
     }
 
     /// Whether `sql` is a plain read a reader connection may run for the
-    /// writer: SQLite says it only reads, and it neither controls a
-    /// transaction, attaches or detaches, nor runs a pragma.
+    /// writer: SQLite says it only reads, and it needs nothing of this
+    /// connection's own (no pragma, attach or detach, no schema but `main`,
+    /// no `last_insert_rowid()`/`changes()`).
     pub(crate) fn is_plain_read(&self, sql: &str) -> Result<bool> {
-        self.guard.reset();
-        let stmt = self
-            .raw
-            .prepare(sql)
-            .map_err(|e| self.prepare_error(e, sql))?;
-        Ok(stmt.readonly() && !self.guard.side_effect())
+        let (prepared, refused) = self.guard.preparing(|| self.raw.prepare(sql));
+        let stmt = prepared.map_err(|e| prepare_error(e, sql, refused))?;
+        Ok(stmt.readonly() && !self.guard.needs_this_connection())
     }
 
-    /// Runs `work` with `PRAGMA query_only` on, so every write fails.
-    pub(crate) fn query_only<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<R> {
-        if self.query_only.get() {
-            return work();
+    /// Whether this connection created objects no other connection sees
+    /// (`TEMP` tables, views, triggers, indexes; attached databases).
+    pub(crate) fn has_private_state(&self) -> bool {
+        self.guard.has_private_state()
+    }
+
+    /// Runs `work` as a read: in one read transaction (a savepoint of the
+    /// open transaction, if there is one), so all its statements see one
+    /// snapshot, with `PRAGMA query_only` on, so writes fail. The level is
+    /// always rolled back, so whatever `work` wrote anyway (after turning
+    /// `query_only` off) is undone, and reported as [`Error::WriteInRead`].
+    pub(crate) fn read_only<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<R> {
+        let changes_before = self.raw.total_changes();
+        let level = self.begin(TxKind::Deferred)?;
+        let was_on = self.query_only.get();
+        let guarded = if was_on {
+            Ok(())
+        } else {
+            self.set_query_only(true)
+        };
+        let result = guarded.and_then(|()| work());
+        let still_on = matches!(
+            self.query_value("PRAGMA query_only"),
+            Ok(SqlValue::Integer(1))
+        );
+        let wrote = !still_on || self.raw.total_changes() != changes_before;
+        let restored = if was_on && still_on {
+            Ok(())
+        } else {
+            self.set_query_only(was_on)
+        };
+        let ended = self.rollback(level);
+        if wrote {
+            return Err(Error::WriteInRead);
         }
-        self.set_query_only(true)?;
-        let result = work();
-        let restored = self.set_query_only(false);
         let value = result?;
-        restored.map(|()| value)
+        restored.and(ended).map(|()| value)
     }
 
     /// Turns `PRAGMA query_only` on or off.
@@ -408,20 +422,6 @@ impl Connection {
             .map_err(|e| from_rusqlite(e, sql))?;
         self.query_only.set(on);
         Ok(())
-    }
-
-    /// Runs `work` in a read transaction (one snapshot for all its
-    /// statements), or inside the open transaction if there is one.
-    pub(crate) fn in_read_transaction<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<R> {
-        if self.in_transaction() {
-            return work();
-        }
-        let level = self.begin(TxKind::Deferred)?;
-        let result = work();
-        // A read transaction has nothing to keep: always end it.
-        let ended = self.rollback(level);
-        let value = result?;
-        ended.map(|()| value)
     }
 
     /// `PRAGMA user_version`: the schema version stored in the file.
@@ -487,6 +487,17 @@ impl Connection {
                 .map_err(|e| from_rusqlite(e, sql))
         })
     }
+}
+
+/// The error of a failed prepare: a refused transaction control statement
+/// is named as such.
+fn prepare_error(error: rusqlite::Error, sql: &str, refused_control: bool) -> Error {
+    if refused_control {
+        return Error::TransactionControl {
+            sql: sql.to_owned(),
+        };
+    }
+    from_rusqlite(error, sql)
 }
 
 /// An empty vector with `vec`'s allocation, for arguments borrowed from

@@ -1,27 +1,38 @@
 //! The authorizer driftwood installs on every connection: it refuses
 //! transaction control in user SQL (driftwood owns transaction boundaries,
 //! so no write leaks out of or into somebody else's transaction) and notes
-//! what a statement does beyond reading, so raw SQL can be routed to a
-//! reader only when it is a plain read.
+//! what a statement needs beyond reading the shared database, so raw SQL is
+//! routed to a reader only when any connection would answer it the same.
 //!
-//! SQLite calls the authorizer while it prepares a statement, never when a
-//! cached statement runs again, so the flags it sets describe the statement
-//! prepared last. The connection resets them before each prepare.
+//! SQLite calls the authorizer while it prepares a statement — never when a
+//! cached statement runs again — and also for statements SQLite prepares
+//! itself while running one (`VACUUM` attaches a database and begins a
+//! transaction). So the guard judges only while the connection prepares a
+//! user statement ([`Guard::preparing`]); what it saw describes the
+//! statement prepared last.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
-/// What the authorizer saw and whether driftwood itself is preparing.
+/// Functions whose value depends on the connection that runs them.
+const CONNECTION_STATE_FUNCTIONS: [&str; 3] = ["last_insert_rowid", "changes", "total_changes"];
+
+/// What the authorizer saw and whether a user statement is being prepared.
 #[derive(Debug, Default)]
 pub(crate) struct Guard {
-    /// Set while driftwood runs its own `BEGIN`/`COMMIT`/`SAVEPOINT`/….
-    internal: AtomicBool,
+    /// Set while the connection prepares user SQL.
+    preparing: AtomicBool,
     /// The last prepare tried to control a transaction and was refused.
     refused_control: AtomicBool,
-    /// The last prepare attaches, detaches or runs a pragma: not for a reader.
-    side_effect: AtomicBool,
+    /// The last prepare needs this very connection: it attaches, detaches,
+    /// runs a pragma, reads another schema than `main`, or calls a function
+    /// of the connection's state.
+    needs_this_connection: AtomicBool,
+    /// This connection created something other connections cannot see (a
+    /// `TEMP` object, an attached database): sticky.
+    has_private_state: AtomicBool,
 }
 
 impl Guard {
@@ -36,43 +47,58 @@ impl Guard {
     }
 
     fn authorize(&self, context: AuthContext<'_>) -> Authorization {
+        if !self.preparing.load(Ordering::Relaxed) {
+            return Authorization::Allow;
+        }
         match context.action {
             AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => {
-                if self.internal.load(Ordering::Relaxed) {
-                    return Authorization::Allow;
-                }
                 self.refused_control.store(true, Ordering::Relaxed);
-                Authorization::Deny
+                return Authorization::Deny;
             }
-            AuthAction::Attach { .. } | AuthAction::Detach { .. } | AuthAction::Pragma { .. } => {
-                self.side_effect.store(true, Ordering::Relaxed);
-                Authorization::Allow
+            AuthAction::Attach { .. }
+            | AuthAction::CreateTempTable { .. }
+            | AuthAction::CreateTempView { .. }
+            | AuthAction::CreateTempIndex { .. }
+            | AuthAction::CreateTempTrigger { .. } => {
+                self.has_private_state.store(true, Ordering::Relaxed);
+                self.needs_this_connection.store(true, Ordering::Relaxed);
             }
-            _ => Authorization::Allow,
+            AuthAction::Detach { .. } | AuthAction::Pragma { .. } => {
+                self.needs_this_connection.store(true, Ordering::Relaxed);
+            }
+            AuthAction::Function { function_name }
+                if CONNECTION_STATE_FUNCTIONS
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(function_name)) =>
+            {
+                self.needs_this_connection.store(true, Ordering::Relaxed);
+            }
+            AuthAction::Read { .. } if context.database_name.is_some_and(|db| db != "main") => {
+                self.needs_this_connection.store(true, Ordering::Relaxed);
+            }
+            _ => {}
         }
+        Authorization::Allow
     }
 
-    /// Forgets what the previous prepare did.
-    pub(crate) fn reset(&self) {
+    /// Prepares user SQL with `prepare`, judged by the guard; says whether
+    /// the prepare was refused for controlling a transaction.
+    pub(crate) fn preparing<R>(&self, prepare: impl FnOnce() -> R) -> (R, bool) {
         self.refused_control.store(false, Ordering::Relaxed);
-        self.side_effect.store(false, Ordering::Relaxed);
+        self.needs_this_connection.store(false, Ordering::Relaxed);
+        self.preparing.store(true, Ordering::Relaxed);
+        let result = prepare();
+        self.preparing.store(false, Ordering::Relaxed);
+        (result, self.refused_control.load(Ordering::Relaxed))
     }
 
-    /// Whether the last prepare was refused for controlling a transaction.
-    pub(crate) fn refused_control(&self) -> bool {
-        self.refused_control.load(Ordering::Relaxed)
+    /// Whether the statement prepared last needs this very connection.
+    pub(crate) fn needs_this_connection(&self) -> bool {
+        self.needs_this_connection.load(Ordering::Relaxed)
     }
 
-    /// Whether the last prepare attaches, detaches or runs a pragma.
-    pub(crate) fn side_effect(&self) -> bool {
-        self.side_effect.load(Ordering::Relaxed)
-    }
-
-    /// Runs `work` with driftwood's own transaction control allowed.
-    pub(crate) fn internal<R>(&self, work: impl FnOnce() -> R) -> R {
-        self.internal.store(true, Ordering::Relaxed);
-        let result = work();
-        self.internal.store(false, Ordering::Relaxed);
-        result
+    /// Whether this connection holds objects no other connection sees.
+    pub(crate) fn has_private_state(&self) -> bool {
+        self.has_private_state.load(Ordering::Relaxed)
     }
 }

@@ -144,6 +144,11 @@ impl Connection {
         self.open_levels.get() > 0 || !self.raw.is_autocommit()
     }
 
+    /// Whether `level` is open.
+    pub(crate) fn has_level(&self, level: Level) -> bool {
+        self.levels.borrow().stack.contains(&level)
+    }
+
     /// How many levels are open: 0 outside a transaction.
     pub fn depth(&self) -> usize {
         self.open_levels.get()
@@ -222,10 +227,11 @@ impl Connection {
         self.open_levels.set(levels.stack.len());
     }
 
-    /// Runs one of driftwood's own transaction-control statements.
+    /// Runs one of driftwood's own transaction-control statements (the
+    /// guard judges only user SQL).
     fn control(&self, sql: &str) -> Result<()> {
-        self.guard
-            .internal(|| self.raw.execute_batch(sql))
+        self.raw
+            .execute_batch(sql)
             .map_err(|e| from_rusqlite(e, sql))
     }
 }

@@ -18,7 +18,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
@@ -31,14 +31,25 @@ use crate::error::{Error, Result};
 /// How long either side spins before it sleeps.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
 
+/// A request that has not started yet.
+const QUEUED: u8 = 0;
+/// A request the server thread has begun to run: it runs to its end.
+const STARTED: u8 = 1;
+/// A request whose caller stopped waiting before it started: never run.
+const ABANDONED: u8 = 2;
+
 /// Shared between one request's sender and its reply future.
 struct Slot<T> {
     /// The reply; `None` until sent (or forever, if the server dropped it).
     value: Mutex<Option<T>>,
     /// Set once `value` is final: a reply arrived or the replier is gone.
     done: AtomicBool,
-    /// Set when the reply future is dropped: nobody wants the result.
+    /// Set when the reply future is dropped: nobody wants the result (the
+    /// progress handler interrupts a running statement on it).
     cancelled: Arc<AtomicBool>,
+    /// `QUEUED`, `STARTED` or `ABANDONED`: whether the server thread or a
+    /// caller giving up on a queued request wins.
+    state: AtomicU8,
     waker: AtomicWaker,
 }
 
@@ -49,19 +60,37 @@ pub(crate) struct Replier<T> {
 
 /// The client's end of a reply slot: a future of the reply. A replier dropped
 /// without sending (the server shut down) resolves it to [`Error::Closed`].
+/// With a busy timeout, a request still queued that long after the future
+/// first had to wait fails with [`Error::Busy`] and is never run.
 pub(crate) struct Reply<T> {
     slot: Arc<Slot<T>>,
+    busy_timeout: Option<Duration>,
+    /// Armed the first time the future has to wait.
+    timer: Option<(Instant, futures_timer::Delay)>,
 }
 
-/// A connected replier and reply future.
+/// A connected replier and reply future; the request never times out.
 pub(crate) fn reply<T>() -> (Replier<T>, Reply<T>) {
+    reply_with(None)
+}
+
+/// A connected replier and reply future whose request fails with
+/// [`Error::Busy`] if it is still queued `busy_timeout` after its future
+/// first had to wait.
+pub(crate) fn reply_with<T>(busy_timeout: Option<Duration>) -> (Replier<T>, Reply<T>) {
     let slot = Arc::new(Slot {
         value: Mutex::new(None),
         done: AtomicBool::new(false),
         cancelled: Arc::new(AtomicBool::new(false)),
+        state: AtomicU8::new(QUEUED),
         waker: AtomicWaker::new(),
     });
-    (Replier { slot: slot.clone() }, Reply { slot })
+    let reply = Reply {
+        slot: slot.clone(),
+        busy_timeout,
+        timer: None,
+    };
+    (Replier { slot }, reply)
 }
 
 impl<T> Replier<T> {
@@ -71,9 +100,22 @@ impl<T> Replier<T> {
         // Drop runs next and publishes `done`.
     }
 
-    /// Whether the client stopped waiting (its reply future was dropped).
-    pub(crate) fn is_cancelled(&self) -> bool {
+    /// Marks the request as running, unless its caller already gave up on
+    /// it (dropped its future, or timed out while it was queued): then it
+    /// must not run, and `false` says so.
+    pub(crate) fn start(&self) -> bool {
+        !self.slot.cancelled.load(Ordering::Acquire)
+            && self
+                .slot
+                .state
+                .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    /// Whether the caller gave up on the request before it started.
+    pub(crate) fn is_abandoned(&self) -> bool {
         self.slot.cancelled.load(Ordering::Acquire)
+            || self.slot.state.load(Ordering::Acquire) == ABANDONED
     }
 
     /// The flag the running statement's progress handler watches.
@@ -102,17 +144,46 @@ impl<T> Reply<T> {
 impl<T> Future for Reply<Result<T>> {
     type Output = Result<T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let slot = &self.slot;
-        if !slot.done.load(Ordering::Acquire)
-            && !spin_until(Spinner::Client, || slot.done.load(Ordering::Acquire))
-        {
-            slot.waker.register(cx.waker());
-            if !slot.done.load(Ordering::Acquire) {
-                return Poll::Pending;
-            }
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let slot = self.slot.clone();
+        let done = || slot.done.load(Ordering::Acquire);
+        if done() || spin_until(Spinner::Client, done) {
+            return Poll::Ready(self.take().unwrap_or(Err(Error::Closed)));
         }
-        Poll::Ready(self.take().unwrap_or(Err(Error::Closed)))
+        slot.waker.register(cx.waker());
+        if done() {
+            return Poll::Ready(self.take().unwrap_or(Err(Error::Closed)));
+        }
+        if let Some(error) = self.check_deadline(cx) {
+            return Poll::Ready(Err(error));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> Reply<T> {
+    /// Arms the busy timeout at the first wait; once it passed, gives up on
+    /// a request that has not started (a started one runs to its end).
+    fn check_deadline(&mut self, cx: &mut Context<'_>) -> Option<Error> {
+        let timeout = self.busy_timeout?;
+        let (since, timer) = self
+            .timer
+            .get_or_insert_with(|| (Instant::now(), futures_timer::Delay::new(timeout)));
+        if Pin::new(timer).poll(cx).is_pending() {
+            return None;
+        }
+        let waited = since.elapsed();
+        self.timer = None;
+        self.busy_timeout = None;
+        let gave_up = self
+            .slot
+            .state
+            .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        gave_up.then(|| Error::Busy {
+            waited_ms: waited.as_millis() as u64,
+            message: "the server thread was busy with earlier requests (busy timeout)".into(),
+        })
     }
 }
 

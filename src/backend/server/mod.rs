@@ -298,6 +298,11 @@ pub(crate) struct Shared {
     state: Arc<State>,
     /// Whether a raw SQL text is a plain read, as a reader found out.
     routes: Mutex<HashMap<String, bool>>,
+    /// Set once the writer holds objects readers cannot see (`TEMP`
+    /// objects, attached databases): from then on raw SQL runs there.
+    writer_private: Arc<AtomicBool>,
+    /// How long a request may wait (the writer connection's busy timeout).
+    busy_timeout: Duration,
     shutdown_timeout: Duration,
 }
 
@@ -314,8 +319,9 @@ impl Drop for InFlight {
 enum Routed<T> {
     /// It was a plain read: its value.
     Ran(T),
-    /// It is not: the writer must run it.
-    NotARead(Plan<T>),
+    /// It is not (or the reader could not tell: `false`): the writer must
+    /// run it.
+    NotARead(Plan<T>, bool),
 }
 
 impl Shared {
@@ -337,7 +343,7 @@ impl Shared {
         R: Send + 'static,
         F: FnOnce(&mut Host) -> Result<R> + Send + 'static,
     {
-        let (reply, answer) = handoff::reply();
+        let (reply, answer) = handoff::reply_with(Some(self.busy_timeout));
         let cancel = reply.cancel_flag();
         let job = Box::new(Task {
             work,
@@ -373,9 +379,11 @@ impl Shared {
         })
     }
 
-    /// Sends a request built around a reply slot to the writer.
-    fn ask(&self, make: impl FnOnce(Replier<Result<()>>) -> Request) -> Pending<()> {
-        let (reply, answer) = handoff::reply();
+    /// Sends a request built around a reply slot to the writer; one that
+    /// `waits` for its turn fails with [`Error::Busy`] if still queued after
+    /// the busy timeout (a commit or rollback never gives up).
+    fn ask(&self, waits: bool, make: impl FnOnce(Replier<Result<()>>) -> Request) -> Pending<()> {
+        let (reply, answer) = handoff::reply_with(waits.then_some(self.busy_timeout));
         match self.send(&self.writer, make(reply)) {
             Ok(()) => Pending::reply(answer),
             Err(error) => Pending::ready(Err(error)),
@@ -486,7 +494,14 @@ impl Drop for Shared {
 struct Started {
     queue: Sender<Request>,
     thread: (JoinHandle<()>, Arc<AtomicBool>),
-    opened: Reply<Result<bool>>,
+    opened: Reply<Result<Opened>>,
+}
+
+/// What a server thread reports once its connection is open.
+struct Opened {
+    /// Whether other connections see its data (a file in WAL mode).
+    shareable: bool,
+    busy_timeout: Duration,
 }
 
 /// Marks the end of a server thread, however it ends.
@@ -526,8 +541,9 @@ fn start_thread(
     opener: Opener,
     state: &Arc<State>,
     reader: Option<Arc<AtomicBool>>,
+    private: Arc<AtomicBool>,
 ) -> Result<Started> {
-    let (ready, opened) = handoff::reply::<Result<bool>>();
+    let (ready, opened) = handoff::reply::<Result<Opened>>();
     let (queue, requests) = channel::<Request>();
     state.live.fetch_add(1, Ordering::AcqRel);
     let ended = Arc::new(AtomicBool::new(false));
@@ -549,12 +565,15 @@ fn start_thread(
                 if is_reader {
                     conn.set_query_only(true)?;
                 }
-                let shareable = conn.file().is_some() && conn.journal_mode()? == "wal";
-                Ok((Worker::new(Host::new(conn), stop)?, shareable))
+                let opened = Opened {
+                    shareable: conn.file().is_some() && conn.journal_mode()? == "wal",
+                    busy_timeout: conn.busy_timeout(),
+                };
+                Ok((Worker::new(Host::new(conn), stop, private)?, opened))
             });
             match worker {
-                Ok((worker, shareable)) => {
-                    ready.send(Ok(shareable));
+                Ok((worker, opened)) => {
+                    ready.send(Ok(opened));
                     worker.serve(requests);
                 }
                 Err(error) => ready.send(Err(error)),
@@ -583,7 +602,14 @@ fn launch(
     shutdown_timeout: Duration,
 ) -> impl Future<Output = Result<Server>> + Send {
     let state = Arc::new(State::new());
-    let started = start_thread("driftwood-writer".into(), writer, &state, None);
+    let writer_private = Arc::new(AtomicBool::new(false));
+    let started = start_thread(
+        "driftwood-writer".into(),
+        writer,
+        &state,
+        None,
+        writer_private.clone(),
+    );
     async move {
         let writer = started?;
         let mut shared = Shared {
@@ -592,11 +618,15 @@ fn launch(
             threads: Mutex::new(vec![writer.thread]),
             state,
             routes: Mutex::new(HashMap::new()),
+            writer_private,
+            busy_timeout: crate::sqlite::OpenOptions::default().busy_timeout,
             shutdown_timeout,
         };
         // The writer opens first: it sets the journal mode readers rely on.
         // (Returning early drops `shared`, which stops what was started.)
-        let shareable = writer.opened.await?;
+        let opened = writer.opened.await?;
+        shared.busy_timeout = opened.busy_timeout;
+        let shareable = opened.shareable;
         if !shareable && !readers.is_empty() {
             tracing::debug!(target: "driftwood", "no reader threads: they could not see the writer's data (in-memory or non-WAL database)");
         }
@@ -609,6 +639,7 @@ fn launch(
                 opener,
                 &shared.state,
                 Some(alive.clone()),
+                Arc::new(AtomicBool::new(false)),
             )?;
             shared
                 .threads
@@ -658,6 +689,7 @@ impl Client {
         let shared = &self.shared;
         let reader = match (lane, plan.statement.access) {
             (Lane::NONE, Access::Read) => shared.pick_reader(),
+            (Lane::NONE, Access::Unknown) if shared.writer_private.load(Ordering::Acquire) => None,
             (Lane::NONE, Access::Unknown) => match shared.known_route(&plan.statement.sql) {
                 Some(true) => shared.pick_reader(),
                 Some(false) => None,
@@ -681,11 +713,15 @@ impl Client {
         let shared = self.shared.clone();
         let sql = plan.statement.sql.to_string();
         let classified = self.shared.reader_job(reader, move |host| {
-            if !host.conn().is_plain_read(&plan.statement.sql)? {
-                return Ok(Routed::NotARead(plan));
+            // What a reader cannot even prepare (a `TEMP` or attached table
+            // of the writer's) is the writer's to answer, or to refuse.
+            match host.conn().is_plain_read(&plan.statement.sql) {
+                Ok(true) => host
+                    .run_in(Lane::NONE, |conn| conn.run(&plan))
+                    .map(Routed::Ran),
+                Ok(false) => Ok(Routed::NotARead(plan, true)),
+                Err(_) => Ok(Routed::NotARead(plan, false)),
             }
-            host.run_in(Lane::NONE, |conn| conn.run(&plan))
-                .map(Routed::Ran)
         });
         Pending::boxed(async move {
             match classified.await? {
@@ -693,8 +729,10 @@ impl Client {
                     shared.remember_route(&sql, true);
                     Ok(value)
                 }
-                Routed::NotARead(plan) => {
-                    shared.remember_route(&sql, false);
+                Routed::NotARead(plan, certain) => {
+                    if certain {
+                        shared.remember_route(&sql, false);
+                    }
                     let run =
                         move |host: &mut Host| host.run_in(Lane::NONE, |conn| conn.run(&plan));
                     shared.job(&shared.writer, Lane::NONE, run).await
@@ -729,30 +767,33 @@ impl Client {
         lane: Lane,
         level: Level,
         kind: TxKind,
-        nested: bool,
+        parent: Option<Lane>,
     ) -> Pending<()> {
         if let Some(error) = self.refused() {
             return Pending::ready(Err(error));
         }
-        self.shared.ask(|reply| Request::Begin {
+        self.shared.ask(true, |reply| Request::Begin {
             lane,
             level,
             kind,
-            nested,
+            parent,
             reply,
         })
     }
 
+    /// After this client closed, nothing commits: the transaction is rolled
+    /// back (so it never keeps the writer) and the commit fails.
     pub(crate) fn commit(&self, lane: Lane, level: Level) -> Pending<()> {
         if let Some(error) = self.refused() {
+            self.rollback_detached(lane, level);
             return Pending::ready(Err(error));
         }
         self.shared
-            .ask(|reply| Request::Commit { lane, level, reply })
+            .ask(false, |reply| Request::Commit { lane, level, reply })
     }
 
     pub(crate) fn rollback(&self, lane: Lane, level: Level) -> Pending<()> {
-        self.shared.ask(|reply| Request::Rollback {
+        self.shared.ask(false, |reply| Request::Rollback {
             lane,
             level,
             reply: Some(reply),

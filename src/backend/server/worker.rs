@@ -33,8 +33,13 @@ pub(crate) trait Job: Send {
     fn run(self: Box<Self>, host: &mut Host);
     /// Answers with `error` instead of running.
     fn fail(self: Box<Self>, error: Error);
-    /// The flag set when the caller stops waiting (its future dropped).
+    /// The flag set when the caller stops waiting (its future dropped),
+    /// which the progress handler watches while the job runs.
     fn cancel_flag(&self) -> &Arc<AtomicBool>;
+    /// Marks the job as started; `false` if its caller gave up on it first.
+    fn start(&self) -> bool;
+    /// Whether its caller gave up on it before it started.
+    fn is_abandoned(&self) -> bool;
 }
 
 /// A [`Job`] made of a closure over the host and the slot for its answer.
@@ -57,6 +62,14 @@ impl<R: Send, F: FnOnce(&mut Host) -> Result<R> + Send> Job for Task<R, F> {
     fn cancel_flag(&self) -> &Arc<AtomicBool> {
         &self.cancel
     }
+
+    fn start(&self) -> bool {
+        self.reply.start()
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.reply.is_abandoned()
+    }
 }
 
 /// Everything a client can ask of a server thread.
@@ -65,13 +78,14 @@ pub(crate) enum Request {
     /// Skipped if its caller already gave up; interrupted if it gives up
     /// while the job's statement runs.
     Run { lane: Lane, job: Box<dyn Job> },
-    /// Open `level` for `lane`: its transaction, or with `nested` a
-    /// savepoint inside its innermost level. Skipped if its caller gave up.
+    /// Open `level` in `lane`: its transaction, or a savepoint of the
+    /// `parent` lane's transaction (see `Host::begin`). Skipped if its
+    /// caller gave up.
     Begin {
         lane: Lane,
         level: Level,
         kind: TxKind,
-        nested: bool,
+        parent: Option<Lane>,
         reply: Replier<Result<()>>,
     },
     /// Commit `lane`'s `level`.
@@ -96,7 +110,8 @@ impl Request {
     /// commits and rollbacks check ownership themselves and never wait.
     fn waits_in(&self) -> Option<Lane> {
         match self {
-            Request::Run { lane, .. } | Request::Begin { lane, .. } => Some(*lane),
+            Request::Run { lane, .. } => Some(*lane),
+            Request::Begin { lane, parent, .. } => Some(parent.unwrap_or(*lane)),
             Request::Commit { .. } | Request::Rollback { .. } | Request::Shutdown => None,
         }
     }
@@ -104,8 +119,8 @@ impl Request {
     /// Whether the caller stopped waiting for this request.
     fn abandoned(&self) -> bool {
         match self {
-            Request::Run { job, .. } => job.cancel_flag().load(Ordering::Acquire),
-            Request::Begin { reply, .. } => reply.is_cancelled(),
+            Request::Run { job, .. } => job.is_abandoned(),
+            Request::Begin { reply, .. } => reply.is_abandoned(),
             _ => false,
         }
     }
@@ -147,13 +162,19 @@ pub(crate) struct Worker {
     /// Set when the server shuts down: stops the loop and interrupts the
     /// statement running now.
     stop: Arc<AtomicBool>,
+    /// Set once this connection holds objects other connections cannot see.
+    private: Arc<AtomicBool>,
     busy_timeout: Duration,
 }
 
 impl Worker {
     /// Takes over `host` and installs driftwood's hooks on its connection
     /// (after the user's opener ran, so user setup cannot replace them).
-    pub(crate) fn new(mut host: Host, stop: Arc<AtomicBool>) -> Result<Self> {
+    pub(crate) fn new(
+        mut host: Host,
+        stop: Arc<AtomicBool>,
+        private: Arc<AtomicBool>,
+    ) -> Result<Self> {
         let current: CurrentCancel = Arc::new(Mutex::new(Arc::new(AtomicBool::new(false))));
         let watched = current.clone();
         let stopping = stop.clone();
@@ -181,6 +202,7 @@ impl Worker {
             waiting: VecDeque::new(),
             current,
             stop,
+            private,
             busy_timeout,
         })
     }
@@ -221,15 +243,18 @@ impl Worker {
         self.run_waiting();
     }
 
-    /// Runs waiting requests, in order, while their lane may run.
+    /// Runs waiting requests, in order, whose lane may run, until none can.
     fn run_waiting(&mut self) {
-        while self.host.is_free() && !self.waiting.is_empty() {
+        let mut progressed = true;
+        while progressed && !self.waiting.is_empty() {
+            progressed = false;
             for waiting in std::mem::take(&mut self.waiting) {
                 let admitted = waiting
                     .request
                     .waits_in()
                     .is_none_or(|lane| self.host.admits(lane));
                 if admitted {
+                    progressed = true;
                     guarded(|| self.process(waiting.request));
                 } else {
                     self.waiting.push_back(waiting);
@@ -239,8 +264,13 @@ impl Worker {
     }
 
     fn process(&mut self, request: Request) {
+        let started = match &request {
+            Request::Run { job, .. } => job.start(),
+            Request::Begin { reply, .. } => reply.start(),
+            _ => true,
+        };
         // Nobody waits for it any more: never start it.
-        if request.abandoned() {
+        if !started {
             return;
         }
         match request {
@@ -248,14 +278,17 @@ impl Worker {
                 self.set_current(job.cancel_flag().clone());
                 job.run(&mut self.host);
                 self.set_current(Arc::new(AtomicBool::new(false)));
+                if self.host.conn().has_private_state() {
+                    self.private.store(true, Ordering::Release);
+                }
             }
             Request::Begin {
                 lane,
                 level,
                 kind,
-                nested,
+                parent,
                 reply,
-            } => reply.send(self.host.begin(lane, level, kind, nested)),
+            } => reply.send(self.host.begin(lane, level, kind, parent)),
             Request::Commit { lane, level, reply } => reply.send(self.host.commit(lane, level)),
             Request::Rollback { lane, level, reply } => {
                 let result = self.host.rollback(lane, level);
