@@ -27,16 +27,64 @@ pub trait CellSource {
 /// join reads from an offset).
 #[derive(Clone, Copy)]
 pub struct Row<'a> {
-    source: &'a dyn CellSource,
+    cells: Cells<'a>,
     offset: usize,
     sql: &'a str,
+}
+
+/// Where a row's cells are: a SQLite statement still stepping — read
+/// directly, so mapping a row costs what it costs in plain rusqlite — or
+/// any other [`CellSource`].
+#[derive(Clone, Copy)]
+enum Cells<'a> {
+    Stepping {
+        row: &'a rusqlite::Row<'a>,
+        count: usize,
+    },
+    Source(&'a dyn CellSource),
+}
+
+impl<'a> Cells<'a> {
+    #[inline]
+    fn cell(self, index: usize) -> Option<ValueRef<'a>> {
+        match self {
+            Cells::Stepping { row, count } if index < count => {
+                row.get_ref(index).ok().map(ValueRef::from)
+            }
+            Cells::Stepping { .. } => None,
+            Cells::Source(source) => source.cell(index),
+        }
+    }
+
+    fn column_name(self, index: usize) -> &'a str {
+        match self {
+            Cells::Stepping { row, .. } => row.as_ref().column_name(index).unwrap_or("?"),
+            Cells::Source(source) => source.column_name(index),
+        }
+    }
+
+    fn column_count(self) -> usize {
+        match self {
+            Cells::Stepping { count, .. } => count,
+            Cells::Source(source) => source.column_count(),
+        }
+    }
 }
 
 impl<'a> Row<'a> {
     /// A row over `source`, produced by the statement `sql` (named in errors).
     pub fn new(source: &'a dyn CellSource, sql: &'a str) -> Self {
         Row {
-            source,
+            cells: Cells::Source(source),
+            offset: 0,
+            sql,
+        }
+    }
+
+    /// A row of a SQLite statement that is stepping, with `count` columns.
+    pub(crate) fn stepping(row: &'a rusqlite::Row<'a>, count: usize, sql: &'a str) -> Self {
+        Row {
+            cells: Cells::Stepping { row, count },
             offset: 0,
             sql,
         }
@@ -52,7 +100,7 @@ impl<'a> Row<'a> {
 
     /// The number of columns from this row's offset to the end.
     pub fn len(&self) -> usize {
-        self.source.column_count().saturating_sub(self.offset)
+        self.cells.column_count().saturating_sub(self.offset)
     }
 
     /// Whether the row has no columns.
@@ -61,25 +109,38 @@ impl<'a> Row<'a> {
     }
 
     /// The raw cell at `index`.
+    #[inline]
     pub fn get_ref(&self, index: usize) -> Result<ValueRef<'a>> {
-        self.source.cell(self.offset + index).ok_or_else(|| {
-            Error::invalid_argument(format!(
-                "column index {index} is out of range: the row has {} columns (statement: {})",
-                self.len(),
-                self.sql
-            ))
-        })
+        match self.cells.cell(self.offset + index) {
+            Some(value) => Ok(value),
+            None => Err(self.out_of_range(index)),
+        }
+    }
+
+    #[cold]
+    fn out_of_range(&self, index: usize) -> Error {
+        Error::invalid_argument(format!(
+            "column index {index} is out of range: the row has {} columns (statement: {})",
+            self.len(),
+            self.sql
+        ))
     }
 
     /// The cell at `index` as `T`.
+    #[inline]
     pub fn get<T: FromSql>(&self, index: usize) -> Result<T> {
         let value = self.get_ref(index)?;
-        T::from_sql(value).map_err(|e| Error::TypeMismatch {
-            column: self.source.column_name(self.offset + index).to_owned(),
+        T::from_sql(value).map_err(|e| self.mismatch(index, e))
+    }
+
+    #[cold]
+    fn mismatch(&self, index: usize, e: crate::types::FromSqlError) -> Error {
+        Error::TypeMismatch {
+            column: self.cells.column_name(self.offset + index).to_owned(),
             expected: e.expected,
             found: e.found,
             sql: self.sql.to_owned(),
-        })
+        }
     }
 
     /// The cell of the column called `name` as `T`.
@@ -94,7 +155,7 @@ impl<'a> Row<'a> {
 
     /// The name of the result column at `index`.
     pub fn column_name(&self, index: usize) -> &'a str {
-        self.source.column_name(self.offset + index)
+        self.cells.column_name(self.offset + index)
     }
 
     /// The statement this row came from.

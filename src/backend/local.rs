@@ -38,9 +38,12 @@ pub(crate) struct Local {
     /// there are any, so requests need not lock the list.
     detached: Mutex<Vec<(Lane, Level)>>,
     has_detached: AtomicBool,
-    /// Notified whenever a request ends: wakes requests waiting for the
-    /// connection or for the transaction's lane to give up its turn.
+    /// Notified whenever a request ends while someone waits: wakes
+    /// requests waiting for the connection or for the transaction's lane to
+    /// give up its turn. `waiters` counts them, so nobody pays for a
+    /// notification when nobody waits.
     released: Event,
+    waiters: AtomicUsize,
     busy_timeout: Duration,
 }
 
@@ -75,6 +78,7 @@ impl Local {
             detached: Mutex::new(Vec::new()),
             has_detached: AtomicBool::new(false),
             released: Event::new(),
+            waiters: AtomicUsize::new(0),
         })
     }
 
@@ -186,8 +190,14 @@ impl Local {
         // A rollback detached while the lock was held would wait for the
         // next request; run it now. Then wake whoever waits.
         self.run_detached_if_free();
-        self.released.notify(usize::MAX);
+        self.wake_waiters();
         Attempt::Done(result)
+    }
+
+    fn wake_waiters(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.released.notify(usize::MAX);
+        }
     }
 
     fn run_detached_if_free(&self) {
@@ -201,10 +211,19 @@ impl Local {
             self.run_detached(host);
         }
         drop(slot);
-        self.released.notify(usize::MAX);
+        self.wake_waiters();
     }
 
+    #[inline]
     fn run_detached(&self, host: &mut Host) {
+        if !self.has_detached.load(Ordering::SeqCst) {
+            return;
+        }
+        self.run_detached_now(host);
+    }
+
+    #[cold]
+    fn run_detached_now(&self, host: &mut Host) {
         if !self.has_detached.swap(false, Ordering::SeqCst) {
             return;
         }
@@ -222,6 +241,7 @@ impl Local {
         let started = Instant::now();
         let warn_at = self.busy_timeout / 2;
         let mut warned = false;
+        let _waiting = Waiting::enter(&self.waiters);
         loop {
             let released = self.released.listen();
             operation = match self.attempt(turn, operation) {
@@ -245,5 +265,21 @@ impl Local {
             // Woken by the end of a request or by the clock: try again.
             let _ = select(released, timer).await;
         }
+    }
+}
+
+/// Counts a waiting request while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(waiters: &'a AtomicUsize) -> Self {
+        waiters.fetch_add(1, Ordering::SeqCst);
+        Waiting(waiters)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

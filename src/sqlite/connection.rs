@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rusqlite::OpenFlags;
 
 use super::OpenOptions;
-use super::cells::{Bind, StatementRow, owned};
+use super::cells::{Bind, owned};
 use super::error::from_rusqlite;
 use super::guard::Guard;
 use super::levels::{Levels, TxKind};
@@ -562,11 +562,7 @@ impl Cursor for StatementCursor<'_, '_> {
         let Some(row) = self.rows.next().map_err(|e| from_rusqlite(e, self.sql))? else {
             return Ok(false);
         };
-        let cells = StatementRow {
-            row,
-            column_count: self.column_count,
-        };
-        visit(&Row::new(&cells, self.sql))?;
+        visit(&Row::stepping(row, self.column_count, self.sql))?;
         Ok(true)
     }
 }

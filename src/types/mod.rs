@@ -111,6 +111,22 @@ pub enum ValueRef<'a> {
     Blob(&'a [u8]),
 }
 
+/// A cell read in place from SQLite. Text that is not valid UTF-8 reads as
+/// a blob, so a `String` field reports a type mismatch instead of garbling.
+impl<'a> From<rusqlite::types::ValueRef<'a>> for ValueRef<'a> {
+    #[inline]
+    fn from(value: rusqlite::types::ValueRef<'a>) -> Self {
+        use rusqlite::types::ValueRef as Cell;
+        match value {
+            Cell::Null => ValueRef::Null,
+            Cell::Integer(i) => ValueRef::Integer(i),
+            Cell::Real(r) => ValueRef::Real(r),
+            Cell::Text(t) => std::str::from_utf8(t).map_or(ValueRef::Blob(t), ValueRef::Text),
+            Cell::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
 impl ValueRef<'_> {
     /// The storage class of this value, `None` for `NULL`.
     pub fn sql_type(&self) -> Option<SqlType> {

@@ -166,9 +166,13 @@ impl<T> Reply<T> {
     /// a request that has not started (a started one runs to its end).
     fn check_deadline(&mut self, cx: &mut Context<'_>) -> Option<Error> {
         let timeout = self.busy_timeout?;
+        // A backstop for a thread busy with something else: a server
+        // thread that can answer fails its own waiting requests at the busy
+        // timeout, saying who holds the writer, so this fires a little later.
+        let backstop = timeout + timeout / 4;
         let (since, timer) = self
             .timer
-            .get_or_insert_with(|| (Instant::now(), futures_timer::Delay::new(timeout)));
+            .get_or_insert_with(|| (Instant::now(), futures_timer::Delay::new(backstop)));
         if Pin::new(timer).poll(cx).is_pending() {
             return None;
         }
