@@ -2,7 +2,8 @@
 //! (whole-row insert, primary-key lookup, select lists), generated on first
 //! use per dialect by the functions beside it in this module.
 
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::sync::{Mutex, OnceLock};
 
 use super::Dialect;
 use crate::table::Table;
@@ -14,7 +15,14 @@ pub struct StatementCache {
     find: [OnceLock<String>; Dialect::COUNT],
     columns: OnceLock<String>,
     select_all: OnceLock<String>,
+    /// Inserts of some columns only (companions), by dialect and column
+    /// set; at most [`MAX_PARTIAL_INSERTS`] texts, kept for the process.
+    partial_inserts: Mutex<Vec<(Dialect, u64, &'static str)>>,
 }
+
+/// How many partial-insert texts one table keeps; past this, the text is
+/// built for each statement.
+const MAX_PARTIAL_INSERTS: usize = 32;
 
 impl StatementCache {
     /// An empty cache, for a `static`.
@@ -25,6 +33,7 @@ impl StatementCache {
             find: [const { OnceLock::new() }; Dialect::COUNT],
             columns: OnceLock::new(),
             select_all: OnceLock::new(),
+            partial_inserts: Mutex::new(Vec::new()),
         }
     }
 
@@ -54,5 +63,33 @@ impl StatementCache {
     pub fn columns<T: Table>(&self) -> &str {
         self.columns
             .get_or_init(|| super::qualified_columns(T::NAME, T::COLUMNS))
+    }
+
+    /// `INSERT INTO t (the columns at `columns`) VALUES (…)` (or `DEFAULT
+    /// VALUES`) for this dialect: what an insert of a companion runs.
+    pub fn partial_insert<T: Table>(
+        &self,
+        dialect: Dialect,
+        columns: &[usize],
+    ) -> Cow<'static, str> {
+        if T::COLUMNS.len() > 64 {
+            return Cow::Owned(super::insert_sql::<T>(dialect, columns));
+        }
+        let mask = columns.iter().fold(0u64, |mask, &i| mask | (1 << i));
+        let mut known = self
+            .partial_inserts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, sql)) = known.iter().find(|(d, m, _)| *d == dialect && *m == mask) {
+            return Cow::Borrowed(sql);
+        }
+        let sql = super::insert_sql::<T>(dialect, columns);
+        if known.len() >= MAX_PARTIAL_INSERTS {
+            return Cow::Owned(sql);
+        }
+        // Bounded above, so this is a fixed amount per table for the process.
+        let sql: &'static str = Box::leak(sql.into_boxed_str());
+        known.push((dialect, mask, sql));
+        Cow::Borrowed(sql)
     }
 }

@@ -193,6 +193,19 @@ fn build_insert<I: Insertable>(
             .collect();
         return Statement::new(sql, args);
     }
+    if plain {
+        // A companion: the text depends only on which columns it gives.
+        let mut given = Vec::with_capacity(columns.len());
+        let mut args = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            if let Some(value) = row.insert_value(i) {
+                given.push(i);
+                args.push(value.into_owned());
+            }
+        }
+        let sql = T::<I>::statement_cache().partial_insert::<T<I>>(dialect, &given);
+        return Statement::new(sql, args);
+    }
     let mut present = Vec::with_capacity(columns.len());
     let mut args = Vec::with_capacity(columns.len());
     for (i, name) in columns.iter().enumerate() {

@@ -44,6 +44,8 @@ pub struct Connection {
     pub(super) levels: RefCell<Levels>,
     /// How many levels are open (mirrors `levels`; read on every statement).
     pub(super) open_levels: Cell<usize>,
+    /// Whether SQLite rolled the open transaction back (mirrors `levels`).
+    pub(super) poisoned: Cell<bool>,
     /// The authorizer's state (see `guard.rs`).
     pub(super) guard: Arc<Guard>,
     /// How long a request may wait for a lock, in SQLite and for driftwood's
@@ -108,6 +110,7 @@ impl Connection {
             raw,
             levels: RefCell::new(Levels::default()),
             open_levels: Cell::new(0),
+            poisoned: Cell::new(false),
             guard,
             busy_timeout: options.busy_timeout,
             query_only: Cell::new(false),
@@ -208,32 +211,33 @@ impl Connection {
         self.in_transaction_or_new(|| {
             let mut total = Execution::default();
             let mut columns: Vec<usize> = Vec::with_capacity(column_count);
-            let mut buffer: Vec<SqlArg<'static>> = Vec::with_capacity(column_count);
-            let mut current_columns: Option<Vec<usize>> = None;
-            let mut sql = String::new();
+            let mut buffer: Vec<(usize, SqlArg<'static>)> = Vec::with_capacity(column_count);
+            // The given columns of the row the statement was prepared for.
+            let mut prepared_for: Option<u64> = None;
+            let mut sql = std::borrow::Cow::Borrowed("");
             let mut stmt = None;
             for row in rows {
-                columns.clear();
                 let mut values = recycle(std::mem::take(&mut buffer));
+                let mut given = 0u64;
                 for i in 0..column_count {
                     if let Some(value) = row.insert_value(i) {
-                        columns.push(i);
-                        values.push(value);
+                        given |= 1 << (i % 64);
+                        values.push((i, value));
                     }
                 }
-                if current_columns.as_ref() != Some(&columns) {
-                    sql = crate::query::insert_sql::<I::Table>(
-                        crate::query::Dialect::Sqlite,
-                        &columns,
-                    );
+                if prepared_for != Some(given) || column_count > 64 {
+                    columns.clear();
+                    columns.extend(values.iter().map(|(i, _)| *i));
+                    sql = <I::Table as Table>::statement_cache()
+                        .partial_insert::<I::Table>(crate::query::Dialect::Sqlite, &columns);
                     stmt = Some(self.prepare_for_many(&sql)?);
-                    current_columns = Some(columns.clone());
+                    prepared_for = Some(given);
                 }
                 let Some(stmt) = stmt.as_mut() else { continue };
                 let done = self.run_prepared(
                     stmt,
                     &sql,
-                    values.iter().map(|v| v.as_value_ref()),
+                    values.iter().map(|(_, v)| v.as_value_ref()),
                     values.len(),
                 )?;
                 total.rows_affected += done.rows_affected;
@@ -349,13 +353,13 @@ impl Connection {
             self.ensure_not_poisoned()?;
         }
         let result = traced(sql, args, run);
-        if self.open_levels.get() > 0 {
-            self.notice_implicit_rollback(|| match &result {
-                Err(error) => error.to_string(),
-                Ok(_) => {
-                    format!("the statement `{sql}` ended it outside driftwood's transaction API")
-                }
-            });
+        // Only a failure can end the transaction: the guard refuses
+        // transaction control in user SQL, and whatever reaches past it
+        // (`Connection::raw`) is noticed before the next statement.
+        if let Err(error) = &result
+            && self.open_levels.get() > 0
+        {
+            self.notice_implicit_rollback(|| error.to_string());
         }
         result
     }
@@ -502,7 +506,7 @@ fn prepare_error(error: rusqlite::Error, sql: &str, refused_control: bool) -> Er
 
 /// An empty vector with `vec`'s allocation, for arguments borrowed from
 /// the next row (the standard library collects an empty `map` in place).
-fn recycle<'b>(mut vec: Vec<SqlArg<'_>>) -> Vec<SqlArg<'b>> {
+fn recycle<'b>(mut vec: Vec<(usize, SqlArg<'_>)>) -> Vec<(usize, SqlArg<'b>)> {
     vec.clear();
     vec.into_iter()
         .map(|_| unreachable!("the vector is empty"))

@@ -11,7 +11,10 @@
 //! SQLite can roll the whole transaction back by itself (an `OR ROLLBACK`
 //! conflict, an interrupted write, some I/O errors) and then carries on in
 //! autocommit. The connection asks `is_autocommit()` after every statement
-//! run inside a transaction; once SQLite has left it, the levels are
+//! that failed inside a transaction (a successful one cannot end it: the
+//! guard refuses transaction control in user SQL) and before every
+//! statement (for whatever reached past driftwood through
+//! `Connection::raw`); once SQLite has left it, the levels are
 //! *poisoned*: every statement, begin and commit fails with
 //! [`Error::RolledBack`] until the owner rolls its levels back, so nothing
 //! after the implicit rollback can reach the file.
@@ -173,27 +176,31 @@ impl Connection {
 
     /// Fails if SQLite rolled the open transaction back (noticing it now if
     /// something outside driftwood's view ended it).
+    #[inline]
     pub(crate) fn ensure_not_poisoned(&self) -> Result<()> {
         self.notice_implicit_rollback(outside_cause);
-        match self.poison_cause() {
-            Some(cause) => Err(Error::RolledBack { cause }),
-            None => Ok(()),
+        if !self.poisoned.get() {
+            return Ok(());
         }
+        let cause = self.poison_cause().unwrap_or_default();
+        Err(Error::RolledBack { cause })
     }
 
     /// After (or before) a statement inside a transaction: if SQLite has
     /// left it, poison the levels with the reason `cause` gives.
+    #[inline]
     pub(crate) fn notice_implicit_rollback(&self, cause: impl FnOnce() -> String) {
-        if self.open_levels.get() == 0 || !self.raw.is_autocommit() {
+        if self.open_levels.get() == 0 || self.poisoned.get() || !self.raw.is_autocommit() {
             return;
         }
-        let mut levels = self.levels.borrow_mut();
-        if levels.poisoned.is_none() {
-            levels.poisoned = Some(cause());
-        }
+        self.levels.borrow_mut().poisoned = Some(cause());
+        self.poisoned.set(true);
     }
 
     fn poison_cause(&self) -> Option<String> {
+        if !self.poisoned.get() {
+            return None;
+        }
         self.levels.borrow().poisoned.clone()
     }
 
@@ -223,6 +230,7 @@ impl Connection {
         levels.stack.truncate(position);
         if levels.stack.is_empty() {
             levels.poisoned = None;
+            self.poisoned.set(false);
         }
         self.open_levels.set(levels.stack.len());
     }
