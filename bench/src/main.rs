@@ -33,6 +33,8 @@ struct Participant {
     name: String,
     baseline: String,
     runner: Runner,
+    /// Workloads it does not run (`Implementation::supports`).
+    unsupported: Vec<String>,
 }
 
 impl Participant {
@@ -113,10 +115,16 @@ fn run(options: &Options) -> BenchResult<bool> {
     for imp in local {
         let name = imp.name();
         if selected(options, &name, impls::BASELINE, &local_names) {
+            let unsupported = driftwood_bench_harness::Workload::ALL
+                .into_iter()
+                .filter(|w| !imp.supports(*w))
+                .map(|w| w.name().to_owned())
+                .collect();
             participants.push(Participant {
                 name,
                 baseline: impls::BASELINE.to_owned(),
                 runner: Runner::InProcess(imp),
+                unsupported,
             });
         }
     }
@@ -164,6 +172,7 @@ fn run(options: &Options) -> BenchResult<bool> {
                     name: e.implementation,
                     baseline: e.baseline,
                     runner: Runner::Peer(peer.clone()),
+                    unsupported: e.unsupported,
                 });
             }
         }
@@ -205,6 +214,9 @@ fn run(options: &Options) -> BenchResult<bool> {
                 let n = participants.len();
                 for k in 0..n {
                     let p = &mut participants[(k + round + wi) % n];
+                    if p.unsupported.iter().any(|w| w == workload.name()) {
+                        continue;
+                    }
                     run_no += 1;
                     let dir = tmp_root.join(format!("run-{run_no}"));
                     std::fs::create_dir_all(&dir)?;

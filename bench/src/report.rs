@@ -35,6 +35,10 @@ pub struct Record {
     /// This `p50_us` ÷ the baseline's `p50_us`: the same comparison on median
     /// latency, which outliers (other processes on the machine) barely move.
     pub p50_ratio_to_raw: Option<f64>,
+    /// The lowest and highest `ratio_to_raw` of single rounds (each round's
+    /// baseline ÷ this, rounds being interleaved): how far a figure moves
+    /// between rounds, to tell a real gap from noise.
+    pub ratio_spread: Option<(f64, f64)>,
     /// `ops` or `rows` (the unit of `ops_per_sec`).
     pub unit: String,
     /// Timed operations per round.
@@ -90,28 +94,40 @@ pub fn aggregate(
                     .unwrap_or_default(),
                 ratio_to_raw: None,
                 p50_ratio_to_raw: None,
+                ratio_spread: None,
                 unit: workload.map_or("ops", |w| w.unit()).to_owned(),
                 iterations: first.iterations,
                 rounds_ops_per_sec: ops,
             }
         })
         .collect();
-    let base: BTreeMap<(Mode, String, String), (f64, f64)> = records
+    let base: BTreeMap<(Mode, String, String), Record> = records
         .iter()
         .map(|r| {
-            (
-                (r.mode, r.workload.clone(), r.implementation.clone()),
-                (r.ops_per_sec, r.p50_us),
-            )
+            let key = (r.mode, r.workload.clone(), r.implementation.clone());
+            (key, r.clone())
         })
         .collect();
     for r in &mut records {
-        if let Some((ops, p50)) = base.get(&(r.mode, r.workload.clone(), r.baseline.clone())) {
-            r.ratio_to_raw = Some(ops / r.ops_per_sec);
-            r.p50_ratio_to_raw = Some(r.p50_us / p50);
+        if let Some(baseline) = base.get(&(r.mode, r.workload.clone(), r.baseline.clone())) {
+            r.ratio_to_raw = Some(baseline.ops_per_sec / r.ops_per_sec);
+            r.p50_ratio_to_raw = Some(r.p50_us / baseline.p50_us);
+            r.ratio_spread = spread(&baseline.rounds_ops_per_sec, &r.rounds_ops_per_sec);
         }
     }
     records
+}
+
+/// The lowest and highest of the per-round ratios `baseline[i] / this[i]`.
+fn spread(baseline: &[f64], this: &[f64]) -> Option<(f64, f64)> {
+    let ratios: Vec<f64> = baseline
+        .iter()
+        .zip(this)
+        .map(|(base, ops)| base / ops)
+        .collect();
+    let low = ratios.iter().copied().reduce(f64::min)?;
+    let high = ratios.iter().copied().reduce(f64::max)?;
+    Some((low, high))
 }
 
 fn rate(v: f64) -> String {
@@ -147,12 +163,13 @@ pub fn table(records: &[Record]) -> String {
                 s,
                 "\nmode: {} — medians of rounds. `× raw`: raw rusqlite's throughput at the \
                  same SQLite version ÷ this one's (1.00 = the physical limit, 2.00 = half as \
-                 fast); `p50 × raw`: this p50 ÷ raw's p50",
+                 fast); `spread`: lowest–highest `× raw` of single rounds; `p50 × raw`: \
+                 this p50 ÷ raw's p50",
                 r.mode.name()
             );
             let _ = writeln!(
                 s,
-                "{:<20} {:<18} {:<8} {:>14} {:>11} {:>11} {:>7} {:>9}",
+                "{:<20} {:<18} {:<8} {:>14} {:>11} {:>11} {:>7} {:>11} {:>9}",
                 "workload",
                 "implementation",
                 "sqlite",
@@ -160,16 +177,17 @@ pub fn table(records: &[Record]) -> String {
                 "p50 µs",
                 "p99 µs",
                 "× raw",
+                "spread",
                 "p50 × raw"
             );
         }
         if r.workload != workload {
             workload = r.workload.clone();
-            let _ = writeln!(s, "{}", "-".repeat(106));
+            let _ = writeln!(s, "{}", "-".repeat(118));
         }
         let _ = writeln!(
             s,
-            "{:<20} {:<18} {:<8} {:>14} {:>11} {:>11} {:>7} {:>9}",
+            "{:<20} {:<18} {:<8} {:>14} {:>11} {:>11} {:>7} {:>11} {:>9}",
             r.workload,
             r.implementation,
             r.sqlite_version,
@@ -177,6 +195,8 @@ pub fn table(records: &[Record]) -> String {
             micros(r.p50_us),
             micros(r.p99_us),
             r.ratio_to_raw.map_or("-".to_owned(), |x| format!("{x:.2}")),
+            r.ratio_spread
+                .map_or("-".to_owned(), |(lo, hi)| format!("{lo:.2}–{hi:.2}")),
             r.p50_ratio_to_raw
                 .map_or("-".to_owned(), |x| format!("{x:.2}")),
         );
@@ -230,6 +250,9 @@ mod tests {
         assert_eq!(recs[0].ops_per_sec, 200.0);
         assert_eq!(recs[0].ratio_to_raw, Some(1.0));
         assert_eq!(recs[1].ratio_to_raw, Some(4.0));
+        // One round of x against each of the baseline's rounds in order.
+        assert_eq!(recs[1].ratio_spread, Some((2.0, 2.0)));
+        assert_eq!(recs[0].ratio_spread, Some((1.0, 1.0)));
         assert_eq!(recs[1].p50_ratio_to_raw, Some(1.0));
     }
 }

@@ -77,6 +77,9 @@ pub const ASSOCIATION_USERS: usize = 9;
 pub const ASSOCIATION_FANOUT: usize = 10;
 /// Users seeded for `point_select_100k`; selects cycle through all of them.
 pub const POINT_SELECT_USERS: i64 = 10_000;
+/// The update every tenth statement of `concurrent_mix_8` runs, with
+/// `("renamed", id)`.
+pub const UPDATE_USER_NAME: &str = "UPDATE users SET name = ?1 WHERE id = ?2";
 /// Rows inserted by one `bulk_insert_100k` operation.
 pub const BULK_ROWS: usize = 100_000;
 /// The `hair_color` bound by `medium_query_*`; half the seeded users have it.
@@ -174,7 +177,7 @@ impl Dataset {
                     new_users: Vec::new(),
                 }
             }
-            PointSelect100k => Dataset {
+            PointSelect100k | ConcurrentSelect8 | ConcurrentSelect64 | ConcurrentMix8 => Dataset {
                 users: seed_users(POINT_SELECT_USERS as usize, black_or_brown),
                 ..Dataset::default()
             },

@@ -112,4 +112,12 @@ pub trait Implementation {
     /// threads of the connection) so the database files can be deleted.
     /// Untimed. Keep what the constructor built (runtimes).
     fn teardown(&mut self) -> BenchResult<()>;
+
+    /// Whether the implementation runs `workload` at all: a synchronous
+    /// library has nothing to offer the concurrent workloads (the raw
+    /// baseline runs their statements one after another).
+    fn supports(&self, workload: Workload) -> bool {
+        let _ = workload;
+        true
+    }
 }

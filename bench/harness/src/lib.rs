@@ -15,10 +15,10 @@ pub mod protocol;
 pub mod workload;
 
 pub use data::{
-    Comment, Dataset, ENV_QUERY, Grouped, NewUser, PRAGMAS, Post, SCHEMA, User, association_count,
-    group_associations,
+    Comment, Dataset, ENV_QUERY, Grouped, NewUser, PRAGMAS, Post, SCHEMA, UPDATE_USER_NAME, User,
+    association_count, group_associations,
 };
 pub use implementation::{BenchError, BenchResult, Environment, Implementation, Setup, Target};
 pub use measure::{Mode, RoundResult, RunSpec, run_round};
 pub use protocol::{BASELINE_PREFIX, ListEntry, peer_main};
-pub use workload::{Op, Plan, Workload};
+pub use workload::{Burst, Op, Plan, Step, Workload};

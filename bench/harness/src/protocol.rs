@@ -40,6 +40,9 @@ pub struct ListEntry {
     /// against the same `libsqlite3-sys`); equal to `implementation` for the
     /// baseline itself.
     pub baseline: String,
+    /// The workloads it does not run (see `Implementation::supports`).
+    #[serde(default)]
+    pub unsupported: Vec<String>,
 }
 
 /// Parses `--key value` pairs and bare `--flag`s after the program name.
@@ -104,6 +107,11 @@ fn serve(mut implementations: Vec<Box<dyn Implementation>>, args: &[String]) -> 
             let entry = ListEntry {
                 implementation: imp.name(),
                 baseline: baseline.clone(),
+                unsupported: Workload::ALL
+                    .into_iter()
+                    .filter(|w| !imp.supports(*w))
+                    .map(|w| w.name().to_owned())
+                    .collect(),
             };
             writeln!(out, "{}", serde_json::to_string(&entry)?)?;
         }

@@ -33,6 +33,14 @@ pub enum Workload {
     BulkInsert100k,
     /// `point_select_100k`: 100,000 selects by primary key, one per operation.
     PointSelect100k,
+    /// `concurrent_select_8`: 8 tasks at once, each 1,000 selects by primary
+    /// key; one operation is the whole burst.
+    ConcurrentSelect8,
+    /// `concurrent_select_64`: 64 tasks at once, each 125 selects.
+    ConcurrentSelect64,
+    /// `concurrent_mix_8`: 8 tasks at once, each 1,000 statements of which
+    /// every tenth updates a row by primary key and the rest select one.
+    ConcurrentMix8,
 }
 
 /// How many operations one round of a workload runs.
@@ -76,11 +84,16 @@ pub enum Op<'a> {
     /// `SELECT id, name, hair_color FROM users WHERE id = ?` into one user
     /// struct. Return the loaded user's `id`.
     SelectUserById(i64),
+    /// Run the burst's tasks at once (on the library's async runtime; a
+    /// synchronous baseline runs them one after another), each its
+    /// statements in order, and wait for all. Return the sum of the tasks'
+    /// [`Burst::task_checksum`]s.
+    Concurrent(Burst),
 }
 
 impl Workload {
     /// Every workload, in the order the runner runs and prints them.
-    pub const ALL: [Workload; 11] = [
+    pub const ALL: [Workload; 14] = [
         Workload::TrivialQuery1,
         Workload::TrivialQuery100,
         Workload::TrivialQuery10000,
@@ -92,6 +105,9 @@ impl Workload {
         Workload::Associations,
         Workload::BulkInsert100k,
         Workload::PointSelect100k,
+        Workload::ConcurrentSelect8,
+        Workload::ConcurrentSelect64,
+        Workload::ConcurrentMix8,
     ];
 
     /// The stable name (`trivial_query_1`, …).
@@ -109,6 +125,19 @@ impl Workload {
             Associations => "associations",
             BulkInsert100k => "bulk_insert_100k",
             PointSelect100k => "point_select_100k",
+            ConcurrentSelect8 => "concurrent_select_8",
+            ConcurrentSelect64 => "concurrent_select_64",
+            ConcurrentMix8 => "concurrent_mix_8",
+        }
+    }
+
+    /// How many tasks run at once and how many statements each runs, for
+    /// the concurrent workloads.
+    pub fn concurrency(self) -> Option<(usize, usize)> {
+        match self {
+            Workload::ConcurrentSelect8 | Workload::ConcurrentMix8 => Some((8, 1_000)),
+            Workload::ConcurrentSelect64 => Some((64, 125)),
+            _ => None,
         }
     }
 
@@ -129,6 +158,7 @@ impl Workload {
             Associations => ASSOCIATION_USERS,
             BulkInsert100k => BULK_ROWS,
             PointSelect100k => 100_000,
+            ConcurrentSelect8 | ConcurrentSelect64 | ConcurrentMix8 => 8_000,
         }
     }
 
@@ -154,23 +184,29 @@ impl Workload {
             (BulkInsert100k, false) => (1, 3),
             (PointSelect100k, true) => (1_000, 100_000),
             (PointSelect100k, false) => (10_000, 100_000),
+            (ConcurrentSelect8 | ConcurrentSelect64 | ConcurrentMix8, true) => (2, 20),
+            (ConcurrentSelect8 | ConcurrentSelect64 | ConcurrentMix8, false) => (5, 100),
         };
         Plan { warmup, iterations }
     }
 
-    /// Rows one operation stands for in `ops_per_sec`: 100,000 for
-    /// `bulk_insert_100k` (reported as rows/s), 1 otherwise.
+    /// Rows (or statements) one operation stands for in `ops_per_sec`:
+    /// 100,000 for `bulk_insert_100k` (reported as rows/s), every statement
+    /// of the burst for the concurrent workloads (statements/s), 1 otherwise.
     pub fn rows_per_op(self) -> u64 {
         match self {
             Workload::BulkInsert100k => BULK_ROWS as u64,
-            _ => 1,
+            w => w
+                .concurrency()
+                .map_or(1, |(tasks, each)| (tasks * each) as u64),
         }
     }
 
-    /// The unit of `ops_per_sec` for this workload (`ops` or `rows`).
+    /// The unit of `ops_per_sec` for this workload (`ops`, `rows`, `stmts`).
     pub fn unit(self) -> &'static str {
         match self {
             Workload::BulkInsert100k => "rows",
+            w if w.concurrency().is_some() => "stmts",
             _ => "ops",
         }
     }
@@ -204,6 +240,15 @@ impl Workload {
             Associations => Op::LoadAssociations,
             BulkInsert100k => Op::BulkInsertUsers(&dataset.new_users),
             PointSelect100k => Op::SelectUserById(Workload::point_id(i)),
+            ConcurrentSelect8 | ConcurrentSelect64 | ConcurrentMix8 => {
+                let (tasks, per_task) = self.concurrency().unwrap_or((1, 1));
+                Op::Concurrent(Burst {
+                    tasks,
+                    per_task,
+                    first: i * (tasks * per_task) as u64,
+                    writes: self == ConcurrentMix8,
+                })
+            }
         }
     }
 
@@ -222,7 +267,62 @@ impl Workload {
                 (users + posts + posts * ASSOCIATION_FANOUT) as u64
             }
             PointSelect100k => Workload::point_id(i) as u64,
+            ConcurrentSelect8 | ConcurrentSelect64 | ConcurrentMix8 => {
+                match self.op(&Dataset::default(), i) {
+                    Op::Concurrent(burst) => (0..burst.tasks).map(|t| burst.task_checksum(t)).sum(),
+                    _ => 0,
+                }
+            }
         }
+    }
+}
+
+/// The statements of a concurrent operation: `tasks` tasks started at once,
+/// each running `per_task` statements one after another (each awaited
+/// before the next), on `tasks` clones of the one database handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Burst {
+    /// How many tasks run at once.
+    pub tasks: usize,
+    /// Statements per task.
+    pub per_task: usize,
+    /// Numbers the burst's statements (so every operation selects other ids).
+    pub first: u64,
+    /// Whether every tenth statement is an update.
+    pub writes: bool,
+}
+
+/// One statement of a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// `SELECT id, name, hair_color FROM users WHERE id = ?` into a user
+    /// struct; counts the user's id.
+    Select(i64),
+    /// [`UPDATE_USER_NAME`](crate::data::UPDATE_USER_NAME) with
+    /// `("renamed", id)`; counts the rows changed (1).
+    Update(i64),
+}
+
+impl Burst {
+    /// Statement `j` of task `t`.
+    pub fn step(&self, task: usize, j: usize) -> Step {
+        let n = self.first + (task * self.per_task + j) as u64;
+        let id = Workload::point_id(n);
+        if self.writes && j % 10 == 9 {
+            Step::Update(id)
+        } else {
+            Step::Select(id)
+        }
+    }
+
+    /// What task `t` must return: its selected ids plus its rows updated.
+    pub fn task_checksum(&self, task: usize) -> u64 {
+        (0..self.per_task)
+            .map(|j| match self.step(task, j) {
+                Step::Select(id) => id as u64,
+                Step::Update(_) => 1,
+            })
+            .sum()
     }
 }
 

@@ -3,14 +3,16 @@
 //! (`driftwood-server`), and on the server with bulk inserts written as the
 //! plain async loop of one awaited insert per row inside a transaction
 //! (`driftwood-server-loop`). Futures are driven with
-//! `futures::executor::block_on`, one operation at a time.
+//! `futures::executor::block_on`, one operation at a time; the concurrent
+//! workloads spawn their tasks on a tokio multi-thread runtime built once,
+//! as the async peers do.
 
 use std::sync::Arc;
 
 use driftwood::prelude::*;
 use driftwood::sqlite::{Connection, JournalMode, Synchronous};
 use driftwood_bench_harness::{
-    BenchResult, ENV_QUERY, Environment, Implementation, Op, SCHEMA, Setup, Target,
+    BenchResult, Burst, ENV_QUERY, Environment, Implementation, Op, SCHEMA, Setup, Step, Target,
     association_count, group_associations,
 };
 use futures::executor::block_on;
@@ -61,6 +63,8 @@ pub enum Mode {
 pub struct Driftwood {
     mode: Mode,
     db: Option<Db>,
+    /// Where the concurrent workloads' tasks run.
+    runtime: tokio::runtime::Runtime,
     /// The rows insert operations insert, owned once (the harness allows it):
     /// `Db::write` takes a `'static` closure.
     new_users: Arc<Vec<UserCompanion>>,
@@ -72,6 +76,9 @@ impl Driftwood {
         Driftwood {
             mode,
             db: None,
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .build()
+                .expect("a tokio runtime for the concurrent workloads"),
             new_users: Arc::new(Vec::new()),
         }
     }
@@ -81,6 +88,26 @@ impl Driftwood {
             .as_ref()
             .ok_or_else(|| "driftwood: no database open (setup not called)".into())
     }
+}
+
+/// One task of a burst: its statements one after another, each awaited.
+async fn run_task(db: Db, burst: Burst, task: usize) -> driftwood::Result<u64> {
+    let mut checksum = 0;
+    for j in 0..burst.per_task {
+        checksum += match burst.step(task, j) {
+            Step::Select(id) => db.find::<User>(id).await?.map_or(0, |u| u.id as u64),
+            Step::Update(id) => {
+                db.update::<User>()
+                    .filter(User::ID.eq(id))
+                    .set(&UserCompanion {
+                        name: set("renamed"),
+                        ..absent()
+                    })
+                    .await?
+            }
+        };
+    }
+    Ok(checksum)
 }
 
 fn companions(users: &[driftwood_bench_harness::NewUser]) -> Vec<UserCompanion> {
@@ -245,6 +272,18 @@ impl Implementation for Driftwood {
                 block_on(db.find::<User>(id))?
                     .ok_or("driftwood: user not found")?
                     .id as u64
+            }
+            Op::Concurrent(burst) => {
+                let tasks: Vec<_> = (0..burst.tasks)
+                    .map(|task| self.runtime.spawn(run_task(db.clone(), burst, task)))
+                    .collect();
+                self.runtime.block_on(async {
+                    let mut checksum = 0;
+                    for task in tasks {
+                        checksum += task.await??;
+                    }
+                    Ok::<_, driftwood_bench_harness::BenchError>(checksum)
+                })?
             }
         })
     }

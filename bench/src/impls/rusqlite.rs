@@ -10,8 +10,9 @@
 //! so that peers built on rusqlite (tokio-rusqlite) reuse them.
 
 use driftwood_bench_harness::{
-    BenchResult, Comment, Dataset, ENV_QUERY, Environment, Implementation, NewUser, Op, PRAGMAS,
-    Post, SCHEMA, Setup, Target, User, association_count, group_associations,
+    BenchResult, Burst, Comment, Dataset, ENV_QUERY, Environment, Implementation, NewUser, Op,
+    PRAGMAS, Post, SCHEMA, Setup, Step, Target, UPDATE_USER_NAME, User, association_count,
+    group_associations,
 };
 use rusqlite::{Connection, Row, params, params_from_iter};
 
@@ -199,6 +200,27 @@ pub fn environment(conn: &Connection) -> rusqlite::Result<Environment> {
     })
 }
 
+/// Every statement of `burst`, one task after another on one connection:
+/// the single-connection limit the concurrent workloads compare with.
+pub fn run_burst_in_order(conn: &Connection, burst: &Burst) -> rusqlite::Result<u64> {
+    let mut checksum = 0;
+    for task in 0..burst.tasks {
+        for j in 0..burst.per_task {
+            checksum += match burst.step(task, j) {
+                Step::Select(id) => {
+                    conn.prepare_cached(SELECT_USER_BY_ID)?
+                        .query_row([id], user)?
+                        .id as u64
+                }
+                Step::Update(id) => conn
+                    .prepare_cached(UPDATE_USER_NAME)?
+                    .execute(params!["renamed", id])? as u64,
+            };
+        }
+    }
+    Ok(checksum)
+}
+
 impl Implementation for RawRusqlite {
     fn name(&self) -> String {
         self.name.clone()
@@ -247,6 +269,7 @@ impl Implementation for RawRusqlite {
                     .query_row([id], user)?
                     .id as u64
             }
+            Op::Concurrent(burst) => run_burst_in_order(conn, &burst)?,
         })
     }
 

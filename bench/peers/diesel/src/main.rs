@@ -19,7 +19,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use driftwood_bench_harness::{
     BASELINE_PREFIX, BenchResult, Environment, Implementation, NewUser, Op, PRAGMAS, SCHEMA, Setup,
-    Target, peer_main,
+    Target, Workload, peer_main,
 };
 
 diesel::table! {
@@ -233,6 +233,7 @@ impl Implementation for Diesel {
                 driftwood_bench_harness::data::association_count(&grouped)
             }
             Op::SelectUserById(id) => users::table.find(id).first::<User>(conn)?.id as u64,
+            Op::Concurrent(_) => return Err("diesel is synchronous: no concurrent workloads".into()),
         })
     }
 
@@ -244,6 +245,10 @@ impl Implementation for Diesel {
     fn teardown(&mut self) -> BenchResult<()> {
         self.conn = None;
         Ok(())
+    }
+
+    fn supports(&self, workload: Workload) -> bool {
+        workload.concurrency().is_none()
     }
 }
 

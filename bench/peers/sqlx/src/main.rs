@@ -15,8 +15,8 @@ mod raw;
 use std::process::ExitCode;
 
 use driftwood_bench_harness::{
-    BASELINE_PREFIX, BenchResult, ENV_QUERY, Environment, Implementation, Op, Setup, Target,
-    association_count, group_associations, peer_main,
+    BASELINE_PREFIX, BenchResult, ENV_QUERY, Environment, Implementation, Op, Setup, Step, Target,
+    UPDATE_USER_NAME, association_count, group_associations, peer_main,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -276,6 +276,41 @@ impl Implementation for Sqlx {
                         .fetch_one(&pool)
                         .await?
                         .id as u64
+                }
+                Op::Concurrent(burst) => {
+                    // One task per burst task on the runtime, each awaiting
+                    // its statements one by one on the shared pool.
+                    let tasks: Vec<_> = (0..burst.tasks)
+                        .map(|task| {
+                            let pool = pool.clone();
+                            tokio::spawn(async move {
+                                let mut checksum = 0u64;
+                                for j in 0..burst.per_task {
+                                    checksum += match burst.step(task, j) {
+                                        Step::Select(id) => {
+                                            sqlx::query_as::<_, User>(SELECT_USER_BY_ID)
+                                                .bind(id)
+                                                .fetch_one(&pool)
+                                                .await?
+                                                .id as u64
+                                        }
+                                        Step::Update(id) => sqlx::query(UPDATE_USER_NAME)
+                                            .bind("renamed")
+                                            .bind(id)
+                                            .execute(&pool)
+                                            .await?
+                                            .rows_affected(),
+                                    };
+                                }
+                                Ok::<u64, sqlx::Error>(checksum)
+                            })
+                        })
+                        .collect();
+                    let mut checksum = 0;
+                    for task in tasks {
+                        checksum += task.await??;
+                    }
+                    checksum
                 }
             })
         })

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use driftwood_bench_harness::{
     BASELINE_PREFIX, BenchResult, Dataset, Environment, Implementation, NewUser, Op, Post, Setup,
-    Target, User, peer_main,
+    Step, Target, UPDATE_USER_NAME, User, peer_main,
 };
 use tokio::runtime::Runtime;
 use tokio_rusqlite::Connection;
@@ -133,6 +133,43 @@ impl Implementation for TokioRusqlite {
                         })
                         .await?;
                     user.id as u64
+                }
+                Op::Concurrent(burst) => {
+                    // One task per burst task on the runtime, each awaiting
+                    // one `call` per statement on clones of the handle.
+                    let tasks: Vec<_> = (0..burst.tasks)
+                        .map(|task| {
+                            let conn = conn.clone();
+                            tokio::spawn(async move {
+                                let mut checksum = 0u64;
+                                for j in 0..burst.per_task {
+                                    checksum += match burst.step(task, j) {
+                                        Step::Select(id) => {
+                                            conn.call(move |c| {
+                                                c.prepare_cached(raw::SELECT_USER_BY_ID)?
+                                                    .query_row([id], raw::user)
+                                            })
+                                            .await?
+                                            .id as u64
+                                        }
+                                        Step::Update(id) => {
+                                            conn.call(move |c| {
+                                                c.prepare_cached(UPDATE_USER_NAME)?
+                                                    .execute(rusqlite::params!["renamed", id])
+                                            })
+                                            .await? as u64
+                                        }
+                                    };
+                                }
+                                Ok::<u64, tokio_rusqlite::Error>(checksum)
+                            })
+                        })
+                        .collect();
+                    let mut checksum = 0;
+                    for task in tasks {
+                        checksum += task.await??;
+                    }
+                    checksum
                 }
             })
         })
