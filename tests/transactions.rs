@@ -163,3 +163,47 @@ fn closed_database_reports_closed() {
         });
     }
 }
+
+// Requests are sent when the call is made, so statements queued without
+// awaiting each one run in order, pipelined, and each future still resolves
+// with its own result.
+#[test]
+fn queued_statements_run_in_order_with_their_own_results() {
+    for backend in BACKENDS {
+        block_on(async move {
+            let (_dir, db) = open(backend).await;
+            let tx = db.begin().await.unwrap();
+            let queued: Vec<_> = (0..200)
+                .map(|i| {
+                    // The 100th is too short for the length check: it alone fails.
+                    let title = if i == 100 {
+                        "short".to_owned()
+                    } else {
+                        format!("row {i:05}")
+                    };
+                    tx.insert(todo(&title, "x", None)).id()
+                })
+                .collect();
+            let mut ids = Vec::new();
+            for (i, pending) in queued.into_iter().enumerate() {
+                match pending.await {
+                    Ok(id) => ids.push(id),
+                    Err(err) => {
+                        assert_eq!(i, 100);
+                        assert_eq!(
+                            err.constraint_kind(),
+                            Some(driftwood::ConstraintKind::Check)
+                        );
+                    }
+                }
+            }
+            assert_eq!(ids.len(), 199);
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "in the order they were queued"
+            );
+            tx.commit().await.unwrap();
+            assert_eq!(db.select::<Todo>().count().await.unwrap(), 199);
+        });
+    }
+}

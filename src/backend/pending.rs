@@ -21,6 +21,29 @@ use crate::error::{Error, Result};
 /// unit of work) ran, with its result or error. Dropping it before it
 /// resolves cancels the request if it has not run yet, and interrupts its
 /// statement if it is running on a server thread.
+///
+/// A request is sent when the call that returns its `Pending` is made, not
+/// when the future is first polled. So statements queued without awaiting
+/// each one — build many `Pending`s, then await them — are pipelined to a
+/// background server, run in the order they were made, and each still
+/// resolves with its own result:
+///
+/// ```
+/// # use driftwood::prelude::*;
+/// # driftwood::block_on(async {
+/// let db: Db = Db::open_in_background(":memory:").await?;
+/// db.custom_statement("CREATE TABLE t (x INTEGER)", []).await?;
+/// let tx = db.begin().await?;
+/// let queued: Vec<_> = (0..100)
+///     .map(|x| tx.custom_statement("INSERT INTO t VALUES (?)", args![x]))
+///     .collect();
+/// for pending in queued {
+///     pending.await?;
+/// }
+/// tx.commit().await?;
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
 #[must_use = "a request's result is only known once its future is awaited"]
 pub struct Pending<T> {
     state: State<T>,

@@ -13,7 +13,7 @@ use driftwood::prelude::*;
 use driftwood::sqlite::{Connection, JournalMode, Synchronous};
 use driftwood_bench_harness::{
     BenchResult, Burst, ENV_QUERY, Environment, Implementation, Op, SCHEMA, Setup, Step, Target,
-    association_count, group_associations,
+    Workload, association_count, group_associations,
 };
 use futures::executor::block_on;
 
@@ -57,6 +57,9 @@ pub enum Mode {
     Server,
     /// On a server thread, bulk inserts as one awaited insert per row.
     ServerLoop,
+    /// On a server thread, bulk inserts queued without awaiting each one
+    /// (1,000 futures made, then awaited), inside a transaction.
+    ServerQueued,
 }
 
 /// driftwood in one [`Mode`].
@@ -127,6 +130,7 @@ impl Implementation for Driftwood {
             Mode::InThread => "driftwood",
             Mode::Server => "driftwood-server",
             Mode::ServerLoop => "driftwood-server-loop",
+            Mode::ServerQueued => "driftwood-server-queued",
         }
         .into()
     }
@@ -232,6 +236,18 @@ impl Implementation for Driftwood {
                 let count = users.len();
                 block_on(db.write(move |conn| conn.insert_all(&rows[..count])))?.rows_affected
             }
+            Op::BulkInsertUsers(_) if self.mode == Mode::ServerQueued => block_on(async {
+                let tx = db.begin().await?;
+                let mut inserted = 0;
+                for chunk in self.new_users.chunks(1_000) {
+                    let queued: Vec<_> = chunk.iter().map(|row| tx.insert(row).execute()).collect();
+                    for pending in queued {
+                        inserted += pending.await?.rows_affected;
+                    }
+                }
+                tx.commit().await?;
+                Ok::<_, driftwood::Error>(inserted)
+            })?,
             Op::BulkInsertUsers(_) if self.mode == Mode::ServerLoop => block_on(async {
                 let tx = db.begin().await?;
                 let mut inserted = 0;
@@ -298,5 +314,14 @@ impl Implementation for Driftwood {
             block_on(db.close())?;
         }
         Ok(())
+    }
+
+    /// The loop and queued variants differ from `driftwood-server` only in
+    /// how they write the bulk insert, so they run only that.
+    fn supports(&self, workload: Workload) -> bool {
+        match self.mode {
+            Mode::ServerLoop | Mode::ServerQueued => workload == Workload::BulkInsert100k,
+            Mode::InThread | Mode::Server => true,
+        }
     }
 }

@@ -27,7 +27,12 @@ pub fn in_process() -> Vec<Box<dyn Implementation>> {
     #[cfg(feature = "driftwood")]
     {
         use self::driftwood::{Driftwood, Mode};
-        for mode in [Mode::InThread, Mode::Server, Mode::ServerLoop] {
+        for mode in [
+            Mode::InThread,
+            Mode::Server,
+            Mode::ServerLoop,
+            Mode::ServerQueued,
+        ] {
             all.push(Box::new(Driftwood::new(mode)));
         }
     }
