@@ -4,8 +4,9 @@
 //! measured on, far more than a typical statement. So both sides of a
 //! request spin briefly before they sleep: the server thread keeps polling
 //! its queue for [`SPIN`] after its last request, and a client polls its
-//! reply slot for up to [`SPIN`] before it registers its waker and returns
-//! `Pending`. A busy conversation never parks; an idle server parks in a
+//! reply slot for up to [`SPIN`] — or up to [`LONG_SPIN`] while the server
+//! thread is already running its request, whose reply is then near — before
+//! it registers its waker and returns `Pending`. A busy conversation never parks; an idle server parks in a
 //! blocking `recv` and burns no CPU. At most as many threads spin at once as
 //! there are cores (clients one fewer, to leave the server a core); the
 //! rest park at once, since extra spinners only delay the thread that would
@@ -30,6 +31,10 @@ use crate::error::{Error, Result};
 
 /// How long either side spins before it sleeps.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
+
+/// How long a client spins at most for a reply to a request the server
+/// thread is already running.
+const LONG_SPIN: Duration = Duration::from_millis(1);
 
 /// A request that has not started yet.
 const QUEUED: u8 = 0;
@@ -147,7 +152,12 @@ impl<T> Future for Reply<Result<T>> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let slot = self.slot.clone();
         let done = || slot.done.load(Ordering::Acquire);
-        if done() || spin_until(Spinner::Client, done) {
+        // Past the usual spin, keep spinning while the server thread is
+        // running the request (its reply is near and waking from a park
+        // costs more than waiting here); a request still queued behind
+        // others parks, so the thread can serve other tasks meanwhile.
+        let running = || slot.state.load(Ordering::Acquire) == STARTED;
+        if done() || spin_until(Spinner::Client, done, running) {
             return Poll::Ready(self.take().unwrap_or(Err(Error::Closed)));
         }
         slot.waker.register(cx.waker());
@@ -247,21 +257,29 @@ impl Drop for Permit {
     }
 }
 
-/// Spins for at most [`SPIN`] until `ready` holds, if a spin permit is
-/// free; says whether `ready` came to hold.
-fn spin_until(spinner: Spinner, mut ready: impl FnMut() -> bool) -> bool {
+/// Spins until `ready` holds, if a spin permit is free: for [`SPIN`], and
+/// up to [`LONG_SPIN`] while `worth_waiting` holds. Says whether `ready`
+/// came to hold.
+fn spin_until(
+    spinner: Spinner,
+    mut ready: impl FnMut() -> bool,
+    mut worth_waiting: impl FnMut() -> bool,
+) -> bool {
     let Some(_permit) = Permit::acquire(spinner) else {
         return ready();
     };
-    let deadline = Instant::now() + SPIN;
+    let start = Instant::now();
     let mut spins = 0u32;
     loop {
         if ready() {
             return true;
         }
         spins += 1;
-        if spins % 64 == 0 && Instant::now() >= deadline {
-            return false;
+        if spins % 64 == 0 {
+            let spun = start.elapsed();
+            if spun >= LONG_SPIN || (spun >= SPIN && !worth_waiting()) {
+                return false;
+            }
         }
         std::hint::spin_loop();
     }
@@ -287,14 +305,19 @@ pub(crate) fn next<T>(queue: &Receiver<T>, deadline: Option<Instant>) -> Next<T>
     }
     let mut message = None;
     let mut gone = false;
-    spin_until(Spinner::Server, || {
-        match queue.try_recv() {
-            Ok(m) => message = Some(m),
-            Err(TryRecvError::Disconnected) => gone = true,
-            Err(TryRecvError::Empty) => return false,
-        }
-        true
-    });
+    let no_reason_to_wait_longer = || false;
+    spin_until(
+        Spinner::Server,
+        || {
+            match queue.try_recv() {
+                Ok(m) => message = Some(m),
+                Err(TryRecvError::Disconnected) => gone = true,
+                Err(TryRecvError::Empty) => return false,
+            }
+            true
+        },
+        no_reason_to_wait_longer,
+    );
     if gone {
         return Next::Gone;
     }
