@@ -66,6 +66,11 @@ impl Host {
         self.since.map(|since| since.elapsed())
     }
 
+    /// Whether a transaction is open (some lane holds the connection).
+    pub(crate) fn is_held(&self) -> bool {
+        !self.holders.is_empty()
+    }
+
     fn holds(&self, lane: Lane) -> bool {
         self.holders.iter().any(|holder| holder.lane == lane)
     }

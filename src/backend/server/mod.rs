@@ -291,6 +291,13 @@ struct Reader {
 /// stops the server: nobody could reach it again.
 pub(crate) struct Shared {
     writer: Sender<Request>,
+    /// The writer's load, counted like a reader's: reads outside a
+    /// transaction go there too when it is the least busy and no
+    /// transaction holds it, since its page cache is the one a write never
+    /// invalidates.
+    writer_load: Arc<AtomicUsize>,
+    /// Set while a transaction holds the writer.
+    writer_held: Arc<AtomicBool>,
     readers: Vec<Reader>,
     /// Every thread of the server with its "ended" flag, joined by
     /// whoever stops it.
@@ -338,7 +345,7 @@ impl Shared {
     }
 
     /// Sends `work` over the host to `queue` in `lane`.
-    fn job<R, F>(&self, queue: &Sender<Request>, lane: Lane, work: F) -> Pending<R>
+    fn job<R, F>(&self, queue: &Sender<Request>, lane: Lane, portable: bool, work: F) -> Pending<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Host) -> Result<R> + Send + 'static,
@@ -350,7 +357,14 @@ impl Shared {
             reply,
             cancel,
         });
-        match self.send(queue, Request::Run { lane, job }) {
+        match self.send(
+            queue,
+            Request::Run {
+                lane,
+                job,
+                portable,
+            },
+        ) {
             Ok(()) => Pending::reply(answer),
             Err(error) => Pending::ready(Err(error)),
         }
@@ -365,15 +379,59 @@ impl Shared {
             .min_by_key(|r| r.load.load(Ordering::Relaxed))
     }
 
+    /// Where one read statement outside a transaction goes: the least busy
+    /// of the writer (unless a transaction holds it) and the readers, the
+    /// writer on a tie — its page cache is the one no other connection's
+    /// commit invalidates (a reader's is, after every write). `None` means
+    /// the writer. (Units of work, arbitrary user code, always go to a
+    /// reader, so a long one never delays a write.)
+    fn pick_for_read(&self) -> Option<&Reader> {
+        let reader = self.pick_reader()?;
+        let writer_free = !self.writer_held.load(Ordering::Acquire);
+        let writer_not_busier =
+            self.writer_load.load(Ordering::Relaxed) <= reader.load.load(Ordering::Relaxed);
+        if writer_free && writer_not_busier {
+            return None;
+        }
+        Some(reader)
+    }
+
     /// Sends `work` to `reader`.
     fn reader_job<R, F>(&self, reader: &Reader, work: F) -> Pending<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Host) -> Result<R> + Send + 'static,
     {
-        reader.load.fetch_add(1, Ordering::Relaxed);
-        let done = InFlight(reader.load.clone());
-        self.job(&reader.queue, Lane::NONE, move |host| {
+        self.counted_job(&reader.queue, &reader.load, Lane::NONE, false, work)
+    }
+
+    /// Sends `work` to the writer in `lane`; a `portable` read the writer
+    /// would make wait for a transaction goes on to a reader instead.
+    fn writer_job<R, F>(&self, lane: Lane, portable: bool, work: F) -> Pending<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Host) -> Result<R> + Send + 'static,
+    {
+        let portable = portable && lane == Lane::NONE && !self.readers.is_empty();
+        self.counted_job(&self.writer, &self.writer_load, lane, portable, work)
+    }
+
+    /// Sends `work` to `queue`, counted in `load` until it ran or was dropped.
+    fn counted_job<R, F>(
+        &self,
+        queue: &Sender<Request>,
+        load: &Arc<AtomicUsize>,
+        lane: Lane,
+        portable: bool,
+        work: F,
+    ) -> Pending<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Host) -> Result<R> + Send + 'static,
+    {
+        load.fetch_add(1, Ordering::Relaxed);
+        let done = InFlight(load.clone());
+        self.job(queue, lane, portable, move |host| {
             let _done = done;
             work(host)
         })
@@ -497,6 +555,9 @@ struct Started {
     opened: Reply<Result<Opened>>,
 }
 
+/// What a server thread tells clients as it runs (see `worker::Flags`).
+pub(crate) use worker::Flags;
+
 /// What a server thread reports once its connection is open.
 struct Opened {
     /// Whether other connections see its data (a file in WAL mode).
@@ -541,7 +602,7 @@ fn start_thread(
     opener: Opener,
     state: &Arc<State>,
     reader: Option<Arc<AtomicBool>>,
-    private: Arc<AtomicBool>,
+    flags: Flags,
 ) -> Result<Started> {
     let (ready, opened) = handoff::reply::<Result<Opened>>();
     let (queue, requests) = channel::<Request>();
@@ -569,7 +630,7 @@ fn start_thread(
                     shareable: conn.file().is_some() && conn.journal_mode()? == "wal",
                     busy_timeout: conn.busy_timeout(),
                 };
-                Ok((Worker::new(Host::new(conn), stop, private)?, opened))
+                Ok((Worker::new(Host::new(conn), stop, flags)?, opened))
             });
             match worker {
                 Ok((worker, opened)) => {
@@ -603,17 +664,25 @@ fn launch(
 ) -> impl Future<Output = Result<Server>> + Send {
     let state = Arc::new(State::new());
     let writer_private = Arc::new(AtomicBool::new(false));
+    let writer_held = Arc::new(AtomicBool::new(false));
+    let reader_queues = Arc::new(OnceLock::new());
     let started = start_thread(
         "driftwood-writer".into(),
         writer,
         &state,
         None,
-        writer_private.clone(),
+        Flags {
+            private: writer_private.clone(),
+            held: writer_held.clone(),
+            readers: reader_queues.clone(),
+        },
     );
     async move {
         let writer = started?;
         let mut shared = Shared {
             writer: writer.queue,
+            writer_load: Arc::new(AtomicUsize::new(0)),
+            writer_held,
             readers: Vec::new(),
             threads: Mutex::new(vec![writer.thread]),
             state,
@@ -639,7 +708,7 @@ fn launch(
                 opener,
                 &shared.state,
                 Some(alive.clone()),
-                Arc::new(AtomicBool::new(false)),
+                Flags::default(),
             )?;
             shared
                 .threads
@@ -656,6 +725,7 @@ fn launch(
         for opened in pending {
             opened.await?;
         }
+        let _ = reader_queues.set(shared.readers.iter().map(|r| r.queue.clone()).collect());
         Ok(Server {
             shared: Arc::new(shared),
         })
@@ -687,23 +757,26 @@ impl Client {
             return Pending::ready(Err(error));
         }
         let shared = &self.shared;
-        let reader = match (lane, plan.statement.access) {
-            (Lane::NONE, Access::Read) => shared.pick_reader(),
-            (Lane::NONE, Access::Unknown) if shared.writer_private.load(Ordering::Acquire) => None,
+        // Whether any connection may run it, and the reader picked for it.
+        let (portable, reader) = match (lane, plan.statement.access) {
+            (Lane::NONE, Access::Read) => (true, shared.pick_for_read()),
+            (Lane::NONE, Access::Unknown) if shared.writer_private.load(Ordering::Acquire) => {
+                (false, None)
+            }
             (Lane::NONE, Access::Unknown) => match shared.known_route(&plan.statement.sql) {
-                Some(true) => shared.pick_reader(),
-                Some(false) => None,
+                Some(true) => (true, shared.pick_for_read()),
+                Some(false) => (false, None),
                 None => match shared.pick_reader() {
                     Some(reader) => return self.classify_on(reader, plan),
-                    None => None,
+                    None => (false, None),
                 },
             },
-            _ => None,
+            _ => (false, None),
         };
         let run = move |host: &mut Host| host.run_in(lane, |conn| conn.run(&plan));
         match reader {
             Some(reader) => shared.reader_job(reader, run),
-            None => shared.job(&shared.writer, lane, run),
+            None => shared.writer_job(lane, portable, run),
         }
     }
 
@@ -735,7 +808,7 @@ impl Client {
                     }
                     let run =
                         move |host: &mut Host| host.run_in(Lane::NONE, |conn| conn.run(&plan));
-                    shared.job(&shared.writer, Lane::NONE, run).await
+                    shared.writer_job(Lane::NONE, false, run).await
                 }
             }
         })
@@ -759,7 +832,7 @@ impl Client {
         {
             return self.shared.reader_job(reader, run);
         }
-        self.shared.job(&self.shared.writer, lane, run)
+        self.shared.writer_job(lane, route == Route::Reader, run)
     }
 
     pub(crate) fn begin(

@@ -17,8 +17,8 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::handoff::{self, Next, Replier};
@@ -77,7 +77,14 @@ pub(crate) enum Request {
     /// Run `job` in `lane` (inside the lane's transaction if it holds one).
     /// Skipped if its caller already gave up; interrupted if it gives up
     /// while the job's statement runs.
-    Run { lane: Lane, job: Box<dyn Job> },
+    /// A `portable` job is a read any connection of the database may run:
+    /// rather than make it wait for a transaction, the writer hands it to a
+    /// reader.
+    Run {
+        lane: Lane,
+        job: Box<dyn Job>,
+        portable: bool,
+    },
     /// Open `level` in `lane`: its transaction, or a savepoint of the
     /// `parent` lane's transaction (see `Host::begin`). Skipped if its
     /// caller gave up.
@@ -140,6 +147,18 @@ impl Request {
     }
 }
 
+/// What a server thread shares with its clients and siblings as it runs.
+#[derive(Default)]
+pub(crate) struct Flags {
+    /// Set once its connection holds objects other connections cannot see.
+    pub(crate) private: Arc<AtomicBool>,
+    /// Set while a transaction holds its connection.
+    pub(crate) held: Arc<AtomicBool>,
+    /// The readers' queues (filled once they started): where the writer
+    /// hands a portable read that would wait for a transaction.
+    pub(crate) readers: Arc<OnceLock<Vec<Sender<Request>>>>,
+}
+
 /// A request waiting for another lane's transaction to end.
 struct Waiting {
     request: Request,
@@ -162,19 +181,16 @@ pub(crate) struct Worker {
     /// Set when the server shuts down: stops the loop and interrupts the
     /// statement running now.
     stop: Arc<AtomicBool>,
-    /// Set once this connection holds objects other connections cannot see.
-    private: Arc<AtomicBool>,
+    flags: Flags,
+    /// The reader the last handed-on read went to.
+    next_reader: usize,
     busy_timeout: Duration,
 }
 
 impl Worker {
     /// Takes over `host` and installs driftwood's hooks on its connection
     /// (after the user's opener ran, so user setup cannot replace them).
-    pub(crate) fn new(
-        mut host: Host,
-        stop: Arc<AtomicBool>,
-        private: Arc<AtomicBool>,
-    ) -> Result<Self> {
+    pub(crate) fn new(mut host: Host, stop: Arc<AtomicBool>, flags: Flags) -> Result<Self> {
         let current: CurrentCancel = Arc::new(Mutex::new(Arc::new(AtomicBool::new(false))));
         let watched = current.clone();
         let stopping = stop.clone();
@@ -202,7 +218,8 @@ impl Worker {
             waiting: VecDeque::new(),
             current,
             stop,
-            private,
+            flags,
+            next_reader: 0,
             busy_timeout,
         })
     }
@@ -232,6 +249,10 @@ impl Worker {
         if let Some(lane) = request.waits_in()
             && !self.host.admits(lane)
         {
+            let request = match self.hand_on(request) {
+                Ok(()) => return,
+                Err(request) => request,
+            };
             self.waiting.push_back(Waiting {
                 request,
                 since: Instant::now(),
@@ -241,6 +262,19 @@ impl Worker {
         }
         guarded(|| self.process(request));
         self.run_waiting();
+    }
+
+    /// Hands a portable read to a reader instead of making it wait; gives
+    /// back anything else (or everything, without readers).
+    fn hand_on(&mut self, request: Request) -> std::result::Result<(), Request> {
+        if !matches!(request, Request::Run { portable: true, .. }) {
+            return Err(request);
+        }
+        let Some(readers) = self.flags.readers.get().filter(|r| !r.is_empty()) else {
+            return Err(request);
+        };
+        self.next_reader = (self.next_reader + 1) % readers.len();
+        readers[self.next_reader].send(request).map_err(|e| e.0)
     }
 
     /// Runs waiting requests, in order, whose lane may run, until none can.
@@ -264,6 +298,13 @@ impl Worker {
     }
 
     fn process(&mut self, request: Request) {
+        self.handle(request);
+        self.flags
+            .held
+            .store(self.host.is_held(), Ordering::Release);
+    }
+
+    fn handle(&mut self, request: Request) {
         let started = match &request {
             Request::Run { job, .. } => job.start(),
             Request::Begin { reply, .. } => reply.start(),
@@ -279,7 +320,7 @@ impl Worker {
                 job.run(&mut self.host);
                 self.set_current(Arc::new(AtomicBool::new(false)));
                 if self.host.conn().has_private_state() {
-                    self.private.store(true, Ordering::Release);
+                    self.flags.private.store(true, Ordering::Release);
                 }
             }
             Request::Begin {
