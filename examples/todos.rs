@@ -167,14 +167,25 @@ async fn run(path: &str) -> Result<()> {
         db.select::<Todo>().count().await?
     );
 
-    let tx = db.begin().await?;
-    tx.insert(TodoCompanion {
-        title: set("Dentist"),
-        content: set("9am"),
-        ..absent()
+    // The scoped form (drift's `transaction(() async {…})`): calls through
+    // `db` inside it join the transaction; an error rolls it all back.
+    db.transaction(|| async {
+        db.insert(TodoCompanion {
+            title: set("Dentist"),
+            content: set("9am"),
+            ..absent()
+        })
+        .await?;
+        db.update::<Todo>()
+            .filter(Todo::TITLE.eq("Dentist"))
+            .set(&TodoCompanion {
+                content: set("9am, bring the card"),
+                ..absent()
+            })
+            .await?;
+        Ok(())
     })
     .await?;
-    tx.commit().await?;
     println!(
         "committed a transaction: {} todos",
         db.select::<Todo>().count().await?
