@@ -1167,3 +1167,79 @@ fn connecting_needs_no_writer_when_the_schema_is_current() {
         })
     });
 }
+
+/// Starts a unit of work (a write unit on the writer, or a read unit on a
+/// reader) that sleeps for `hold`, and returns once it is running.
+fn hold_unit(db: &Db<TodoDb>, write: bool, hold: Duration) -> std::thread::JoinHandle<Result<()>> {
+    let (entered, running) = mpsc::channel();
+    let db = db.clone();
+    let unit = move |_: &Conn<'_>| {
+        entered.send(()).unwrap();
+        std::thread::sleep(hold);
+        Ok(())
+    };
+    let thread = std::thread::spawn(move || match write {
+        true => block_on(db.write(unit)),
+        false => block_on(db.read(unit)),
+    });
+    running.recv().unwrap();
+    thread
+}
+
+// Scenario (found by a probe): a read statement went to the writer when it
+// was no busier than the least busy reader, so with the one reader busy for
+// a moment it queued behind a write unit of work that ran for seconds and
+// failed with `Busy`, while the reader was free again almost at once.
+#[test]
+fn a_read_never_waits_behind_a_long_write_unit() {
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let options = OpenOptions::default().busy_timeout(Duration::from_secs(1));
+        let server = block_on(Server::open_with(dir.path().join("todos.db"), options, 1)).unwrap();
+        let db = block_on(server.connect::<TodoDb>()).unwrap();
+        block_on(db.insert(todo("Written", "x", None))).unwrap();
+        let writing = hold_unit(&db, true, Duration::from_secs(3));
+        let reading = hold_unit(&db, false, Duration::from_millis(50));
+        // Writer and reader are both busy: the read waits for the reader.
+        assert_eq!(block_on(db.select::<Todo>().count()).unwrap(), 1);
+        reading.join().unwrap().unwrap();
+        writing.join().unwrap().unwrap();
+    });
+}
+
+// Scenario (found by a probe): once the writer held a `TEMP` table named
+// like a `main` one, built selects still went to readers whenever the
+// writer was busy, so the same query counted the `TEMP` rows one moment
+// and the `main` rows the next.
+#[test]
+fn a_temp_table_on_the_writer_answers_every_read_the_same() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            block_on(db.insert(todo("Main one", "x", None))).unwrap();
+            block_on(db.insert(todo("Main two", "x", None))).unwrap();
+            block_on(db.custom_statement(
+                "CREATE TEMP TABLE todos AS SELECT * FROM main.todos WHERE 0",
+                [],
+            ))
+            .unwrap();
+            block_on(db.custom_statement(
+                "INSERT INTO temp.todos SELECT * FROM main.todos LIMIT 1",
+                [],
+            ))
+            .unwrap();
+            let idle = block_on(db.select::<Todo>().count()).unwrap();
+            assert_eq!(idle, 1, "{backend:?}: the TEMP table shadows main's");
+            let writing = hold_unit(&db, true, Duration::from_millis(200));
+            let busy = block_on(db.select::<Todo>().count()).unwrap();
+            let raw = block_on(db.custom_select("SELECT count(*) FROM todos", [])).unwrap();
+            let in_unit = block_on(db.read(|conn| conn.select::<Todo>().count())).unwrap();
+            writing.join().unwrap().unwrap();
+            assert_eq!(
+                (busy, raw[0].get::<i64>(0).unwrap(), in_unit),
+                (idle, idle, idle),
+                "{backend:?}: every read answers as the writer would"
+            );
+        });
+    }
+}

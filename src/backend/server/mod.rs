@@ -291,10 +291,10 @@ struct Reader {
 /// stops the server: nobody could reach it again.
 pub(crate) struct Shared {
     writer: Sender<Request>,
-    /// The writer's load, counted like a reader's: reads outside a
-    /// transaction go there too when it is the least busy and no
-    /// transaction holds it, since its page cache is the one a write never
-    /// invalidates.
+    /// The writer's load, counted like a reader's: a read statement
+    /// outside a transaction goes there while it is idle (nothing in
+    /// flight, no transaction holding it), since its page cache is the one
+    /// a write never invalidates.
     writer_load: Arc<AtomicUsize>,
     /// Set while a transaction holds the writer.
     writer_held: Arc<AtomicBool>,
@@ -306,7 +306,8 @@ pub(crate) struct Shared {
     /// Whether a raw SQL text is a plain read, as a reader found out.
     routes: Mutex<HashMap<String, bool>>,
     /// Set once the writer holds objects readers cannot see (`TEMP`
-    /// objects, attached databases): from then on raw SQL runs there.
+    /// objects, attached databases): from then on everything runs there,
+    /// so every query answers as that one connection would.
     writer_private: Arc<AtomicBool>,
     /// How long a request may wait (the writer connection's busy timeout).
     busy_timeout: Duration,
@@ -372,25 +373,32 @@ impl Shared {
 
     /// The least busy live reader, the first on a tie: under light load
     /// one reader serves (and spins) alone instead of all taking turns.
+    /// None once the writer holds objects the readers cannot see (`TEMP`
+    /// objects, attached databases): from then on everything runs on the
+    /// writer, so every query answers as that one connection would.
     fn pick_reader(&self) -> Option<&Reader> {
+        if self.writer_private.load(Ordering::Acquire) {
+            return None;
+        }
         self.readers
             .iter()
             .filter(|r| r.alive.load(Ordering::Acquire))
             .min_by_key(|r| r.load.load(Ordering::Relaxed))
     }
 
-    /// Where one read statement outside a transaction goes: the least busy
-    /// of the writer (unless a transaction holds it) and the readers, the
-    /// writer on a tie — its page cache is the one no other connection's
-    /// commit invalidates (a reader's is, after every write). `None` means
-    /// the writer. (Units of work, arbitrary user code, always go to a
+    /// Where one read statement outside a transaction goes: the writer
+    /// while it is idle (nothing in flight there, no transaction holding
+    /// it) — its page cache is the one no other connection's commit
+    /// invalidates (a reader's is, after every write) — else the least busy
+    /// reader. `None` means the writer. A read is never queued behind work
+    /// the writer is already doing: a unit of work may run as long as its
+    /// closure likes. (Units of work, arbitrary user code, always go to a
     /// reader, so a long one never delays a write.)
     fn pick_for_read(&self) -> Option<&Reader> {
         let reader = self.pick_reader()?;
-        let writer_free = !self.writer_held.load(Ordering::Acquire);
-        let writer_not_busier =
-            self.writer_load.load(Ordering::Relaxed) <= reader.load.load(Ordering::Relaxed);
-        if writer_free && writer_not_busier {
+        let writer_idle = !self.writer_held.load(Ordering::Acquire)
+            && self.writer_load.load(Ordering::Relaxed) == 0;
+        if writer_idle {
             return None;
         }
         Some(reader)
@@ -412,7 +420,7 @@ impl Shared {
         R: Send + 'static,
         F: FnOnce(&mut Host) -> Result<R> + Send + 'static,
     {
-        let portable = portable && lane == Lane::NONE && !self.readers.is_empty();
+        let portable = portable && lane == Lane::NONE && self.pick_reader().is_some();
         self.counted_job(&self.writer, &self.writer_load, lane, portable, work)
     }
 

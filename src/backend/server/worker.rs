@@ -265,9 +265,13 @@ impl Worker {
     }
 
     /// Hands a portable read to a reader instead of making it wait; gives
-    /// back anything else (or everything, without readers).
+    /// back anything else (or everything, without readers, or once this
+    /// connection holds objects a reader cannot see).
     fn hand_on(&mut self, request: Request) -> std::result::Result<(), Request> {
         if !matches!(request, Request::Run { portable: true, .. }) {
+            return Err(request);
+        }
+        if self.host.conn().has_private_state() {
             return Err(request);
         }
         let Some(readers) = self.flags.readers.get().filter(|r| !r.is_empty()) else {
