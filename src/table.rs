@@ -231,3 +231,23 @@ impl<T: Table> FromRow for Option<T> {
 impl<T: Table> FixedWidth for Option<T> {
     const WIDTH: usize = T::WIDTH;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_takes_the_obvious_conversions_for_plain_and_nullable_columns() {
+        let text: Value<String> = set("x");
+        let nullable_text: Value<Option<String>> = set("x");
+        let some_text: Value<Option<String>> = set(Some("x"));
+        let no_text: Value<Option<String>> = set(None::<&str>);
+        let widened: Value<Option<i64>> = set(Some(5_i32));
+        assert_eq!(text.as_option().map(String::as_str), Some("x"));
+        assert_eq!(nullable_text.as_option(), Some(&Some("x".to_owned())));
+        assert_eq!(some_text.as_option(), Some(&Some("x".to_owned())));
+        assert_eq!(no_text.as_option(), Some(&None));
+        assert_eq!(widened.as_option(), Some(&Some(5)));
+        assert_eq!(absent::<Value<String>>().as_option(), None);
+    }
+}
