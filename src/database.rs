@@ -26,6 +26,7 @@ use crate::plan::Plan;
 use crate::schema::{Schema, sql::create_statement};
 use crate::sqlite::{Connection, Execution, OpenOptions};
 use crate::transaction::{Scoped, Transaction, scope_lane};
+use crate::watch::{TableUpdatesStream, UpdateFilter, Watch, Watched};
 
 /// A database definition: its schema and the schema's version.
 pub trait Database: Send + Sync + 'static {
@@ -323,10 +324,83 @@ impl<D: Database> Db<D> {
         }
     }
 
+    /// Watches a read unit of work: runs `work` now and again after every
+    /// committed change to anything it read, each time in one read
+    /// transaction, so every value is one consistent snapshot of all its
+    /// queries — two tables written in one transaction are never seen half
+    /// applied. See [`crate::watch`].
+    ///
+    /// ```
+    /// # use driftwood::prelude::*;
+    /// # use futures::StreamExt;
+    /// # futures::executor::block_on(async {
+    /// let db: Db = Db::open_in_memory().await?;
+    /// db.custom_statement("CREATE TABLE t (x INTEGER)", []).await?;
+    /// let mut counts = db.watch_read(|conn| {
+    ///     let rows = conn.custom_select("SELECT count(*) FROM t", [])?;
+    ///     rows[0].get::<i64>(0)
+    /// });
+    /// assert_eq!(counts.next().await.unwrap()?, 0);
+    /// db.custom_statement("INSERT INTO t VALUES (1)", []).await?;
+    /// assert_eq!(counts.next().await.unwrap()?, 1);
+    /// # Ok::<(), driftwood::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn watch_read<T: Watched>(
+        &self,
+        work: impl Fn(&Conn<'_>) -> Result<T> + Send + Sync + 'static,
+    ) -> Watch<T> {
+        Watch::read_unit(self, work)
+    }
+
+    /// Watches raw SQL returning rows (drift's `customSelect(..).watch()`):
+    /// its rows now and after every committed change to what it reads.
+    pub fn watch_custom_select(
+        &self,
+        sql: impl Into<String>,
+        args: impl IntoIterator<Item = crate::types::SqlValue>,
+    ) -> Watch<Vec<crate::row::OwnedRow>> {
+        crate::watch::custom_select(self, sql.into(), args.into_iter().collect())
+    }
+
+    /// The tables every committed transaction changed, as `filter` wants
+    /// them (drift's `tableUpdates`): one item per transaction, in commit
+    /// order, with its sequence number; from the moment of this call (or,
+    /// for a delayed database, of its connection) until the database
+    /// closes. Items queue until taken.
+    pub fn table_updates(&self, filter: UpdateFilter) -> TableUpdatesStream {
+        TableUpdatesStream::new(self, filter)
+    }
+
+    /// Tells every watcher of `tables` that they changed, for changes
+    /// driftwood could not see (made through [`Connection::raw`], say).
+    /// Publishes them as one commit.
+    pub async fn notify_updates(&self, tables: &[&str]) -> Result<()> {
+        let backend = self.backend().await?;
+        backend
+            .feed()
+            .publish(crate::sqlite::changes::Changes::of_tables(
+                tables.iter().copied(),
+            ));
+        Ok(())
+    }
+
     /// Reads the live schema back from the database.
     pub fn read_schema(&self) -> Pending<Schema> {
         self.dispatch(|backend, lane| {
             backend.run_work(lane, Route::Writer, |conn| conn.read_schema())
+        })
+    }
+}
+
+impl<D: Database> crate::watch::sealed::Watches for Db<D> {
+    fn watch_backend(&self) -> crate::watch::Target {
+        crate::watch::Target(match &self.target {
+            Target::Ready(backend) => Ok(backend.clone()),
+            Target::Delayed(pending) => match pending.peek() {
+                Some(Ok(backend)) => Ok(backend.clone()),
+                _ => Err(pending.clone().boxed()),
+            },
         })
     }
 }

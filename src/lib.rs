@@ -76,6 +76,7 @@ pub mod sqlite;
 pub mod table;
 mod transaction;
 pub mod types;
+pub mod watch;
 
 pub use backend::{Pending, server};
 pub use batch::Batch;
@@ -89,6 +90,7 @@ pub use server::Server;
 pub use table::Table;
 pub use transaction::Transaction;
 pub use types::{IntEnum, TextEnum};
+pub use watch::{TableUpdatesStream, Watch};
 
 /// Runs a future to completion on the calling thread: how synchronous code
 /// (a CLI, a test, a UI callback that may block) uses driftwood's async API
@@ -116,6 +118,7 @@ pub mod prelude {
     pub use crate::sqlite::{Execution, OpenOptions};
     pub use crate::table::{Column, Value, absent, set};
     pub use crate::types::SqlValue;
+    pub use crate::watch::{UpdateFilter, UpdateKind, Watch};
     pub use crate::{
         Batch, Conn, Database, Db, Error, Executor, IntEnum, NoSchema, Pending, Result, Runner,
         Server, Table, TextEnum, Transaction, args, schema,

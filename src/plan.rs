@@ -30,6 +30,17 @@ pub(crate) enum Collect<T> {
     Rows(fn(&mut dyn Cursor, &str) -> Result<T>),
 }
 
+impl<T> Collect<T> {
+    /// The address of the fold: plans with the same statement and fold
+    /// give the same value.
+    pub(crate) fn address(&self) -> usize {
+        match self {
+            Collect::Done(finish) => *finish as usize,
+            Collect::Rows(fold) => *fold as usize,
+        }
+    }
+}
+
 /// Result rows, handed out one at a time.
 pub(crate) trait Cursor {
     /// Calls `visit` with the next row; `false` once there are none.

@@ -106,6 +106,11 @@ impl<'e, E, R: FromRow> SelectQuery<'e, E, R> {
     pub fn into_select(self) -> Select<R> {
         self.select
     }
+
+    /// Where it runs, and the pure statement builder.
+    pub(crate) fn into_parts(self) -> (&'e E, Select<R>) {
+        (self.exec, self.select)
+    }
 }
 
 impl<E: Runner, R: FromRow + Send + 'static> SelectQuery<'_, E, R> {
@@ -148,6 +153,11 @@ impl<'e, E, O> ColumnsQuery<'e, E, O>
 where
     Scalars<O>: FromRow,
 {
+    /// Where it runs, and the pure statement builder.
+    pub(crate) fn into_parts(self) -> (&'e E, SelectColumns<O>) {
+        (self.exec, self.select)
+    }
+
     /// Keeps the rows where `condition` holds.
     pub fn filter(self, condition: impl IntoExpr<bool>) -> Self {
         ColumnsQuery {

@@ -462,3 +462,32 @@ fn batches_and_units_of_work_run_in_one_transaction() {
         });
     }
 }
+
+// Scenario (found writing watch tests): the column count of a cached
+// `SELECT *` was read before its first step, so after `ALTER TABLE … ADD
+// COLUMN` (SQLite re-prepares the statement when it steps) rows kept the
+// old number of columns.
+#[test]
+fn a_cached_select_star_sees_columns_added_after_it_was_prepared() {
+    for backend in BACKENDS {
+        within(60, move || {
+            block_on(async move {
+                let (_dir, db) = open(backend).await;
+                db.custom_statement("CREATE TABLE notes (body TEXT)", [])
+                    .await
+                    .unwrap();
+                db.custom_statement("INSERT INTO notes VALUES ('one')", [])
+                    .await
+                    .unwrap();
+                let before = db.custom_select("SELECT * FROM notes", []).await.unwrap();
+                assert_eq!(before[0].columns(), ["body"]);
+                db.custom_statement("ALTER TABLE notes ADD COLUMN extra TEXT DEFAULT 'x'", [])
+                    .await
+                    .unwrap();
+                let after = db.custom_select("SELECT * FROM notes", []).await.unwrap();
+                assert_eq!(after[0].columns(), ["body", "extra"], "{backend:?}");
+                assert_eq!(after[0].get::<String>(1).unwrap(), "x");
+            })
+        });
+    }
+}

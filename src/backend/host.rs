@@ -19,7 +19,10 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use super::Lane;
+use super::feed::Feed;
 use crate::error::{Error, Result, catch};
 use crate::sqlite::{Connection, Level, TxKind};
 
@@ -31,6 +34,9 @@ pub(crate) struct Host {
     holders: Vec<Holder>,
     /// When the transaction began.
     since: Option<Instant>,
+    /// Where committed changes are published: the database's feed, on the
+    /// connection that writes.
+    feed: Option<Arc<Feed>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,11 +46,26 @@ struct Holder {
 }
 
 impl Host {
-    pub(crate) fn new(conn: Connection) -> Self {
+    /// A host for `conn`; with a `feed`, it is the database's writer and
+    /// publishes what every committed transaction changed there.
+    pub(crate) fn new(conn: Connection, feed: Option<Arc<Feed>>) -> Self {
+        if let Some(feed) = &feed {
+            conn.track_changes(feed.switch(), true);
+        }
         Host {
             conn,
             holders: Vec::new(),
             since: None,
+            feed,
+        }
+    }
+
+    /// Publishes what committed since the last time, if anything did —
+    /// after `COMMIT` returned, so queries that learn of it see it.
+    fn publish(&self) {
+        let Some(feed) = &self.feed else { return };
+        if let Some(changes) = self.conn.take_committed_changes() {
+            feed.publish(changes);
         }
     }
 
@@ -88,7 +109,9 @@ impl Host {
                 "its statements cannot run: it was already committed or rolled back",
             ));
         }
-        self.run(work)
+        let result = self.run(work);
+        self.publish();
+        result
     }
 
     /// Runs `work` on the connection: a panic becomes [`Error::Panic`]; a
@@ -147,6 +170,7 @@ impl Host {
         }
         let result = self.conn.commit(level);
         self.settle();
+        self.publish();
         result
     }
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use event_listener::Event;
 use futures::future::select;
 
+use super::feed::Feed;
 use super::host::{Host, busy, warn_waiting};
 use super::{Lane, Pending, Work};
 use crate::error::{Error, Result};
@@ -45,6 +46,8 @@ pub(crate) struct Local {
     released: Event,
     waiters: AtomicUsize,
     busy_timeout: Duration,
+    /// The change feed its watched queries follow.
+    feed: Arc<Feed>,
 }
 
 /// What became of an attempt to run an operation now.
@@ -70,9 +73,11 @@ fn thread_mark() -> usize {
 
 impl Local {
     pub(crate) fn new(conn: Connection) -> Arc<Local> {
+        let feed = Feed::new();
         Arc::new(Local {
             busy_timeout: conn.busy_timeout(),
-            host: Mutex::new(Some(Host::new(conn))),
+            host: Mutex::new(Some(Host::new(conn, Some(feed.clone())))),
+            feed,
             holder: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             detached: Mutex::new(Vec::new()),
@@ -84,6 +89,10 @@ impl Local {
 
     pub(crate) fn id(&self) -> usize {
         self as *const Local as usize
+    }
+
+    pub(crate) fn feed(&self) -> &Arc<Feed> {
+        &self.feed
     }
 
     pub(crate) fn run<T: Send + 'static>(
@@ -140,6 +149,7 @@ impl Local {
         self.closed.store(true, Ordering::Release);
         let host = lock(&self.host).take();
         drop(host);
+        self.feed.close();
         self.released.notify(usize::MAX);
         Pending::ready(Ok(()))
     }

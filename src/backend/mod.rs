@@ -17,6 +17,7 @@
 //! a transaction is and when it ends live in [`host`], shared by every
 //! backend that owns a SQLite connection.
 
+pub(crate) mod feed;
 pub(crate) mod host;
 pub(crate) mod local;
 mod pending;
@@ -81,6 +82,23 @@ impl Backend {
         match self {
             Backend::Local(local) => local.id(),
             Backend::Server(client) => client.server_id(),
+        }
+    }
+
+    /// Identifies this handle (the in-thread database, or one client of a
+    /// server): streams of the same watched query on it share their runs.
+    pub(crate) fn handle_id(&self) -> usize {
+        match self {
+            Backend::Local(local) => Arc::as_ptr(local) as usize,
+            Backend::Server(client) => Arc::as_ptr(client) as usize,
+        }
+    }
+
+    /// The database's change feed.
+    pub(crate) fn feed(&self) -> &Arc<feed::Feed> {
+        match self {
+            Backend::Local(local) => local.feed(),
+            Backend::Server(client) => client.feed(),
         }
     }
 

@@ -16,6 +16,7 @@ use rusqlite::OpenFlags;
 
 use super::OpenOptions;
 use super::cells::{Bind, owned};
+use super::changes::{Changes, Footprint, ReadSet, Switch, Tracking, Watching};
 use super::error::from_rusqlite;
 use super::guard::Guard;
 use super::levels::{Levels, TxKind};
@@ -53,6 +54,23 @@ pub struct Connection {
     busy_timeout: Duration,
     /// Whether `PRAGMA query_only` is on.
     query_only: Cell<bool>,
+    /// What statements read and write, and what transactions changed (see
+    /// `changes.rs`).
+    pub(super) tracking: RefCell<Tracking>,
+}
+
+/// What the statement wrapper noted before a statement ran, for change
+/// tracking after it.
+struct Watched {
+    /// Whether anyone watched this connection's writes, if they are tracked.
+    watching: Option<Watching>,
+    /// The statement's footprint, when anyone watches or a watched query
+    /// records its reads (`None` if it could not be found).
+    footprint: Option<Arc<Footprint>>,
+    /// Whether a watched query is recording what it reads.
+    recording: bool,
+    /// `total_changes()` before the statement.
+    changes: u64,
 }
 
 impl std::fmt::Debug for Connection {
@@ -114,7 +132,100 @@ impl Connection {
             guard,
             busy_timeout: options.busy_timeout,
             query_only: Cell::new(false),
+            tracking: RefCell::new(Tracking::default()),
         })
+    }
+
+    /// Tracks what this connection's statements read (and, if `writes`,
+    /// what its transactions change) for the watchers behind `switch`.
+    pub(crate) fn track_changes(&self, switch: Arc<Switch>, writes: bool) {
+        self.tracking.borrow_mut().attach(switch, writes);
+    }
+
+    /// What committed since the last call (a transaction, or statements in
+    /// autocommit), if anyone watched and anything changed.
+    pub(crate) fn take_committed_changes(&self) -> Option<Changes> {
+        self.tracking.borrow_mut().take_committed()
+    }
+
+    /// Runs `work`, recording what every statement it runs reads.
+    pub(crate) fn recording_reads<R>(&self, work: impl FnOnce() -> R) -> (R, ReadSet) {
+        let outer = self.tracking.borrow_mut().start_recording();
+        let value = work();
+        let reads = self.tracking.borrow_mut().stop_recording(outer);
+        (value, reads)
+    }
+
+    /// `sql`'s footprint: remembered, or found by preparing it apart while
+    /// the authorizer records. `None` if it cannot be prepared.
+    fn footprint(&self, sql: &str) -> Option<Arc<Footprint>> {
+        if let Some(known) = self.tracking.borrow_mut().footprint(sql) {
+            return Some(known);
+        }
+        let (prepared, mut footprint) = self.guard.recording(|| self.raw.prepare(sql));
+        drop(prepared.ok()?);
+        if footprint.updated_tables().next().is_some() && self.may_replace(sql, &footprint) {
+            footprint.updates_may_delete();
+        }
+        Some(self.tracking.borrow_mut().remember(sql, footprint))
+    }
+
+    /// Whether an `UPDATE` of `sql` may delete rows through a `REPLACE`
+    /// conflict: it says `OR REPLACE`, or a table it updates (or any
+    /// trigger) was declared with one. Errs on the side of yes.
+    fn may_replace(&self, sql: &str, footprint: &Footprint) -> bool {
+        if sql.to_ascii_lowercase().contains("replace") {
+            return true;
+        }
+        let check = "SELECT count(*) FROM sqlite_schema WHERE (type = 'trigger' OR name = ?1 COLLATE NOCASE) AND lower(sql) LIKE '%replace%'";
+        footprint.updated_tables().any(|table| {
+            self.raw
+                .query_row(check, [table], |row| row.get::<_, i64>(0))
+                .map_or(true, |found| found > 0)
+        })
+    }
+
+    /// Notes what change tracking needs before a statement runs; `None`
+    /// (at the cost of a borrow and an atomic load) when nothing is
+    /// tracked.
+    #[inline]
+    fn watch_before(&self, sql: &str) -> Option<Watched> {
+        let (watching, recording) = {
+            let tracking = self.tracking.borrow();
+            (tracking.watching(), tracking.is_recording())
+        };
+        if watching.is_none() && !recording {
+            return None;
+        }
+        let wanted = recording || watching.is_some_and(Watching::is_on);
+        Some(Watched {
+            watching,
+            footprint: if wanted { self.footprint(sql) } else { None },
+            recording,
+            changes: self.raw.total_changes(),
+        })
+    }
+
+    /// Records what a statement read (for a watched query) and wrote (for
+    /// the transaction's changes). A failed statement may have changed rows
+    /// (`OR FAIL` keeps them), so `total_changes` decides, not the outcome.
+    fn watch_after(&self, watched: Watched, succeeded: bool) {
+        let footprint = watched.footprint.as_deref();
+        let mut tracking = self.tracking.borrow_mut();
+        if watched.recording {
+            tracking.read(footprint);
+        }
+        let Some(before) = watched.watching else {
+            return;
+        };
+        let changed = self.raw.total_changes() != watched.changes;
+        let reshaped = succeeded && footprint.is_some_and(Footprint::changes_schema);
+        let now = tracking.watching().unwrap_or(before);
+        if before.is_on() && (changed || reshaped) {
+            tracking.wrote(footprint);
+        } else if before.began_by(now) && (changed || succeeded) {
+            tracking.wrote(None);
+        }
     }
 
     /// Installs driftwood's authorizer again, after user setup that may
@@ -280,10 +391,8 @@ impl Connection {
                 statement.args.iter().map(SqlValue::as_ref),
                 statement.args.len(),
             )?;
-            let column_count = stmt.column_count();
             let mut cursor = StatementCursor {
                 rows: stmt.raw_query(),
-                column_count,
                 sql,
             };
             fold(&mut cursor, sql)
@@ -352,6 +461,7 @@ impl Connection {
         if self.open_levels.get() > 0 {
             self.ensure_not_poisoned()?;
         }
+        let watched = self.watch_before(sql);
         let result = traced(sql, args, run);
         // Only a failure can end the transaction: the guard refuses
         // transaction control in user SQL, and whatever reaches past it
@@ -360,6 +470,9 @@ impl Connection {
             && self.open_levels.get() > 0
         {
             self.notice_implicit_rollback(|| error.to_string());
+        }
+        if let Some(watched) = watched {
+            self.watch_after(watched, result.is_ok());
         }
         result
     }
@@ -557,7 +670,6 @@ fn report(sql: &str, args: usize, start: Option<Instant>, outcome: Result<(), &E
 /// The rows of a statement that is stepping.
 struct StatementCursor<'s, 'q> {
     rows: rusqlite::Rows<'s>,
-    column_count: usize,
     sql: &'q str,
 }
 
@@ -566,7 +678,11 @@ impl Cursor for StatementCursor<'_, '_> {
         let Some(row) = self.rows.next().map_err(|e| from_rusqlite(e, self.sql))? else {
             return Ok(false);
         };
-        visit(&Row::stepping(row, self.column_count, self.sql))?;
+        // Asked per row, not before the first step: SQLite re-prepares a
+        // cached statement after a schema change when it steps, and a
+        // `SELECT *` then has the new columns.
+        let column_count = row.as_ref().column_count();
+        visit(&Row::stepping(row, column_count, self.sql))?;
         Ok(true)
     }
 }

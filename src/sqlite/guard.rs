@@ -11,10 +11,12 @@
 //! user statement ([`Guard::preparing`]); what it saw describes the
 //! statement prepared last.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+
+use super::changes::Footprint;
 
 /// Functions whose value depends on the connection that runs them.
 const CONNECTION_STATE_FUNCTIONS: [&str; 3] = ["last_insert_rowid", "changes", "total_changes"];
@@ -33,6 +35,10 @@ pub(crate) struct Guard {
     /// This connection created something other connections cannot see (a
     /// `TEMP` object, an attached database): sticky.
     has_private_state: AtomicBool,
+    /// Set while a statement's footprint is recorded.
+    recording: AtomicBool,
+    /// What the statement being recorded reads and writes.
+    footprint: Mutex<Footprint>,
 }
 
 impl Guard {
@@ -49,6 +55,12 @@ impl Guard {
     fn authorize(&self, context: AuthContext<'_>) -> Authorization {
         if !self.preparing.load(Ordering::Relaxed) {
             return Authorization::Allow;
+        }
+        if self.recording.load(Ordering::Relaxed) {
+            self.footprint
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .note(&context.action, context.accessor);
         }
         match context.action {
             AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => {
@@ -90,6 +102,20 @@ impl Guard {
         let result = prepare();
         self.preparing.store(false, Ordering::Relaxed);
         (result, self.refused_control.load(Ordering::Relaxed))
+    }
+
+    /// [`Guard::preparing`], recording what the statement reads and writes.
+    pub(crate) fn recording<R>(&self, prepare: impl FnOnce() -> R) -> (R, Footprint) {
+        self.recording.store(true, Ordering::Relaxed);
+        let (result, _) = self.preparing(prepare);
+        self.recording.store(false, Ordering::Relaxed);
+        let footprint = std::mem::take(
+            &mut *self
+                .footprint
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        (result, footprint)
     }
 
     /// Whether the statement prepared last needs this very connection.

@@ -89,7 +89,7 @@ impl Connection {
     pub fn commit(&self, level: Level) -> Result<()> {
         let position = self.position(level, "commit")?;
         if let Some(cause) = self.poison_cause() {
-            self.truncate_levels(position);
+            self.close_levels(position, false);
             return Err(Error::RolledBack { cause });
         }
         let sql = match position {
@@ -98,7 +98,7 @@ impl Connection {
         };
         match self.control(&sql) {
             Ok(()) => {
-                self.truncate_levels(position);
+                self.close_levels(position, true);
                 Ok(())
             }
             Err(error) => {
@@ -117,7 +117,7 @@ impl Connection {
         };
         self.notice_implicit_rollback(outside_cause);
         if self.poison_cause().is_some() {
-            self.truncate_levels(position);
+            self.close_levels(position, false);
             return Ok(());
         }
         let sql = match position {
@@ -127,14 +127,14 @@ impl Connection {
                 format!("ROLLBACK TO {name}; RELEASE {name}")
             }
         };
-        self.truncate_levels(position);
+        self.close_levels(position, false);
         self.control(&sql)
     }
 
     /// Rolls back every open level, and a transaction SQLite has open that
     /// no level owns (one begun through [`Connection::raw`]).
     pub(crate) fn rollback_all(&self) -> Result<()> {
-        self.truncate_levels(0);
+        self.close_levels(0, false);
         if self.raw.is_autocommit() {
             return Ok(());
         }
@@ -221,11 +221,16 @@ impl Connection {
         let mut levels = self.levels.borrow_mut();
         levels.stack.push(level);
         self.open_levels.set(levels.stack.len());
+        self.tracking.borrow_mut().opened_level();
     }
 
-    /// Forgets the level at `position` and every level inside it; with
-    /// none left, the poison goes too.
-    fn truncate_levels(&self, position: usize) {
+    /// Forgets the level at `position` and every level inside it, whose
+    /// changes go to the parent if they were `committed` and are gone if
+    /// not; with no level left, the poison goes too.
+    fn close_levels(&self, position: usize, committed: bool) {
+        self.tracking
+            .borrow_mut()
+            .closed_levels(position, committed);
         let mut levels = self.levels.borrow_mut();
         levels.stack.truncate(position);
         if levels.stack.is_empty() {

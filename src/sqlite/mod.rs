@@ -10,12 +10,14 @@
 //! `Connection` and call into it.
 
 mod cells;
+pub(crate) mod changes;
 mod connection;
 mod error;
 mod guard;
 mod levels;
 mod options;
 
+pub use changes::{TableUpdate, UpdateKind};
 pub use connection::{Connection, Execution};
 pub use levels::{Level, TxKind};
 pub use options::{JournalMode, OpenOptions, Synchronous};

@@ -47,6 +47,7 @@ use handoff::Replier;
 pub(crate) use handoff::Reply;
 use worker::{Request, Task, Worker};
 
+use super::feed::Feed;
 use super::host::Host;
 use super::{Inside, Lane, Pending, Route, Work, ensure_outside, is_inside};
 use crate::error::{Error, Result, catch};
@@ -312,6 +313,9 @@ pub(crate) struct Shared {
     /// How long a request may wait (the writer connection's busy timeout).
     busy_timeout: Duration,
     shutdown_timeout: Duration,
+    /// The change feed of the database: the writer publishes, clients'
+    /// watched queries follow it.
+    feed: Arc<Feed>,
 }
 
 /// Counts a reader request as finished when dropped, run or skipped.
@@ -475,6 +479,7 @@ impl Shared {
 
     /// Asks the threads to stop: interrupts what they run and wakes them.
     fn stop(&self) {
+        self.feed.close();
         if !self.state.stop.swap(true, Ordering::AcqRel) {
             self.state.running.store(false, Ordering::Release);
             for queue in std::iter::once(&self.writer).chain(self.readers.iter().map(|r| &r.queue))
@@ -611,6 +616,7 @@ fn start_thread(
     state: &Arc<State>,
     reader: Option<Arc<AtomicBool>>,
     flags: Flags,
+    feed: Arc<Feed>,
 ) -> Result<Started> {
     let (ready, opened) = handoff::reply::<Result<Opened>>();
     let (queue, requests) = channel::<Request>();
@@ -633,12 +639,17 @@ fn start_thread(
             let worker = catch(opener).and_then(|conn| {
                 if is_reader {
                     conn.set_query_only(true)?;
+                    conn.track_changes(feed.switch(), false);
                 }
+                let publishes = (!is_reader).then_some(feed);
                 let opened = Opened {
                     shareable: conn.file().is_some() && conn.journal_mode()? == "wal",
                     busy_timeout: conn.busy_timeout(),
                 };
-                Ok((Worker::new(Host::new(conn), stop, flags)?, opened))
+                Ok((
+                    Worker::new(Host::new(conn, publishes), stop, flags)?,
+                    opened,
+                ))
             });
             match worker {
                 Ok((worker, opened)) => {
@@ -671,6 +682,7 @@ fn launch(
     shutdown_timeout: Duration,
 ) -> impl Future<Output = Result<Server>> + Send {
     let state = Arc::new(State::new());
+    let feed = Feed::new();
     let writer_private = Arc::new(AtomicBool::new(false));
     let writer_held = Arc::new(AtomicBool::new(false));
     let reader_queues = Arc::new(OnceLock::new());
@@ -684,6 +696,7 @@ fn launch(
             held: writer_held.clone(),
             readers: reader_queues.clone(),
         },
+        feed.clone(),
     );
     async move {
         let writer = started?;
@@ -698,6 +711,7 @@ fn launch(
             writer_private,
             busy_timeout: crate::sqlite::OpenOptions::default().busy_timeout,
             shutdown_timeout,
+            feed,
         };
         // The writer opens first: it sets the journal mode readers rely on.
         // (Returning early drops `shared`, which stops what was started.)
@@ -717,6 +731,7 @@ fn launch(
                 &shared.state,
                 Some(alive.clone()),
                 Flags::default(),
+                shared.feed.clone(),
             )?;
             shared
                 .threads
@@ -751,6 +766,10 @@ pub(crate) struct Client {
 impl Client {
     pub(crate) fn server_id(&self) -> usize {
         self.shared.id()
+    }
+
+    pub(crate) fn feed(&self) -> &Arc<Feed> {
+        &self.shared.feed
     }
 
     fn refused(&self) -> Option<Error> {

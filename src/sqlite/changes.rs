@@ -1,0 +1,747 @@
+//! What statements read and write, and what a transaction changed: the raw
+//! material of auto-updating queries, found where the connection lives with
+//! nothing declared by the user.
+//!
+//! SQLite's authorizer reports, while a statement is prepared, every table
+//! and column it reads and every table it writes — through views, triggers
+//! and foreign-key actions too, since they are compiled into the statement.
+//! It is not called again when a cached statement runs, so a statement's
+//! [`Footprint`] is found once per SQL text, by preparing it apart, and kept
+//! in a map of the connection's own. A committed schema change makes every
+//! connection of the database forget its map ([`Switch`]'s schema
+//! generation): a new trigger or view changes what a statement touches.
+//!
+//! What a transaction changed ([`Changes`]) is the union of the write
+//! footprints of its statements that changed rows (`total_changes` moved)
+//! or the schema, kept per transaction level: releasing a savepoint merges
+//! its changes into its parent, rolling one back discards them, and only a
+//! committed outermost level (or a statement in autocommit) hands them on.
+//! Writes to `WITHOUT ROWID` tables, `DELETE FROM t` and rows a `REPLACE`
+//! conflict deletes — which `update_hook` misses — are seen like any other.
+//!
+//! Nothing is looked up while nobody watches. A transaction during which
+//! watching began reports that it may have changed anything.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// How a committed transaction changed a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UpdateKind {
+    /// Rows were inserted.
+    Insert,
+    /// Rows were updated.
+    Update,
+    /// Rows were deleted.
+    Delete,
+    /// The table, or an index, trigger or view on it, was created, altered
+    /// or dropped.
+    Schema,
+}
+
+impl UpdateKind {
+    const ALL: [UpdateKind; 4] = [
+        UpdateKind::Insert,
+        UpdateKind::Update,
+        UpdateKind::Delete,
+        UpdateKind::Schema,
+    ];
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// One table a committed transaction changed, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TableUpdate {
+    /// The table's name, lowercase.
+    pub table: String,
+    /// How it changed.
+    pub kind: UpdateKind,
+}
+
+/// Some columns of a table, or all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Columns {
+    /// Every column (or columns nobody can name: a `count(*)`).
+    All,
+    /// These columns, lowercase.
+    Only(Vec<String>),
+}
+
+impl Columns {
+    fn add(&mut self, column: &str) {
+        let Columns::Only(columns) = self else { return };
+        if column.is_empty() {
+            *self = Columns::All;
+            return;
+        }
+        if !columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+            columns.push(column.to_ascii_lowercase());
+        }
+    }
+
+    fn merge(&mut self, other: &Columns) {
+        match other {
+            Columns::All => *self = Columns::All,
+            Columns::Only(columns) => columns.iter().for_each(|c| self.add(c)),
+        }
+    }
+
+    fn overlaps(&self, other: &Columns) -> bool {
+        match (self, other) {
+            (Columns::Only(a), Columns::Only(b)) => a.iter().any(|c| b.contains(c)),
+            _ => true,
+        }
+    }
+}
+
+/// How one table was (or may be) changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TableChange {
+    /// Lowercase.
+    table: String,
+    /// [`UpdateKind::bit`]s.
+    kinds: u8,
+    /// The columns an `UPDATE` set.
+    updated: Columns,
+}
+
+impl TableChange {
+    fn new(table: &str) -> Self {
+        TableChange {
+            table: table.to_ascii_lowercase(),
+            kinds: 0,
+            updated: Columns::Only(Vec::new()),
+        }
+    }
+
+    fn merge(&mut self, other: &TableChange) {
+        self.kinds |= other.kinds;
+        self.updated.merge(&other.updated);
+    }
+
+    /// Whether a query reading `columns` of this table may see a
+    /// different result after this change.
+    fn affects(&self, columns: &Columns) -> bool {
+        let reshapes =
+            UpdateKind::Insert.bit() | UpdateKind::Delete.bit() | UpdateKind::Schema.bit();
+        self.kinds & reshapes != 0
+            || (self.kinds & UpdateKind::Update.bit() != 0 && self.updated.overlaps(columns))
+    }
+}
+
+/// Finds a table's entry in `tables`, adding an empty one if needed.
+fn entry<'t>(tables: &'t mut Vec<TableChange>, table: &str) -> &'t mut TableChange {
+    match tables
+        .iter()
+        .position(|t| t.table.eq_ignore_ascii_case(table))
+    {
+        Some(at) => &mut tables[at],
+        None => {
+            tables.push(TableChange::new(table));
+            tables.last_mut().expect("just pushed")
+        }
+    }
+}
+
+/// What a statement reads and writes, as the authorizer reported it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Footprint {
+    /// Tables (and views) read, with the columns read.
+    reads: Vec<(String, Columns)>,
+    /// Tables written.
+    writes: Vec<TableChange>,
+    /// Whether it creates, alters or drops something.
+    schema: bool,
+}
+
+impl Footprint {
+    /// Notes one authorizer report. `accessor` is the view or trigger the
+    /// access comes from, if any.
+    pub(crate) fn note(
+        &mut self,
+        action: &rusqlite::hooks::AuthAction<'_>,
+        accessor: Option<&str>,
+    ) {
+        use rusqlite::hooks::AuthAction as A;
+        if let Some(view_or_trigger) = accessor
+            && matches!(action, A::Read { .. })
+        {
+            self.read(view_or_trigger, "");
+        }
+        match *action {
+            A::Read {
+                table_name,
+                column_name,
+            } => self.read(table_name, column_name),
+            A::Insert { table_name } => self.write(table_name, UpdateKind::Insert, None),
+            A::Delete { table_name } => self.write(table_name, UpdateKind::Delete, None),
+            A::Update {
+                table_name,
+                column_name,
+            } => self.write(table_name, UpdateKind::Update, Some(column_name)),
+            A::CreateTable { table_name }
+            | A::CreateTempTable { table_name }
+            | A::DropTable { table_name }
+            | A::DropTempTable { table_name }
+            | A::AlterTable { table_name, .. }
+            | A::CreateVtable { table_name, .. }
+            | A::DropVtable { table_name, .. } => self.reshape(table_name),
+            A::CreateView { view_name }
+            | A::CreateTempView { view_name }
+            | A::DropView { view_name }
+            | A::DropTempView { view_name } => self.reshape(view_name),
+            A::CreateIndex { .. }
+            | A::CreateTempIndex { .. }
+            | A::DropIndex { .. }
+            | A::DropTempIndex { .. }
+            | A::CreateTrigger { .. }
+            | A::CreateTempTrigger { .. }
+            | A::DropTrigger { .. }
+            | A::DropTempTrigger { .. } => self.schema = true,
+            _ => {}
+        }
+    }
+
+    fn read(&mut self, table: &str, column: &str) {
+        let at = match self
+            .reads
+            .iter()
+            .position(|(t, _)| t.eq_ignore_ascii_case(table))
+        {
+            Some(at) => at,
+            None => {
+                self.reads
+                    .push((table.to_ascii_lowercase(), Columns::Only(Vec::new())));
+                self.reads.len() - 1
+            }
+        };
+        self.reads[at].1.add(column);
+    }
+
+    fn write(&mut self, table: &str, kind: UpdateKind, column: Option<&str>) {
+        let change = entry(&mut self.writes, table);
+        change.kinds |= kind.bit();
+        if let Some(column) = column {
+            change.updated.add(column);
+        }
+    }
+
+    fn reshape(&mut self, table: &str) {
+        self.schema = true;
+        self.write(table, UpdateKind::Schema, None);
+    }
+
+    /// Counts every `UPDATE` as a possible delete too: a `REPLACE`
+    /// conflict (from `OR REPLACE` or a table's constraint) deletes rows
+    /// no authorizer report mentions.
+    pub(crate) fn updates_may_delete(&mut self) {
+        for change in &mut self.writes {
+            if change.kinds & UpdateKind::Update.bit() != 0 {
+                change.kinds |= UpdateKind::Delete.bit();
+            }
+        }
+    }
+
+    /// The tables an `UPDATE` of this statement writes.
+    pub(crate) fn updated_tables(&self) -> impl Iterator<Item = &str> {
+        self.writes
+            .iter()
+            .filter(|c| c.kinds & UpdateKind::Update.bit() != 0)
+            .map(|c| c.table.as_str())
+    }
+
+    /// Whether it creates, alters or drops something.
+    pub(crate) fn changes_schema(&self) -> bool {
+        self.schema
+    }
+}
+
+/// What a transaction (or some of its levels) changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Changes {
+    tables: Vec<TableChange>,
+    /// Something changed that no footprint describes: anything may have.
+    everything: bool,
+    /// The schema changed.
+    schema: bool,
+}
+
+impl Changes {
+    /// A change nobody can describe: every watcher must look again.
+    pub(crate) fn everything() -> Changes {
+        Changes {
+            everything: true,
+            ..Changes::default()
+        }
+    }
+
+    /// Every kind of change to these tables (an explicit notification).
+    pub(crate) fn of_tables<'a>(tables: impl IntoIterator<Item = &'a str>) -> Changes {
+        let mut changes = Changes::default();
+        for table in tables {
+            let change = entry(&mut changes.tables, table);
+            change.kinds =
+                UpdateKind::Insert.bit() | UpdateKind::Update.bit() | UpdateKind::Delete.bit();
+            change.updated = Columns::All;
+        }
+        changes
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tables.is_empty() && !self.everything && !self.schema
+    }
+
+    /// Whether anything may have changed.
+    pub(crate) fn is_everything(&self) -> bool {
+        self.everything
+    }
+
+    /// Whether the schema changed.
+    pub(crate) fn changes_schema(&self) -> bool {
+        self.schema
+    }
+
+    /// The tables changed, lowercase.
+    pub(crate) fn tables(&self) -> impl Iterator<Item = &str> {
+        self.tables.iter().map(|c| c.table.as_str())
+    }
+
+    /// Adds what a statement with footprint `footprint` wrote.
+    pub(crate) fn add(&mut self, footprint: &Footprint) {
+        for change in &footprint.writes {
+            entry(&mut self.tables, &change.table).merge(change);
+        }
+        self.schema |= footprint.schema;
+    }
+
+    /// Adds `other`'s changes.
+    pub(crate) fn merge(&mut self, other: Changes) {
+        for change in &other.tables {
+            entry(&mut self.tables, &change.table).merge(change);
+        }
+        self.everything |= other.everything;
+        self.schema |= other.schema;
+    }
+
+    /// One update per table and kind, in the order tables were first
+    /// changed.
+    pub(crate) fn updates(&self) -> Vec<TableUpdate> {
+        let mut out = Vec::new();
+        for change in &self.tables {
+            for kind in UpdateKind::ALL {
+                if change.kinds & kind.bit() != 0 {
+                    out.push(TableUpdate {
+                        table: change.table.clone(),
+                        kind,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What a watched query read: the union of its statements' read
+/// footprints.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ReadSet {
+    tables: Vec<(String, Columns)>,
+    /// Some statement's reads were unknown: any change may matter.
+    anything: bool,
+}
+
+impl ReadSet {
+    /// Adds what a statement with footprint `footprint` read.
+    pub(crate) fn add(&mut self, footprint: &Footprint) {
+        self.merge(&ReadSet {
+            tables: footprint.reads.clone(),
+            anything: false,
+        });
+    }
+
+    /// Adds `other`'s reads.
+    pub(crate) fn merge(&mut self, other: &ReadSet) {
+        for (table, columns) in &other.tables {
+            match self.tables.iter_mut().find(|(t, _)| t == table) {
+                Some((_, known)) => known.merge(columns),
+                None => self.tables.push((table.clone(), columns.clone())),
+            }
+        }
+        self.anything |= other.anything;
+    }
+
+    /// The tables read, lowercase; `None` if any change may matter.
+    pub(crate) fn tables(&self) -> Option<impl Iterator<Item = &str>> {
+        (!self.anything).then(|| self.tables.iter().map(|(t, _)| t.as_str()))
+    }
+
+    /// Whether a query with this read set may see a different result
+    /// after `changes`.
+    pub(crate) fn affected_by(&self, changes: &Changes) -> bool {
+        if changes.everything || (self.anything && !changes.is_empty()) {
+            return true;
+        }
+        changes.tables.iter().any(|change| {
+            self.tables
+                .iter()
+                .any(|(table, columns)| *table == change.table && change.affects(columns))
+        })
+    }
+}
+
+/// Shared by a database's change feed and every connection of that
+/// database: whether anyone watches, and the schema generation.
+#[derive(Debug, Default)]
+pub(crate) struct Switch {
+    /// Watchers and update listeners alive.
+    watchers: AtomicUsize,
+    /// How many times watching began (watchers went from 0 to 1).
+    starts: AtomicU64,
+    /// Bumped after every committed schema change.
+    schema: AtomicU64,
+}
+
+/// Whether anyone watched, and since which start: compared before and after
+/// a statement or transaction to notice watching that began meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Watching {
+    on: bool,
+    starts: u64,
+}
+
+impl Switch {
+    /// One more watcher.
+    pub(crate) fn watch(&self) {
+        if self.watchers.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.starts.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// One watcher fewer.
+    pub(crate) fn unwatch(&self) {
+        self.watchers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether anyone watches, and since which start.
+    pub(crate) fn watching(&self) -> Watching {
+        let starts = self.starts.load(Ordering::SeqCst);
+        Watching {
+            on: self.watchers.load(Ordering::SeqCst) > 0,
+            starts,
+        }
+    }
+
+    /// A committed change altered the schema.
+    pub(crate) fn schema_changed(&self) {
+        self.schema.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn schema_generation(&self) -> u64 {
+        self.schema.load(Ordering::SeqCst)
+    }
+}
+
+impl Watching {
+    /// Whether anyone watches.
+    pub(crate) fn is_on(self) -> bool {
+        self.on
+    }
+
+    /// Whether watching began between `self` and `later`, so whatever ran
+    /// in between went untracked.
+    pub(crate) fn began_by(self, later: Watching) -> bool {
+        later.on && (!self.on || later.starts != self.starts)
+    }
+}
+
+/// How many footprints a connection remembers before it starts over (SQL
+/// texts with values written into them would otherwise grow it forever).
+const FOOTPRINT_CAPACITY: usize = 1024;
+
+/// A connection's change tracking: its footprints, the changes of its open
+/// levels, and the committed changes not yet handed on.
+#[derive(Debug, Default)]
+pub(crate) struct Tracking {
+    switch: Option<Arc<Switch>>,
+    /// Whether this connection's writes are tracked (the writer's are; a
+    /// reader's, which cannot write, are not).
+    tracks_writes: bool,
+    footprints: HashMap<Arc<str>, Arc<Footprint>>,
+    /// The schema generation the footprints were found under.
+    schema_generation: u64,
+    /// The footprint used last: a loop running one statement skips the
+    /// map.
+    last: Option<(Arc<str>, Arc<Footprint>)>,
+    /// The changes of each open level, outermost first.
+    levels: Vec<Changes>,
+    /// Whether anyone watched when the transaction began.
+    began: Option<Watching>,
+    /// Committed and not yet handed on.
+    committed: Changes,
+    /// The read sets of statements run while a watched query runs.
+    recording: Option<ReadSet>,
+}
+
+impl Tracking {
+    /// Tracks changes for `switch`'s watchers (writes only if `writes`).
+    pub(crate) fn attach(&mut self, switch: Arc<Switch>, writes: bool) {
+        self.switch = Some(switch);
+        self.tracks_writes = writes;
+    }
+
+    /// Whether anyone watches this connection's writes right now, if
+    /// they are tracked at all.
+    pub(crate) fn watching(&self) -> Option<Watching> {
+        let switch = self.switch.as_ref().filter(|_| self.tracks_writes)?;
+        Some(switch.watching())
+    }
+
+    /// Whether a watched query is running and recording what it reads.
+    pub(crate) fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// The remembered footprint of `sql`, if any.
+    pub(crate) fn footprint(&mut self, sql: &str) -> Option<Arc<Footprint>> {
+        if let Some(switch) = &self.switch {
+            let generation = switch.schema_generation();
+            if generation != self.schema_generation {
+                self.forget_footprints();
+                self.schema_generation = generation;
+            }
+        }
+        if let Some((last_sql, footprint)) = &self.last
+            && **last_sql == *sql
+        {
+            return Some(footprint.clone());
+        }
+        let (key, footprint) = self.footprints.get_key_value(sql)?;
+        let found = (key.clone(), footprint.clone());
+        self.last = Some(found.clone());
+        Some(found.1)
+    }
+
+    /// Remembers `sql`'s footprint.
+    pub(crate) fn remember(&mut self, sql: &str, footprint: Footprint) -> Arc<Footprint> {
+        if self.footprints.len() >= FOOTPRINT_CAPACITY {
+            self.forget_footprints();
+        }
+        let key: Arc<str> = sql.into();
+        let footprint = Arc::new(footprint);
+        self.footprints.insert(key.clone(), footprint.clone());
+        self.last = Some((key, footprint.clone()));
+        footprint
+    }
+
+    /// Forgets every footprint (after this connection changed the schema).
+    pub(crate) fn forget_footprints(&mut self) {
+        self.footprints.clear();
+        self.last = None;
+    }
+
+    /// A statement with footprint `footprint` (`None`: unknown) changed
+    /// something, inside the innermost open level or in autocommit.
+    pub(crate) fn wrote(&mut self, footprint: Option<&Footprint>) {
+        let changes = self.levels.last_mut().unwrap_or(&mut self.committed);
+        match footprint {
+            Some(footprint) => changes.add(footprint),
+            None => changes.merge(Changes::everything()),
+        }
+        if footprint.is_none_or(Footprint::changes_schema) {
+            self.forget_footprints();
+        }
+    }
+
+    /// A level opened.
+    pub(crate) fn opened_level(&mut self) {
+        if self.levels.is_empty() {
+            self.began = self.watching();
+        }
+        self.levels.push(Changes::default());
+    }
+
+    /// The level at `position` (and every level inside it) ended:
+    /// committed, its changes go to its parent — or, for the outermost,
+    /// are ready to hand on; rolled back, they are gone.
+    pub(crate) fn closed_levels(&mut self, position: usize, committed: bool) {
+        if position >= self.levels.len() {
+            return;
+        }
+        let mut ended = Changes::default();
+        for changes in self.levels.drain(position..) {
+            ended.merge(changes);
+        }
+        if !committed {
+            if self.levels.is_empty() {
+                self.began = None;
+            }
+            return;
+        }
+        match self.levels.last_mut() {
+            Some(parent) => parent.merge(ended),
+            None => {
+                let began = self.began.take();
+                if let (Some(began), Some(now)) = (began, self.watching())
+                    && began.began_by(now)
+                {
+                    ended.merge(Changes::everything());
+                }
+                self.committed.merge(ended);
+            }
+        }
+    }
+
+    /// The committed changes not handed on yet, if there are any.
+    pub(crate) fn take_committed(&mut self) -> Option<Changes> {
+        if self.committed.is_empty() {
+            return None;
+        }
+        Some(std::mem::take(&mut self.committed))
+    }
+
+    /// Starts recording what statements read.
+    pub(crate) fn start_recording(&mut self) -> Option<ReadSet> {
+        self.recording.replace(ReadSet::default())
+    }
+
+    /// Stops recording; gives what was read and restores an outer
+    /// recording (`outer`, from [`Tracking::start_recording`]), which also
+    /// gets it.
+    pub(crate) fn stop_recording(&mut self, outer: Option<ReadSet>) -> ReadSet {
+        let reads = std::mem::replace(&mut self.recording, outer).unwrap_or_default();
+        if let Some(outer) = &mut self.recording {
+            outer.merge(&reads);
+        }
+        reads
+    }
+
+    /// A statement with footprint `footprint` ran while recording.
+    pub(crate) fn read(&mut self, footprint: Option<&Footprint>) {
+        let Some(recording) = &mut self.recording else {
+            return;
+        };
+        match footprint {
+            Some(footprint) => recording.add(footprint),
+            None => recording.anything = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn footprint(reads: &[(&str, &[&str])], writes: &[(&str, UpdateKind, &[&str])]) -> Footprint {
+        let mut fp = Footprint::default();
+        for (table, columns) in reads {
+            for column in *columns {
+                fp.read(table, column);
+            }
+        }
+        for (table, kind, columns) in writes {
+            fp.write(table, *kind, None);
+            for column in *columns {
+                fp.write(table, *kind, Some(column));
+            }
+        }
+        fp
+    }
+
+    fn read_set(fp: &Footprint) -> ReadSet {
+        let mut set = ReadSet::default();
+        set.add(fp);
+        set
+    }
+
+    fn changes(fp: &Footprint) -> Changes {
+        let mut changes = Changes::default();
+        changes.add(fp);
+        changes
+    }
+
+    #[test]
+    fn a_change_affects_only_readers_of_its_table_and_columns() {
+        let reader = read_set(&footprint(&[("Todos", &["title", "done"])], &[]));
+        let insert = changes(&footprint(&[], &[("todos", UpdateKind::Insert, &[])]));
+        let other_table = changes(&footprint(&[], &[("categories", UpdateKind::Insert, &[])]));
+        let other_column = changes(&footprint(&[], &[("todos", UpdateKind::Update, &["body"])]));
+        let read_column = changes(&footprint(&[], &[("TODOS", UpdateKind::Update, &["Done"])]));
+        assert!(reader.affected_by(&insert));
+        assert!(!reader.affected_by(&other_table));
+        assert!(!reader.affected_by(&other_column));
+        assert!(reader.affected_by(&read_column));
+        assert!(reader.affected_by(&Changes::everything()));
+        let count = read_set(&footprint(&[("todos", &[""])], &[]));
+        assert!(
+            count.affected_by(&other_column),
+            "a count(*) reads every column"
+        );
+    }
+
+    #[test]
+    fn a_possible_replace_makes_an_update_a_delete_too() {
+        let reader = read_set(&footprint(&[("todos", &["title"])], &[]));
+        let mut fp = footprint(&[], &[("todos", UpdateKind::Update, &["body"])]);
+        assert!(!reader.affected_by(&changes(&fp)));
+        fp.updates_may_delete();
+        assert!(reader.affected_by(&changes(&fp)));
+    }
+
+    #[test]
+    fn committed_savepoints_merge_and_rolled_back_ones_vanish() {
+        let mut tracking = Tracking::default();
+        let todos = footprint(&[], &[("todos", UpdateKind::Insert, &[])]);
+        let categories = footprint(&[], &[("categories", UpdateKind::Delete, &[])]);
+        tracking.opened_level();
+        tracking.wrote(Some(&todos));
+        tracking.opened_level();
+        tracking.wrote(Some(&categories));
+        tracking.closed_levels(1, false);
+        tracking.opened_level();
+        tracking.opened_level();
+        tracking.wrote(Some(&categories));
+        tracking.closed_levels(1, true);
+        assert_eq!(tracking.take_committed(), None, "nothing is committed yet");
+        tracking.closed_levels(0, true);
+        let committed = tracking.take_committed().unwrap();
+        assert_eq!(
+            committed.updates(),
+            [
+                TableUpdate {
+                    table: "todos".into(),
+                    kind: UpdateKind::Insert
+                },
+                TableUpdate {
+                    table: "categories".into(),
+                    kind: UpdateKind::Delete
+                },
+            ]
+        );
+        tracking.opened_level();
+        tracking.wrote(Some(&todos));
+        tracking.closed_levels(0, false);
+        assert_eq!(
+            tracking.take_committed(),
+            None,
+            "a rollback hands on nothing"
+        );
+    }
+
+    #[test]
+    fn a_transaction_that_began_before_anyone_watched_may_have_changed_anything() {
+        let switch = Arc::new(Switch::default());
+        let mut tracking = Tracking::default();
+        tracking.attach(switch.clone(), true);
+        tracking.opened_level();
+        switch.watch();
+        tracking.wrote(Some(&footprint(&[], &[("todos", UpdateKind::Insert, &[])])));
+        tracking.closed_levels(0, true);
+        assert!(tracking.take_committed().unwrap().is_everything());
+    }
+}

@@ -1,0 +1,632 @@
+//! Auto-updating queries: `watch()` streams and `table_updates`, on both
+//! backends, driven by real writes on real files. Every test runs under a
+//! time limit: a stream that misses a change hangs, and the limit fails it.
+
+mod common;
+
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use common::*;
+use driftwood::prelude::*;
+use driftwood::watch::{TableUpdate, TableUpdates, Watched};
+use futures::{Stream, StreamExt};
+
+/// The stream's next value; fails on an error or its end.
+fn next<T: Watched + std::fmt::Debug>(watch: &mut Watch<T>) -> T {
+    match block_on(watch.next()) {
+        Some(Ok(value)) => value,
+        other => panic!("expected a value, got {other:?}"),
+    }
+}
+
+/// The stream's next item, or `None` if none comes within `wait`.
+fn next_within<S: Stream + Unpin>(stream: &mut S, wait: Duration) -> Option<S::Item> {
+    block_on(async {
+        let timer = futures_timer::Delay::new(wait);
+        match futures::future::select(stream.next(), timer).await {
+            futures::future::Either::Left((item, _)) => item,
+            futures::future::Either::Right(_) => None,
+        }
+    })
+}
+
+/// Polls once, as an executor would after a wake-up: a stream marked by a
+/// change starts a run (counted) and, in-thread, yields at once.
+fn poll_once<S: Stream + Unpin>(stream: &mut S) -> Poll<Option<S::Item>> {
+    std::pin::Pin::new(stream).poll_next(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Nothing marked the stream: polling it neither runs the query nor
+/// yields. (Publishing happens before the write returns, so this is
+/// decided by the time it is called.)
+fn assert_quiet<T: Watched + std::fmt::Debug>(watch: &mut Watch<T>, after: &str) {
+    let runs = watch.runs();
+    let polled = poll_once(watch);
+    assert!(
+        polled.is_pending(),
+        "{after}: the stream yielded {polled:?}"
+    );
+    assert_eq!(watch.runs(), runs, "{after}: the query ran again");
+}
+
+fn titles(todos: &[Todo]) -> Vec<&str> {
+    todos.iter().map(|t| t.title.as_str()).collect()
+}
+
+fn count_of(rows: &[driftwood::row::OwnedRow]) -> i64 {
+    rows[0].get::<i64>(0).unwrap()
+}
+
+#[test]
+fn a_watch_yields_the_current_rows_then_after_every_commit() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut todos = db.select::<Todo>().order_by(Todo::TITLE.asc()).watch();
+            assert!(next(&mut todos).is_empty());
+            let first_commit = todos.last_commit().unwrap();
+            block_on(db.insert(todo("Alpha one", "x", None))).unwrap();
+            assert_eq!(titles(&next(&mut todos)), ["Alpha one"], "{backend:?}");
+            assert!(todos.last_commit().unwrap() > first_commit);
+            block_on(
+                db.update::<Todo>()
+                    .set(&TodoCompanion {
+                        title: set("Alpha two"),
+                        ..absent()
+                    })
+                    .filter(Todo::TITLE.eq("Alpha one"))
+                    .execute(),
+            )
+            .unwrap();
+            assert_eq!(titles(&next(&mut todos)), ["Alpha two"]);
+            block_on(db.delete::<Todo>().execute()).unwrap();
+            assert!(next(&mut todos).is_empty());
+            let mut single = db.select::<Todo>().watch_optional();
+            assert_eq!(next(&mut single), None);
+            let mut count = db.select::<Todo>().watch_count();
+            assert_eq!(next(&mut count), 0);
+            block_on(db.insert(todo("Beta one", "x", None))).unwrap();
+            assert_eq!(next(&mut single).unwrap().title, "Beta one");
+            assert_eq!(next(&mut count), 1);
+        });
+    }
+}
+
+// A rolled-back transaction, a rolled-back savepoint, a failed unit of work
+// and a transaction SQLite rolled back on its own change nothing, so they
+// must wake nobody (drift notifies even after a rollback).
+#[test]
+fn a_rollback_of_any_kind_yields_nothing() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut todos = db.select::<Todo>().watch();
+            let mut updates = db.table_updates(UpdateFilter::all());
+            assert!(next(&mut todos).is_empty());
+            block_on(async {
+                let tx = db.begin().await.unwrap();
+                tx.insert(todo("Roll 01", "x", None)).await.unwrap();
+                tx.rollback().await.unwrap();
+            });
+            assert_quiet(&mut todos, "a rolled-back transaction");
+            block_on(async {
+                let mut tx = db.begin().await.unwrap();
+                let savepoint = tx.begin().await.unwrap();
+                savepoint.insert(todo("Roll 02", "x", None)).await.unwrap();
+                savepoint.rollback().await.unwrap();
+                tx.commit().await.unwrap();
+            });
+            assert_quiet(&mut todos, "a rolled-back savepoint");
+            let failed = block_on(db.write(|conn| {
+                conn.insert(todo("Roll 03", "x", None)).execute()?;
+                Err::<(), _>(Error::invalid_argument("changed my mind"))
+            }));
+            assert!(failed.is_err());
+            assert_quiet(&mut todos, "a failed unit of work");
+            block_on(
+                db.custom_statement("INSERT INTO categories (description) VALUES ('Dup')", []),
+            )
+            .unwrap();
+            block_on(async {
+                let tx = db.begin().await.unwrap();
+                tx.insert(todo("Roll 04", "x", None)).await.unwrap();
+                let conflict = tx
+                    .custom_statement(
+                        "INSERT OR ROLLBACK INTO categories (description) VALUES ('Dup')",
+                        [],
+                    )
+                    .await;
+                assert!(conflict.is_err());
+                assert!(tx.commit().await.is_err(), "SQLite rolled it back");
+            });
+            assert_quiet(&mut todos, "a transaction SQLite rolled back");
+            let commits: Vec<TableUpdates> = std::iter::from_fn(|| match poll_once(&mut updates) {
+                Poll::Ready(Some(update)) => Some(update),
+                _ => None,
+            })
+            .collect();
+            assert_eq!(
+                commits.len(),
+                1,
+                "only the category insert committed: {commits:?}"
+            );
+            assert_eq!(
+                commits[0].updates,
+                [TableUpdate {
+                    table: "categories".into(),
+                    kind: UpdateKind::Insert
+                }]
+            );
+        });
+    }
+}
+
+#[test]
+fn trigger_and_cascade_writes_yield() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            block_on(db.custom_statement("CREATE TABLE log (what TEXT)", [])).unwrap();
+            block_on(db.custom_statement(
+                "CREATE TRIGGER log_categories AFTER INSERT ON categories \
+                 BEGIN INSERT INTO log VALUES (new.description); END",
+                [],
+            ))
+            .unwrap();
+            let mut log = db.watch_custom_select("SELECT count(*) FROM log", []);
+            assert_eq!(count_of(&next(&mut log)), 0);
+            let home = block_on(db.custom_select(
+                "INSERT INTO categories (description) VALUES ('Home') RETURNING id",
+                [],
+            ))
+            .unwrap()[0]
+                .get::<i64>(0)
+                .unwrap();
+            assert_eq!(
+                count_of(&next(&mut log)),
+                1,
+                "{backend:?}: the trigger's insert"
+            );
+            block_on(db.insert(todo("Cascaded", "x", Some(home)))).unwrap();
+            let mut todos = db.select::<Todo>().watch_count();
+            assert_eq!(next(&mut todos), 1);
+            block_on(db.custom_statement("DELETE FROM categories WHERE id = ?", args![home]))
+                .unwrap();
+            assert_eq!(next(&mut todos), 0, "{backend:?}: the cascade's delete");
+        });
+    }
+}
+
+// `update_hook` misses all three; footprints from the authorizer do not.
+#[test]
+fn without_rowid_delete_all_and_replace_conflicts_yield() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            block_on(db.custom_statement(
+                "CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID",
+                [],
+            ))
+            .unwrap();
+            let mut kv = db.watch_custom_select("SELECT k, v FROM kv ORDER BY k", []);
+            assert!(next(&mut kv).is_empty());
+            block_on(db.custom_statement("INSERT INTO kv VALUES ('a', '1')", [])).unwrap();
+            assert_eq!(next(&mut kv).len(), 1, "{backend:?}: WITHOUT ROWID insert");
+            block_on(db.insert(todo("Truncated", "x", None))).unwrap();
+            let mut todos = db.select::<Todo>().watch_count();
+            assert_eq!(next(&mut todos), 1);
+            block_on(db.custom_statement("DELETE FROM todos", [])).unwrap();
+            assert_eq!(next(&mut todos), 0, "{backend:?}: DELETE without WHERE");
+            block_on(db.custom_statement(
+                "CREATE TABLE codes (id INTEGER PRIMARY KEY, code TEXT UNIQUE ON CONFLICT REPLACE)",
+                [],
+            ))
+            .unwrap();
+            block_on(db.custom_statement("INSERT INTO codes VALUES (1, 'a'), (2, 'b')", []))
+                .unwrap();
+            // Reads only `id`; the update sets only `code`, yet deletes row 1.
+            let mut ids = db.watch_custom_select("SELECT id FROM codes ORDER BY id", []);
+            assert_eq!(next(&mut ids).len(), 2);
+            block_on(db.custom_statement("UPDATE codes SET code = 'a' WHERE id = 2", [])).unwrap();
+            let left = next(&mut ids);
+            assert_eq!(left.len(), 1, "{backend:?}: the REPLACE conflict's delete");
+            assert_eq!(left[0].get::<i64>(0).unwrap(), 2);
+        });
+    }
+}
+
+#[test]
+fn raw_writes_wake_builder_watchers_and_builder_writes_wake_raw_ones() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut built = db.select::<Todo>().watch();
+            let mut raw = db.watch_custom_select("SELECT title FROM todos", []);
+            assert!(next(&mut built).is_empty());
+            assert!(next(&mut raw).is_empty());
+            block_on(db.custom_statement(
+                "INSERT INTO todos (title, body) VALUES ('Raw write', 'x')",
+                [],
+            ))
+            .unwrap();
+            assert_eq!(titles(&next(&mut built)), ["Raw write"]);
+            assert_eq!(next(&mut raw).len(), 1);
+            block_on(db.insert(todo("Built one", "x", None))).unwrap();
+            assert_eq!(next(&mut raw).len(), 2);
+            assert_eq!(next(&mut built).len(), 2);
+        });
+    }
+}
+
+#[test]
+fn a_write_to_another_table_or_column_reruns_nothing() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut categories = db.watch_custom_select("SELECT description FROM categories", []);
+            let mut titles = db.watch_custom_select("SELECT title FROM todos", []);
+            assert!(next(&mut categories).is_empty());
+            assert!(next(&mut titles).is_empty());
+            block_on(db.insert(todo("Elsewhere", "x", None))).unwrap();
+            assert_quiet(&mut categories, "an insert into todos");
+            assert_eq!(next(&mut titles).len(), 1);
+            block_on(db.custom_statement("UPDATE todos SET body = 'y'", [])).unwrap();
+            assert_quiet(&mut titles, "an update of a column it does not read");
+            block_on(db.custom_statement("UPDATE todos SET title = 'Retitled'", [])).unwrap();
+            assert_eq!(next(&mut titles)[0].get::<String>(0).unwrap(), "Retitled");
+        });
+    }
+}
+
+#[test]
+fn other_clients_writes_wake_watchers() {
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let server = block_on(Server::open(dir.path().join("todos.db"))).unwrap();
+        let watcher = block_on(server.connect::<TodoDb>()).unwrap();
+        let writer = block_on(server.connect::<TodoDb>()).unwrap();
+        let mut todos = watcher.select::<Todo>().watch();
+        assert!(next(&mut todos).is_empty());
+        let thread = std::thread::spawn(move || {
+            block_on(writer.insert(todo("From afar", "x", None))).unwrap();
+        });
+        assert_eq!(titles(&next(&mut todos)), ["From afar"]);
+        thread.join().unwrap();
+    });
+}
+
+// A burst of commits while nobody polls, or one transaction of 10,000 rows,
+// costs one re-run, and the subscriber gets the latest result.
+#[test]
+fn a_burst_of_commits_costs_one_rerun_and_yields_the_latest() {
+    for backend in BACKENDS {
+        within(120, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut count = db.select::<Todo>().watch_count();
+            assert_eq!(next(&mut count), 0);
+            assert_eq!(count.runs(), 1);
+            for n in 0..50 {
+                block_on(db.insert(todo(&format!("Burst {n:03}"), "x", None))).unwrap();
+            }
+            assert_eq!(
+                next(&mut count),
+                50,
+                "{backend:?}: the latest, not a backlog"
+            );
+            assert_eq!(count.runs(), 2, "{backend:?}: one re-run for 50 commits");
+            block_on(db.write(|conn| {
+                conn.insert_all((0..10_000).map(|n| todo(&format!("Bulk {n:05}"), "x", None)))?;
+                Ok(())
+            }))
+            .unwrap();
+            assert_eq!(next(&mut count), 10_050);
+            assert_eq!(count.runs(), 3, "{backend:?}: one re-run for 10,000 rows");
+            assert_quiet(&mut count, "after the bulk insert");
+        });
+    }
+}
+
+#[test]
+fn distinct_skips_results_equal_to_the_last() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut count = db.select::<Todo>().watch_count().distinct();
+            assert_eq!(next(&mut count), 0);
+            block_on(db.insert(todo("Distinct", "x", None))).unwrap();
+            assert_eq!(next(&mut count), 1);
+            block_on(db.custom_statement("UPDATE todos SET body = 'y'", [])).unwrap();
+            block_on(db.insert(todo("Distinct 2", "x", None))).unwrap();
+            assert_eq!(
+                next(&mut count),
+                2,
+                "{backend:?}: the unchanged count was skipped"
+            );
+        });
+    }
+}
+
+#[test]
+fn identical_queries_share_one_run() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut watches: Vec<_> = (0..3).map(|_| db.select::<Todo>().watch()).collect();
+            for watch in &mut watches {
+                assert!(next(watch).is_empty());
+            }
+            assert_eq!(
+                watches[0].runs(),
+                1,
+                "{backend:?}: three streams, one first run"
+            );
+            block_on(db.insert(todo("Shared one", "x", None))).unwrap();
+            for watch in &mut watches {
+                assert_eq!(titles(&next(watch)), ["Shared one"]);
+            }
+            assert_eq!(
+                watches[2].runs(),
+                2,
+                "{backend:?}: one re-run for three streams"
+            );
+            let mut other = db
+                .select::<Todo>()
+                .filter(Todo::TITLE.eq("Shared one"))
+                .watch();
+            assert_eq!(next(&mut other).len(), 1);
+            assert_eq!(other.runs(), 1, "different arguments, different query");
+        });
+    }
+}
+
+#[test]
+fn a_stream_dropped_while_its_query_runs_leaves_the_others_working() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            for round in 0..20 {
+                let mut dropped = db.select::<Todo>().watch();
+                let _ = poll_once(&mut dropped);
+                let mut kept = db.select::<Todo>().watch();
+                drop(dropped);
+                assert_eq!(next(&mut kept).len(), round);
+                block_on(db.insert(todo(&format!("Round {round:03}"), "x", None))).unwrap();
+                assert_eq!(next(&mut kept).len(), round + 1);
+            }
+        });
+    }
+}
+
+#[test]
+fn a_thousand_watchers_of_another_table_stay_quiet() {
+    for backend in BACKENDS {
+        within(120, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut watchers: Vec<_> = (0..1000)
+                .map(|n| {
+                    db.watch_custom_select(
+                        "SELECT description FROM categories WHERE id = ?",
+                        args![n as i64],
+                    )
+                })
+                .collect();
+            for watcher in &mut watchers {
+                assert!(next(watcher).is_empty());
+            }
+            block_on(db.insert(todo("Elsewhere", "x", None))).unwrap();
+            for watcher in &mut watchers {
+                assert_quiet(watcher, "an insert into another table");
+            }
+            block_on(db.custom_statement(
+                "INSERT INTO categories (id, description) VALUES (7, 'Seven')",
+                [],
+            ))
+            .unwrap();
+            assert_eq!(next(&mut watchers[7]).len(), 1);
+        });
+    }
+}
+
+// Two tables written in one transaction: a watched read unit must never
+// see one written without the other, whichever connection runs it.
+#[test]
+fn a_watched_read_unit_never_sees_half_a_transaction() {
+    for backend in BACKENDS {
+        within(120, move || {
+            let (_dir, db) = block_on(open(backend));
+            block_on(db.custom_statement("CREATE TABLE left_side (n INTEGER)", [])).unwrap();
+            block_on(db.custom_statement("CREATE TABLE right_side (n INTEGER)", [])).unwrap();
+            const COMMITS: i64 = 2000;
+            let mut pairs = db.watch_read(|conn| {
+                let left = conn.custom_select("SELECT count(*) FROM left_side", [])?;
+                let right = conn.custom_select("SELECT count(*) FROM right_side", [])?;
+                Ok((left[0].get::<i64>(0)?, right[0].get::<i64>(0)?))
+            });
+            let writer = {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    for n in 0..COMMITS {
+                        block_on(db.write(move |conn| {
+                            conn.custom_statement("INSERT INTO left_side VALUES (?)", args![n])?;
+                            conn.custom_statement("INSERT INTO right_side VALUES (?)", args![n])?;
+                            Ok(())
+                        }))
+                        .unwrap();
+                    }
+                })
+            };
+            let mut seen = 0;
+            loop {
+                let (left, right) = next(&mut pairs);
+                assert_eq!(left, right, "{backend:?}: half a transaction");
+                assert!(left >= seen, "results go forward");
+                seen = left;
+                if left == COMMITS {
+                    break;
+                }
+            }
+            writer.join().unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_schema_change_reruns_the_query_and_says_what_broke() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            block_on(db.custom_statement("CREATE TABLE notes (body TEXT)", [])).unwrap();
+            block_on(db.custom_statement("INSERT INTO notes VALUES ('one')", [])).unwrap();
+            let mut notes = db.watch_custom_select("SELECT * FROM notes", []);
+            assert_eq!(next(&mut notes)[0].columns().len(), 1);
+            block_on(db.custom_statement("ALTER TABLE notes ADD COLUMN extra TEXT", [])).unwrap();
+            assert_eq!(
+                next(&mut notes)[0].columns().len(),
+                2,
+                "{backend:?}: the new column shows"
+            );
+            block_on(db.custom_statement("DROP TABLE notes", [])).unwrap();
+            let error = block_on(notes.next()).unwrap().unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "sql error: no such table: notes (statement: SELECT * FROM notes)"
+            );
+            block_on(db.custom_statement("CREATE TABLE notes (body TEXT)", [])).unwrap();
+            assert!(next(&mut notes).is_empty(), "{backend:?}: watching went on");
+        });
+    }
+}
+
+#[test]
+fn closing_ends_every_stream_with_closed() {
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let server = block_on(Server::open(dir.path().join("todos.db"))).unwrap();
+        let db = block_on(server.connect::<TodoDb>()).unwrap();
+        let mut todos = db.select::<Todo>().watch();
+        let mut count = db.select::<Todo>().watch_count();
+        let mut updates = db.table_updates(UpdateFilter::all());
+        assert!(next(&mut todos).is_empty());
+        server.shutdown_all();
+        assert_eq!(block_on(todos.next()), Some(Err(Error::Closed)));
+        assert_eq!(block_on(todos.next()), None);
+        assert_eq!(block_on(count.next()), Some(Err(Error::Closed)));
+        assert_eq!(block_on(updates.next()), None);
+    });
+    within(60, || {
+        let (_dir, db) = block_on(open(Backend::InThread));
+        let mut todos = db.select::<Todo>().watch();
+        assert!(next(&mut todos).is_empty());
+        block_on(db.close()).unwrap();
+        assert_eq!(block_on(todos.next()), Some(Err(Error::Closed)));
+        assert_eq!(block_on(todos.next()), None);
+    });
+}
+
+// A writer commits while streams start: every stream must end up at the
+// final count, so no commit between its start and its first run is lost.
+#[test]
+fn a_change_committed_while_a_stream_starts_is_never_missed() {
+    for backend in BACKENDS {
+        within(120, move || {
+            let (_dir, db) = block_on(open(backend));
+            const INSERTS: usize = 200;
+            let writer = {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    for n in 0..INSERTS {
+                        block_on(db.insert(todo(&format!("Race {n:04}"), "x", None))).unwrap();
+                    }
+                })
+            };
+            let mut streams = Vec::new();
+            while !writer.is_finished() {
+                let mut stream = db.select::<Todo>().watch_count();
+                let first = next_within(&mut stream, Duration::from_millis(50));
+                let first = first.map(|value| value.unwrap());
+                streams.push((stream, first));
+            }
+            writer.join().unwrap();
+            assert!(!streams.is_empty());
+            for (n, (stream, mut value)) in streams.into_iter().enumerate() {
+                let mut stream = stream;
+                while value != Some(INSERTS as i64) {
+                    let next = next_within(&mut stream, Duration::from_secs(10));
+                    assert!(
+                        next.is_some(),
+                        "{backend:?}: stream {n} missed a change: it stays at {value:?}"
+                    );
+                    value = next.map(|value| value.unwrap());
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn table_updates_give_one_item_per_commit_with_what_changed() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut all = db.table_updates(UpdateFilter::all());
+            let mut deletes =
+                db.table_updates(UpdateFilter::all().on("todos").of_kind(UpdateKind::Delete));
+            block_on(db.write(|conn| {
+                conn.insert(todo("Updated", "x", None)).execute()?;
+                conn.custom_statement("UPDATE todos SET done = 1", [])?;
+                conn.custom_statement("DELETE FROM todos", [])?;
+                Ok(())
+            }))
+            .unwrap();
+            block_on(db.custom_statement("INSERT INTO categories (description) VALUES ('C')", []))
+                .unwrap();
+            let first = next_within(&mut all, Duration::from_secs(5)).unwrap();
+            let kinds: Vec<UpdateKind> = first.updates.iter().map(|u| u.kind).collect();
+            assert_eq!(
+                kinds,
+                [UpdateKind::Insert, UpdateKind::Update, UpdateKind::Delete]
+            );
+            assert!(first.updates.iter().all(|u| u.table == "todos"));
+            let second = next_within(&mut all, Duration::from_secs(5)).unwrap();
+            assert_eq!(second.seq, first.seq + 1);
+            assert_eq!(second.updates[0].table, "categories");
+            let only = next_within(&mut deletes, Duration::from_secs(5)).unwrap();
+            assert_eq!(only.seq, first.seq, "{backend:?}");
+            assert_eq!(only.updates.len(), 1);
+            assert!(
+                poll_once(&mut deletes).is_pending(),
+                "the category insert is filtered out"
+            );
+        });
+    }
+}
+
+#[test]
+fn notify_updates_reruns_the_watchers_of_those_tables() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut todos = db.select::<Todo>().watch_count();
+            assert_eq!(next(&mut todos), 0);
+            block_on(db.notify_updates(&["categories"])).unwrap();
+            assert_quiet(&mut todos, "a notification about another table");
+            block_on(db.notify_updates(&["TODOS"])).unwrap();
+            assert_eq!(next(&mut todos), 0);
+            assert_eq!(todos.runs(), 2, "{backend:?}: the notification re-ran it");
+        });
+    }
+}
+
+#[test]
+fn a_delayed_database_can_be_watched_before_it_connects() {
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("todos.db");
+        let db: Db<TodoDb> = Db::delayed(Db::open_in_background(path));
+        let mut todos = db.select::<Todo>().watch_count();
+        assert_eq!(next(&mut todos), 0);
+        block_on(db.insert(todo("Delayed", "x", None))).unwrap();
+        assert_eq!(next(&mut todos), 1);
+    });
+}
