@@ -3,9 +3,11 @@
 //! `cargo run --example todos [path]` — the database goes to
 //! `target/todos.db` unless a path is given. Each run starts from a fresh
 //! file. The first part runs in-thread; the second serves the same file from
-//! a background thread to two clients on two threads.
+//! a background thread to two clients on two threads, one of which keeps a
+//! live list that updates itself when the other commits.
 
 use driftwood::prelude::*;
+use futures::StreamExt;
 use time::OffsetDateTime;
 
 /// A category todos can belong to.
@@ -241,51 +243,73 @@ async fn run(path: &str) -> Result<()> {
     background(path).await
 }
 
-/// The same file, now served by a background thread to two clients that
-/// run on two threads of their own (drift's isolates).
+/// The same file, now served by a background thread to clients on threads
+/// of their own (drift's isolates): client 2 keeps a live list of errands
+/// that updates itself whenever client 1 commits.
 async fn background(path: &str) -> Result<()> {
     let server = Server::open(path).await?;
-    let (first, second) = (server.clone(), server.clone());
+    let viewer = server.connect::<AppDb>().await?;
+    let mut errands = viewer
+        .select::<Todo>()
+        .filter(Todo::TITLE.like("Errand %"))
+        .order_by(Todo::TITLE.asc())
+        .watch();
+    let first = errands.next().await.expect("a first result")?;
+    println!("live list (client 2): {} errands", first.len());
+
+    let other = server.clone();
     let writer = std::thread::spawn(move || {
         futures::executor::block_on(async move {
-            let db = first.connect::<AppDb>().await?;
+            let db = other.connect::<AppDb>().await?;
             let tx = db.begin().await?;
             for n in 1..=3 {
-                let errand = TodoCompanion {
-                    title: set(format!("Errand {n}")),
-                    content: set("from client 1"),
-                    ..absent()
-                };
-                tx.insert(errand).await?;
+                tx.insert(errand(n)).await?;
             }
             tx.commit().await?;
-            Ok::<_, Error>(3)
+            db.insert(errand(4)).await?;
+            Ok::<_, Error>(4)
         })
     });
-    let reader = std::thread::spawn(move || {
-        futures::executor::block_on(async move {
-            let db = second.connect::<AppDb>().await?;
-            // The other client's open transaction is never seen half-way:
-            // this count is taken before or after all three of its inserts.
-            db.select::<Todo>()
-                .filter(Todo::TITLE.like("Errand %"))
-                .count()
-                .await
-        })
-    });
+    // Each result is whole commits: never one of the transaction's three
+    // inserts without the others. Commits that land between two polls are
+    // coalesced into one result.
+    loop {
+        let list = errands.next().await.expect("the list stays live")?;
+        println!(
+            "live list (client 2): {:?} (as of commit {})",
+            list.iter().map(|t| &t.title).collect::<Vec<_>>(),
+            errands.last_commit().unwrap_or(0)
+        );
+        if list.len() == 4 {
+            break;
+        }
+    }
     let written = writer.join().expect("client 1 thread")?;
-    let seen = reader.join().expect("client 2 thread")?;
-    println!(
-        "background server: client 1 committed {written} errands; client 2 saw {seen} (0 or 3, never between)"
-    );
-    let db = server.connect::<AppDb>().await?;
-    let total = db.select::<Todo>().count().await?;
+    println!("background server: client 1 committed {written} errands");
+    let total = viewer.select::<Todo>().count().await?;
     println!("background server: {total} todos in all");
     server.shutdown_all();
-    let after = db.select::<Todo>().count().await;
+    let after = viewer.select::<Todo>().count().await;
     println!(
         "after shutdown_all: {}",
         after.map_or_else(|e| e.to_string(), |n| n.to_string())
     );
+    match errands.next().await {
+        Some(Err(error)) => println!("and the live list ended: {error}"),
+        other => {
+            return Err(Error::invalid_argument(format!(
+                "the live list should end with Closed, got {other:?}"
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Errand number `n`, as client 1 writes it.
+fn errand(n: i32) -> TodoCompanion {
+    TodoCompanion {
+        title: set(format!("Errand {n}")),
+        content: set("from client 1"),
+        ..absent()
+    }
 }
