@@ -630,3 +630,58 @@ fn a_delayed_database_can_be_watched_before_it_connects() {
         assert_eq!(next(&mut todos), 1);
     });
 }
+
+/// Set in the environment of the second process of
+/// `a_write_by_another_process_is_seen_when_detection_is_on`: the file it
+/// writes to.
+const OTHER_PROCESS_WRITES: &str = "DRIFTWOOD_TEST_OTHER_PROCESS_WRITES";
+
+// A second process (this test binary again) commits to the file with a
+// plain rusqlite connection: a server that detects external writes re-runs
+// its watchers (drift and GRDB never notice such writes).
+#[test]
+fn a_write_by_another_process_is_seen_when_detection_is_on() {
+    if let Ok(path) = std::env::var(OTHER_PROCESS_WRITES) {
+        let conn = rusqlite::Connection::open(path).expect("open from the other process");
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let inserted = conn
+            .execute(
+                "INSERT INTO todos (title, body) VALUES ('External', 'x')",
+                [],
+            )
+            .expect("write from the other process");
+        assert_eq!(inserted, 1);
+        return;
+    }
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("todos.db");
+        let server = block_on(
+            Server::builder()
+                .detect_external_writes(Duration::from_millis(20))
+                .open(&path, OpenOptions::default()),
+        )
+        .unwrap();
+        let db = block_on(server.connect::<TodoDb>()).unwrap();
+        let mut todos = db.select::<Todo>().watch();
+        let mut updates = db.table_updates(UpdateFilter::all());
+        assert!(next(&mut todos).is_empty());
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_write_by_another_process_is_seen_when_detection_is_on",
+                "--test-threads=1",
+            ])
+            .env(OTHER_PROCESS_WRITES, &path)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run the other process");
+        assert!(status.success(), "the other process failed: {status}");
+        assert_eq!(titles(&next(&mut todos)), ["External"]);
+        let unknown = next_within(&mut updates, Duration::from_secs(10)).unwrap();
+        assert!(
+            unknown.updates.is_empty(),
+            "what another process changed is unknown"
+        );
+    });
+}

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use super::Lane;
 use super::feed::Feed;
 use crate::error::{Error, Result, catch};
+use crate::sqlite::changes::Changes;
 use crate::sqlite::{Connection, Level, TxKind};
 
 /// A connection and the lanes that hold its transaction.
@@ -37,6 +38,9 @@ pub(crate) struct Host {
     /// Where committed changes are published: the database's feed, on the
     /// connection that writes.
     feed: Option<Arc<Feed>>,
+    /// `PRAGMA data_version` when last asked: it moves when another
+    /// connection (another process) commits.
+    data_version: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +61,34 @@ impl Host {
             holders: Vec::new(),
             since: None,
             feed,
+            data_version: None,
+        }
+    }
+
+    /// Whether anyone watches this host's writes.
+    pub(crate) fn is_watched(&self) -> bool {
+        self.feed
+            .as_ref()
+            .is_some_and(|feed| feed.switch().watching().is_on())
+    }
+
+    /// Publishes "anything may have changed" if another connection
+    /// committed to the file since the last call.
+    pub(crate) fn notice_external_writes(&mut self) {
+        let Some(feed) = &self.feed else { return };
+        let version = match self.conn.data_version() {
+            Ok(version) => version,
+            Err(error) => {
+                tracing::warn!(target: "driftwood", %error, "reading PRAGMA data_version failed");
+                return;
+            }
+        };
+        if self
+            .data_version
+            .replace(version)
+            .is_some_and(|old| old != version)
+        {
+            feed.publish(Changes::everything());
         }
     }
 

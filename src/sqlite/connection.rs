@@ -541,6 +541,15 @@ impl Connection {
         Ok(())
     }
 
+    /// `PRAGMA data_version`: a number that changes when another
+    /// connection commits to the file.
+    pub(crate) fn data_version(&self) -> Result<i64> {
+        let sql = "PRAGMA data_version";
+        self.raw
+            .query_row(sql, [], |row| row.get(0))
+            .map_err(|e| from_rusqlite(e, sql))
+    }
+
     /// `PRAGMA user_version`: the schema version stored in the file.
     pub fn user_version(&self) -> Result<u32> {
         let value = self.query_value("PRAGMA user_version")?;

@@ -97,6 +97,7 @@ pub enum Role {
 pub struct ServerBuilder {
     readers: usize,
     shutdown_timeout: Duration,
+    external_writes: Option<Duration>,
 }
 
 impl Default for ServerBuilder {
@@ -104,6 +105,7 @@ impl Default for ServerBuilder {
         ServerBuilder {
             readers: DEFAULT_READERS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            external_writes: None,
         }
     }
 }
@@ -120,6 +122,17 @@ impl ServerBuilder {
     /// detaches them and marks the server dead.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Notices writes that other processes commit to the same file: the
+    /// writer thread wakes every `poll` and, while anyone watches a query,
+    /// asks SQLite (`PRAGMA data_version`) whether another connection
+    /// committed; if one did, every watcher runs again (driftwood cannot
+    /// know what such a write touched) and `table_updates` listeners get
+    /// an item with no updates. Off by default: only this process writes.
+    pub fn detect_external_writes(mut self, poll: Duration) -> Self {
+        self.external_writes = Some(poll);
         self
     }
 
@@ -156,6 +169,7 @@ impl ServerBuilder {
             Box::new(move || opener(Role::Writer)),
             reader_openers,
             self.shutdown_timeout,
+            self.external_writes,
         )
     }
 }
@@ -177,7 +191,7 @@ impl Server {
     pub fn start(
         opener: impl FnOnce() -> Result<Connection> + Send + 'static,
     ) -> impl Future<Output = Result<Server>> + Send {
-        launch(Box::new(opener), Vec::new(), DEFAULT_SHUTDOWN_TIMEOUT)
+        launch(Box::new(opener), Vec::new(), DEFAULT_SHUTDOWN_TIMEOUT, None)
     }
 
     /// Starts a server with a writer and `readers` reader connections, each
@@ -680,6 +694,7 @@ fn launch(
     writer: Opener,
     readers: Vec<Opener>,
     shutdown_timeout: Duration,
+    external_writes: Option<Duration>,
 ) -> impl Future<Output = Result<Server>> + Send {
     let state = Arc::new(State::new());
     let feed = Feed::new();
@@ -695,6 +710,7 @@ fn launch(
             private: writer_private.clone(),
             held: writer_held.clone(),
             readers: reader_queues.clone(),
+            external_writes,
         },
         feed.clone(),
     );

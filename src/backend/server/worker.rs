@@ -157,6 +157,9 @@ pub(crate) struct Flags {
     /// The readers' queues (filled once they started): where the writer
     /// hands a portable read that would wait for a transaction.
     pub(crate) readers: Arc<OnceLock<Vec<Sender<Request>>>>,
+    /// How often the writer asks whether another process committed, while
+    /// anyone watches (see `ServerBuilder::detect_external_writes`).
+    pub(crate) external_writes: Option<Duration>,
 }
 
 /// A request waiting for another lane's transaction to end.
@@ -185,6 +188,8 @@ pub(crate) struct Worker {
     /// The reader the last handed-on read went to.
     next_reader: usize,
     busy_timeout: Duration,
+    /// When to ask next whether another process committed.
+    next_external_check: Option<Instant>,
 }
 
 impl Worker {
@@ -213,6 +218,10 @@ impl Worker {
                 sql: "progress handler".into(),
             })?;
         let busy_timeout = host.conn().busy_timeout();
+        let next_external_check = flags.external_writes.map(|every| {
+            host.notice_external_writes();
+            Instant::now() + every
+        });
         Ok(Worker {
             host,
             waiting: VecDeque::new(),
@@ -221,6 +230,7 @@ impl Worker {
             flags,
             next_reader: 0,
             busy_timeout,
+            next_external_check,
         })
     }
 
@@ -235,6 +245,7 @@ impl Worker {
                 Next::Timeout => {}
             }
             self.expire_waiting();
+            self.check_external_writes();
         }
         self.host.rollback_everything();
         for waiting in std::mem::take(&mut self.waiting) {
@@ -353,6 +364,9 @@ impl Worker {
     /// When the loop must wake up for a waiting request: to warn about it
     /// or to give up on it.
     fn next_deadline(&self) -> Option<Instant> {
+        // Woken for it whether or not anyone watches yet: a watcher that
+        // starts later sends the writer nothing.
+        let external = self.next_external_check;
         self.waiting
             .iter()
             .map(|w| {
@@ -363,7 +377,23 @@ impl Worker {
                 };
                 w.since + warn_after
             })
+            .chain(external)
             .min()
+    }
+
+    /// Asks whether another process committed, when it is time to and
+    /// anyone watches.
+    fn check_external_writes(&mut self) {
+        let (Some(due), Some(every)) = (self.next_external_check, self.flags.external_writes)
+        else {
+            return;
+        };
+        let now = Instant::now();
+        if now < due || !self.host.is_watched() {
+            return;
+        }
+        self.host.notice_external_writes();
+        self.next_external_check = Some(now + every);
     }
 
     /// Fails the waiting requests that waited longer than the busy timeout,
