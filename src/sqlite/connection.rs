@@ -69,7 +69,7 @@ struct Watched {
     footprint: Option<Arc<Footprint>>,
     /// Whether a watched query is recording what it reads.
     recording: bool,
-    /// `total_changes()` before the statement.
+    /// `total_changes()` before the statement, if anyone watched.
     changes: u64,
 }
 
@@ -185,9 +185,10 @@ impl Connection {
         })
     }
 
-    /// Notes what change tracking needs before a statement runs; `None`
-    /// (at the cost of a borrow and an atomic load) when nothing is
-    /// tracked.
+    /// Notes what change tracking needs before a statement runs: `None` on
+    /// a connection whose writes nobody tracks (a reader outside a watched
+    /// query); while nobody watches, the writer pays a borrow and two
+    /// atomic loads per statement, each way.
     #[inline]
     fn watch_before(&self, sql: &str) -> Option<Watched> {
         let (watching, recording) = {
@@ -197,12 +198,16 @@ impl Connection {
         if watching.is_none() && !recording {
             return None;
         }
-        let wanted = recording || watching.is_some_and(Watching::is_on);
+        let on = watching.is_some_and(Watching::is_on);
         Some(Watched {
             watching,
-            footprint: if wanted { self.footprint(sql) } else { None },
+            footprint: if recording || on {
+                self.footprint(sql)
+            } else {
+                None
+            },
             recording,
-            changes: self.raw.total_changes(),
+            changes: if on { self.raw.total_changes() } else { 0 },
         })
     }
 
@@ -218,12 +223,15 @@ impl Connection {
         let Some(before) = watched.watching else {
             return;
         };
-        let changed = self.raw.total_changes() != watched.changes;
-        let reshaped = succeeded && footprint.is_some_and(Footprint::changes_schema);
-        let now = tracking.watching().unwrap_or(before);
-        if before.is_on() && (changed || reshaped) {
-            tracking.wrote(footprint);
-        } else if before.began_by(now) && (changed || succeeded) {
+        if before.is_on() {
+            let changed = self.raw.total_changes() != watched.changes;
+            let reshaped = succeeded && footprint.is_some_and(Footprint::changes_schema);
+            if changed || reshaped {
+                tracking.wrote(footprint);
+            }
+        } else if before.began_by(tracking.watching().unwrap_or(before)) {
+            // Watching began while it ran, untracked: whatever it did,
+            // anything may have changed.
             tracking.wrote(None);
         }
     }
