@@ -685,3 +685,38 @@ fn a_write_by_another_process_is_seen_when_detection_is_on() {
         );
     });
 }
+
+// The authorizer is what refuses raw transaction control and what tells
+// watchers what statements touch: replacing it through `raw_mut()` must not
+// switch either off, and a user's own authorizer is chained, not lost.
+#[test]
+fn driftwoods_authorizer_survives_raw_access_and_chains_the_users() {
+    use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("todos.db");
+        let mut conn = driftwood::sqlite::Connection::open(&path, &OpenOptions::default()).unwrap();
+        let none: Option<fn(AuthContext<'_>) -> Authorization> = None;
+        conn.raw_mut().authorizer(none).unwrap();
+        conn.set_authorizer(Some(|context: AuthContext<'_>| match context.action {
+            AuthAction::Read { table_name, .. } if table_name == "secrets" => Authorization::Deny,
+            _ => Authorization::Allow,
+        }));
+        let db = Db::<TodoDb>::from_connection(conn).unwrap();
+        block_on(db.custom_statement("CREATE TABLE secrets (s TEXT)", [])).unwrap();
+        let denied = block_on(db.custom_select("SELECT s FROM secrets", [])).unwrap_err();
+        assert_eq!(
+            denied.to_string(),
+            "sql error: access to secrets.s is prohibited (statement: SELECT s FROM secrets)"
+        );
+        let control = block_on(db.custom_statement("BEGIN", [])).unwrap_err();
+        assert!(
+            matches!(control, Error::TransactionControl { .. }),
+            "{control}"
+        );
+        let mut todos = db.select::<Todo>().watch_count();
+        assert_eq!(next(&mut todos), 0);
+        block_on(db.insert(todo("Still seen", "x", None))).unwrap();
+        assert_eq!(next(&mut todos), 1);
+    });
+}

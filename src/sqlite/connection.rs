@@ -59,6 +59,41 @@ pub struct Connection {
     pub(super) tracking: RefCell<Tracking>,
 }
 
+/// Mutable access to a [`Connection`]'s rusqlite connection (see
+/// [`Connection::raw_mut`]); driftwood's authorizer is installed again when
+/// it drops.
+pub struct RawMut<'c> {
+    conn: &'c mut Connection,
+}
+
+impl std::ops::Deref for RawMut<'_> {
+    type Target = rusqlite::Connection;
+
+    fn deref(&self) -> &rusqlite::Connection {
+        &self.conn.raw
+    }
+}
+
+impl std::ops::DerefMut for RawMut<'_> {
+    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
+        &mut self.conn.raw
+    }
+}
+
+impl Drop for RawMut<'_> {
+    fn drop(&mut self) {
+        if let Err(error) = self.conn.reinstall_guard() {
+            tracing::warn!(target: "driftwood", %error, "installing driftwood's authorizer again failed");
+        }
+    }
+}
+
+impl std::fmt::Debug for RawMut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawMut").field("conn", &self.conn).finish()
+    }
+}
+
 /// What the statement wrapper noted before a statement ran, for change
 /// tracking after it.
 struct Watched {
@@ -123,7 +158,8 @@ impl Connection {
         let pragmas = options.pragmas(in_memory);
         raw.execute_batch(&pragmas)
             .map_err(|e| from_rusqlite(e, &pragmas))?;
-        let guard = Guard::install(&mut raw).map_err(|e| from_rusqlite(e, "authorizer"))?;
+        let guard = Arc::new(Guard::default());
+        Guard::install(&guard, &mut raw).map_err(|e| from_rusqlite(e, "authorizer"))?;
         Ok(Connection {
             raw,
             levels: RefCell::new(Levels::default()),
@@ -239,8 +275,21 @@ impl Connection {
     /// Installs driftwood's authorizer again, after user setup that may
     /// have replaced it.
     pub(crate) fn reinstall_guard(&mut self) -> Result<()> {
-        self.guard = Guard::install(&mut self.raw).map_err(|e| from_rusqlite(e, "authorizer"))?;
-        Ok(())
+        Guard::install(&self.guard, &mut self.raw).map_err(|e| from_rusqlite(e, "authorizer"))
+    }
+
+    /// Adds an authorizer of your own (`None` removes it). driftwood's
+    /// authorizer stays installed — it refuses transaction control and
+    /// records what statements touch for watched queries — and asks yours
+    /// about everything it allows, except transaction control.
+    pub fn set_authorizer<F>(&self, authorizer: Option<F>)
+    where
+        F: FnMut(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization
+            + Send
+            + 'static,
+    {
+        self.guard
+            .set_user(authorizer.map(|f| Box::new(f) as super::guard::UserAuthorizer));
     }
 
     /// How long a request may wait for a lock held by someone else (the
@@ -272,9 +321,13 @@ impl Connection {
         &self.raw
     }
 
-    /// The underlying rusqlite connection, mutably (to install handlers).
-    pub fn raw_mut(&mut self) -> &mut rusqlite::Connection {
-        &mut self.raw
+    /// The underlying rusqlite connection, mutably, to install what
+    /// driftwood does not cover (functions, collations, handlers).
+    /// driftwood's authorizer is installed again when the returned guard
+    /// drops, so an authorizer set through it does not last: add yours
+    /// with [`Connection::set_authorizer`].
+    pub fn raw_mut(&mut self) -> RawMut<'_> {
+        RawMut { conn: self }
     }
 
     /// Runs a statement that returns no rows.

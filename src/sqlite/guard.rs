@@ -22,7 +22,7 @@ use super::changes::Footprint;
 const CONNECTION_STATE_FUNCTIONS: [&str; 3] = ["last_insert_rowid", "changes", "total_changes"];
 
 /// What the authorizer saw and whether a user statement is being prepared.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Guard {
     /// Set while the connection prepares user SQL.
     preparing: AtomicBool,
@@ -39,20 +39,61 @@ pub(crate) struct Guard {
     recording: AtomicBool,
     /// What the statement being recorded reads and writes.
     footprint: Mutex<Footprint>,
+    /// The user's own authorizer, asked after driftwood's checks.
+    user: Mutex<Option<UserAuthorizer>>,
+}
+
+/// An authorizer a user adds with `Connection::set_authorizer`.
+pub(crate) type UserAuthorizer = Box<dyn FnMut(AuthContext<'_>) -> Authorization + Send>;
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("has_private_state", &self.has_private_state)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Guard {
-    /// Installs a new guard as `raw`'s authorizer.
-    pub(crate) fn install(raw: &mut rusqlite::Connection) -> rusqlite::Result<Arc<Guard>> {
-        let guard = Arc::new(Guard::default());
+    /// Installs `guard` as `raw`'s authorizer (again, after user code may
+    /// have replaced it).
+    pub(crate) fn install(
+        guard: &Arc<Guard>,
+        raw: &mut rusqlite::Connection,
+    ) -> rusqlite::Result<()> {
         let seen = guard.clone();
         raw.authorizer(Some(move |context: AuthContext<'_>| {
             seen.authorize(context)
-        }))?;
-        Ok(guard)
+        }))
+    }
+
+    /// Adds (or, with `None`, removes) the user's own authorizer.
+    pub(crate) fn set_user(&self, user: Option<UserAuthorizer>) {
+        *self.user.lock().unwrap_or_else(PoisonError::into_inner) = user;
     }
 
     fn authorize(&self, context: AuthContext<'_>) -> Authorization {
+        let verdict = self.judge(&context);
+        let controls = matches!(
+            context.action,
+            AuthAction::Transaction { .. } | AuthAction::Savepoint { .. }
+        );
+        if verdict != Authorization::Allow || controls {
+            return verdict;
+        }
+        match self
+            .user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            Some(user) => user(context),
+            None => verdict,
+        }
+    }
+
+    /// driftwood's own verdict, noting what the statement needs.
+    fn judge(&self, context: &AuthContext<'_>) -> Authorization {
         if !self.preparing.load(Ordering::Relaxed) {
             return Authorization::Allow;
         }

@@ -18,6 +18,6 @@ mod levels;
 mod options;
 
 pub use changes::{TableUpdate, UpdateKind};
-pub use connection::{Connection, Execution};
+pub use connection::{Connection, Execution, RawMut};
 pub use levels::{Level, TxKind};
 pub use options::{JournalMode, OpenOptions, Synchronous};
