@@ -699,7 +699,10 @@ fn driftwoods_authorizer_survives_raw_access_and_chains_the_users() {
         let none: Option<fn(AuthContext<'_>) -> Authorization> = None;
         conn.raw_mut().authorizer(none).unwrap();
         conn.set_authorizer(Some(|context: AuthContext<'_>| match context.action {
-            AuthAction::Read { table_name, .. } if table_name == "secrets" => Authorization::Deny,
+            AuthAction::Read {
+                table_name: "secrets",
+                ..
+            } => Authorization::Deny,
             _ => Authorization::Allow,
         }));
         let db = Db::<TodoDb>::from_connection(conn).unwrap();
