@@ -23,8 +23,8 @@
 //! watching began reports that it may have changed anything.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -399,10 +399,12 @@ impl ReadSet {
 /// database: whether anyone watches, and the schema generation.
 #[derive(Debug, Default)]
 pub(crate) struct Switch {
-    /// Watchers and update listeners alive.
-    watchers: AtomicUsize,
-    /// How many times watching began (watchers went from 0 to 1).
-    starts: AtomicU64,
+    /// Watchers and update listeners alive (changed under this lock, so
+    /// `state` moves in the same order).
+    watchers: std::sync::Mutex<usize>,
+    /// `2 × starts + on`: how many times watching began (watchers went from
+    /// 0 to 1), and whether anyone watches now — one load tells both.
+    state: AtomicU64,
     /// Bumped after every committed schema change.
     schema: AtomicU64,
 }
@@ -410,31 +412,31 @@ pub(crate) struct Switch {
 /// Whether anyone watched, and since which start: compared before and after
 /// a statement or transaction to notice watching that began meanwhile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Watching {
-    on: bool,
-    starts: u64,
-}
+pub(crate) struct Watching(u64);
 
 impl Switch {
     /// One more watcher.
     pub(crate) fn watch(&self) {
-        if self.watchers.fetch_add(1, Ordering::SeqCst) == 0 {
-            self.starts.fetch_add(1, Ordering::SeqCst);
+        let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        *watchers += 1;
+        if *watchers == 1 {
+            self.state.fetch_add(3, Ordering::SeqCst);
         }
     }
 
     /// One watcher fewer.
     pub(crate) fn unwatch(&self) {
-        self.watchers.fetch_sub(1, Ordering::SeqCst);
+        let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        *watchers = watchers.saturating_sub(1);
+        if *watchers == 0 && self.state.load(Ordering::SeqCst) & 1 == 1 {
+            self.state.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Whether anyone watches, and since which start.
+    #[inline]
     pub(crate) fn watching(&self) -> Watching {
-        let starts = self.starts.load(Ordering::SeqCst);
-        Watching {
-            on: self.watchers.load(Ordering::SeqCst) > 0,
-            starts,
-        }
+        Watching(self.state.load(Ordering::SeqCst))
     }
 
     /// A committed change altered the schema.
@@ -449,14 +451,16 @@ impl Switch {
 
 impl Watching {
     /// Whether anyone watches.
+    #[inline]
     pub(crate) fn is_on(self) -> bool {
-        self.on
+        self.0 & 1 == 1
     }
 
     /// Whether watching began between `self` and `later`, so whatever ran
     /// in between went untracked.
+    #[inline]
     pub(crate) fn began_by(self, later: Watching) -> bool {
-        later.on && (!self.on || later.starts != self.starts)
+        later.is_on() && later != self
     }
 }
 

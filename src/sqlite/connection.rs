@@ -7,7 +7,7 @@
 //! SQLite just left the transaction, and reports the statement to
 //! `tracing`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,6 +57,12 @@ pub struct Connection {
     /// What statements read and write, and what transactions changed (see
     /// `changes.rs`).
     pub(super) tracking: RefCell<Tracking>,
+    /// Whether anyone watches this connection's writes: set on the writer,
+    /// read once per statement.
+    watched_writes: OnceCell<Arc<Switch>>,
+    /// Whether a watched query is running and recording what it reads
+    /// (mirrors `tracking`, read once per statement).
+    recording: Cell<bool>,
 }
 
 /// Mutable access to a [`Connection`]'s rusqlite connection (see
@@ -169,12 +175,17 @@ impl Connection {
             busy_timeout: options.busy_timeout,
             query_only: Cell::new(false),
             tracking: RefCell::new(Tracking::default()),
+            watched_writes: OnceCell::new(),
+            recording: Cell::new(false),
         })
     }
 
     /// Tracks what this connection's statements read (and, if `writes`,
     /// what its transactions change) for the watchers behind `switch`.
     pub(crate) fn track_changes(&self, switch: Arc<Switch>, writes: bool) {
+        if writes {
+            let _ = self.watched_writes.set(switch.clone());
+        }
         self.tracking.borrow_mut().attach(switch, writes);
     }
 
@@ -187,8 +198,10 @@ impl Connection {
     /// Runs `work`, recording what every statement it runs reads.
     pub(crate) fn recording_reads<R>(&self, work: impl FnOnce() -> R) -> (R, ReadSet) {
         let outer = self.tracking.borrow_mut().start_recording();
+        self.recording.set(true);
         let value = work();
         let reads = self.tracking.borrow_mut().stop_recording(outer);
+        self.recording.set(self.tracking.borrow().is_recording());
         (value, reads)
     }
 
@@ -221,35 +234,37 @@ impl Connection {
         })
     }
 
-    /// Notes what change tracking needs before a statement runs: `None` on
-    /// a connection whose writes nobody tracks (a reader outside a watched
-    /// query); while nobody watches, the writer pays a borrow and two
-    /// atomic loads per statement, each way.
+    /// Whether anyone watches this connection's writes, if they are tracked
+    /// (one atomic load).
     #[inline]
-    fn watch_before(&self, sql: &str) -> Option<Watched> {
-        let (watching, recording) = {
-            let tracking = self.tracking.borrow();
-            (tracking.watching(), tracking.is_recording())
-        };
-        if watching.is_none() && !recording {
-            return None;
-        }
+    fn writes_watched(&self) -> Option<Watching> {
+        self.watched_writes.get().map(|switch| switch.watching())
+    }
+
+    /// Notes what change tracking needs before a statement runs, when
+    /// anyone watches or a watched query records its reads.
+    #[inline(never)]
+    fn watch_before(&self, sql: &str, watching: Option<Watching>) -> Watched {
         let on = watching.is_some_and(Watching::is_on);
-        Some(Watched {
+        Watched {
             watching,
-            footprint: if recording || on {
-                self.footprint(sql)
-            } else {
-                None
-            },
-            recording,
+            footprint: self.footprint(sql),
+            recording: self.recording.get(),
             changes: if on { self.raw.total_changes() } else { 0 },
-        })
+        }
+    }
+
+    /// Watching began while a statement ran untracked: whatever it did,
+    /// anything may have changed.
+    #[cold]
+    fn watching_began(&self) {
+        self.tracking.borrow_mut().wrote(None);
     }
 
     /// Records what a statement read (for a watched query) and wrote (for
     /// the transaction's changes). A failed statement may have changed rows
     /// (`OR FAIL` keeps them), so `total_changes` decides, not the outcome.
+    #[inline(never)]
     fn watch_after(&self, watched: Watched, succeeded: bool) {
         let footprint = watched.footprint.as_deref();
         let mut tracking = self.tracking.borrow_mut();
@@ -522,7 +537,10 @@ impl Connection {
         if self.open_levels.get() > 0 {
             self.ensure_not_poisoned()?;
         }
-        let watched = self.watch_before(sql);
+        // While nobody watches: one atomic load before and after.
+        let watching = self.writes_watched();
+        let watched = (self.recording.get() || watching.is_some_and(Watching::is_on))
+            .then(|| self.watch_before(sql, watching));
         let result = traced(sql, args, run);
         // Only a failure can end the transaction: the guard refuses
         // transaction control in user SQL, and whatever reaches past it
@@ -532,8 +550,15 @@ impl Connection {
         {
             self.notice_implicit_rollback(|| error.to_string());
         }
-        if let Some(watched) = watched {
-            self.watch_after(watched, result.is_ok());
+        match watched {
+            Some(watched) => self.watch_after(watched, result.is_ok()),
+            None => {
+                if let Some(before) = watching
+                    && before.began_by(self.writes_watched().unwrap_or(before))
+                {
+                    self.watching_began();
+                }
+            }
         }
         result
     }
