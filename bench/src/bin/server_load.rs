@@ -12,24 +12,9 @@ use driftwood::prelude::*;
 use driftwood::server::Server;
 use futures::executor::block_on;
 
-/// The benchmark's table.
-#[derive(Table, Debug, Clone, PartialEq)]
-#[table(name = "users")]
-pub struct User {
-    #[column(primary_key)]
-    pub id: i64,
-    pub name: String,
-    pub hair_color: Option<String>,
-}
+mod load;
 
-struct AppDb;
-
-impl Database for AppDb {
-    const SCHEMA_VERSION: u32 = 1;
-    fn schema() -> Schema {
-        schema![User]
-    }
-}
+use load::{AppDb, User, percentile, scratch_dir, write_report};
 
 const USERS: i64 = 10_000;
 
@@ -42,14 +27,6 @@ struct Figure {
     ops_per_sec: f64,
     p50_us: f64,
     p99_us: f64,
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64 / 1000.0
 }
 
 async fn seeded_server(dir: &std::path::Path, readers: usize) -> Result<Server> {
@@ -187,7 +164,7 @@ fn main() -> Result<()> {
     let hold = Duration::from_millis(if quick { 500 } else { 1000 });
     let mut figures = Vec::new();
     for readers in [0, 2] {
-        let dir = tempfile_dir(readers)?;
+        let dir = scratch_dir(&format!("server-load-{readers}"))?;
         let server = block_on(seeded_server(&dir, readers))?;
         for clients in [1, 8, 64] {
             figures.push(point_selects(
@@ -211,26 +188,6 @@ fn main() -> Result<()> {
             f.scenario, f.readers, f.clients, f.ops_per_sec, f.p50_us, f.p99_us
         );
     }
-    let out =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/server_load.json");
-    if let Some(parent) = out.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    let json = serde_json::to_string_pretty(&figures)
-        .map_err(|e| Error::invalid_argument(e.to_string()))?;
-    std::fs::write(&out, json)
-        .map_err(|e| Error::invalid_argument(format!("writing {}: {e}", out.display())))?;
-    println!("wrote {}", out.display());
+    write_report("server_load.json", &figures)?;
     Ok(())
-}
-
-/// A fresh directory under the system's temporary directory.
-fn tempfile_dir(readers: usize) -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "driftwood-server-load-{}-{readers}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::invalid_argument(format!("creating {}: {e}", dir.display())))?;
-    Ok(dir)
 }
