@@ -26,6 +26,10 @@ pub trait Table: FromRow + FixedWidth + Send + Sync + 'static {
     /// A stored row has a value in every non-nullable column, which is how a
     /// left join's missing row is told apart cheaply.
     const NULLABLE: &'static [bool];
+    /// The index into [`Table::COLUMNS`] of the column that is the rowid (a
+    /// one-column `INTEGER` primary key of a rowid table), if there is one:
+    /// watched queries filtered on it re-run only for changes of their rows.
+    const ROWID_ALIAS: Option<usize> = None;
     /// The companion type: one [`Value`] per column.
     type Companion: Companion<Table = Self>;
 

@@ -40,7 +40,7 @@ use crate::plan::{self, Plan};
 use crate::queries::{ColumnsQuery, SelectQuery};
 use crate::row::{FromRow, OwnedRow, Scalars};
 use crate::sqlite::Connection;
-use crate::sqlite::changes::ReadSet;
+use crate::sqlite::changes::{ReadSet, RowKeys};
 
 pub use crate::backend::feed::{TableUpdates, UpdateFilter};
 pub use crate::sqlite::{TableUpdate, UpdateKind};
@@ -147,10 +147,10 @@ fn shared_queries() -> &'static Mutex<HashMap<Key, Weak<dyn Any + Send + Sync>>>
 }
 
 impl<T: Watched> Query<T> {
-    fn new(backend: Backend, run: Run<T>) -> Self {
+    fn new(backend: Backend, run: Run<T>, keys: Option<RowKeys>) -> Self {
         let feed = backend.feed().clone();
         Query {
-            interest: feed.subscribe(),
+            interest: feed.subscribe(keys),
             feed,
             backend,
             run,
@@ -164,7 +164,7 @@ impl<T: Watched> Query<T> {
 
     /// The query of `plan` on `backend`, shared with the streams already
     /// watching the same one.
-    fn of_plan(backend: Backend, plan: Plan<T>) -> Arc<Query<T>> {
+    fn of_plan(backend: Backend, plan: Plan<T>, keys: Option<RowKeys>) -> Arc<Query<T>> {
         let key = Key {
             handle: backend.handle_id(),
             result: TypeId::of::<T>(),
@@ -182,6 +182,7 @@ impl<T: Watched> Query<T> {
         let query = Arc::new(Query::new(
             backend,
             Arc::new(move |conn: &Connection| conn.run(&plan)),
+            keys,
         ));
         let shared: Arc<dyn Any + Send + Sync> = query.clone();
         queries.insert(key, Arc::downgrade(&shared));
@@ -252,10 +253,19 @@ impl<T: Watched> Watch<T> {
         }
     }
 
-    /// Watches `plan` through `runner`.
-    pub(crate) fn plan(runner: &impl sealed::Watches, plan: Plan<T>) -> Self {
+    /// Watches `plan` through `runner`; a query that reads only the rows
+    /// with rowids `keys` of a table re-runs only for changes of those.
+    pub(crate) fn plan(
+        runner: &impl sealed::Watches,
+        plan: Plan<T>,
+        keys: Option<(&'static str, Vec<i64>)>,
+    ) -> Self {
+        let keys = keys.map(|(table, keys)| RowKeys {
+            table: table.to_ascii_lowercase(),
+            keys,
+        });
         Watch::connecting(runner.watch_backend().0, move |backend| {
-            Query::of_plan(backend, plan)
+            Query::of_plan(backend, plan, keys)
         })
     }
 
@@ -266,7 +276,7 @@ impl<T: Watched> Watch<T> {
     ) -> Self {
         Watch::connecting(runner.watch_backend().0, move |backend| {
             let run = move |conn: &Connection| read_unit(conn, &work);
-            Arc::new(Query::new(backend, Arc::new(run)))
+            Arc::new(Query::new(backend, Arc::new(run), None))
         })
     }
 
@@ -473,9 +483,11 @@ impl<E: Runner + Watchable, R: FromRow + Watched> SelectQuery<'_, E, R> {
     /// Every matching row, now and after every change that can affect them.
     pub fn watch(self) -> Watch<Vec<R>> {
         let (exec, select) = self.into_parts();
+        let keys = select.rowid_keys();
         Watch::plan(
             exec,
             Plan::rows(select.build(exec.dialect()), plan::all::<R>),
+            keys,
         )
     }
 
@@ -484,27 +496,33 @@ impl<E: Runner + Watchable, R: FromRow + Watched> SelectQuery<'_, E, R> {
     /// [`Error::TooManyRows`] and the stream goes on.
     pub fn watch_single(self) -> Watch<R> {
         let (exec, select) = self.into_parts();
+        let keys = select.rowid_keys();
         Watch::plan(
             exec,
             Plan::rows(select.build(exec.dialect()), plan::single::<R>),
+            keys,
         )
     }
 
     /// The matching row if there is one, watched like [`SelectQuery::watch`].
     pub fn watch_optional(self) -> Watch<Option<R>> {
         let (exec, select) = self.into_parts();
+        let keys = select.rowid_keys();
         Watch::plan(
             exec,
             Plan::rows(select.build(exec.dialect()), plan::optional::<R>),
+            keys,
         )
     }
 
     /// The number of matching rows, watched like [`SelectQuery::watch`].
     pub fn watch_count(self) -> Watch<i64> {
         let (exec, select) = self.into_parts();
+        let keys = select.rowid_keys();
         Watch::plan(
             exec,
             Plan::rows(select.count().build(exec.dialect()), plan::count),
+            keys,
         )
     }
 }
@@ -516,18 +534,22 @@ where
     /// Every selected row, watched like [`SelectQuery::watch`].
     pub fn watch(self) -> Watch<Vec<O>> {
         let (exec, select) = self.into_parts();
+        let keys = select.rowid_keys();
         Watch::plan(
             exec,
             Plan::rows(select.build(exec.dialect()), plan::scalars::<O>),
+            keys,
         )
     }
 
     /// The one selected row, watched like [`SelectQuery::watch_single`].
     pub fn watch_single(self) -> Watch<O> {
         let (exec, select) = self.into_parts();
+        let keys = select.rowid_keys();
         Watch::plan(
             exec,
             Plan::rows(select.build(exec.dialect()), plan::single_scalar::<O>),
+            keys,
         )
     }
 }
@@ -540,5 +562,5 @@ pub(crate) fn custom_select(
 ) -> Watch<Vec<OwnedRow>> {
     let statement =
         crate::query::Statement::new(sql, args).with_access(crate::query::Access::Unknown);
-    Watch::plan(runner, Plan::rows(statement, plan::owned_rows))
+    Watch::plan(runner, Plan::rows(statement, plan::owned_rows), None)
 }

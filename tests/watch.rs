@@ -723,3 +723,54 @@ fn driftwoods_authorizer_survives_raw_access_and_chains_the_users() {
         assert_eq!(next(&mut todos), 1);
     });
 }
+
+// Watchers filtered on the rowid (an INTEGER primary key) re-run only for
+// changes of their rows — unless a statement's rowids cannot be trusted
+// (it may change a rowid, or delete rows through REPLACE) or were not
+// reported (`DELETE FROM t`), which re-run them all.
+#[test]
+fn a_watcher_of_some_rows_reruns_only_for_changes_of_those_rows() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            for n in 1..=4 {
+                block_on(db.insert(todo(&format!("Row {n:03}"), "x", None))).unwrap();
+            }
+            let mut one = db.select::<Todo>().filter(Todo::ID.eq(1)).watch_optional();
+            let mut two = db
+                .select::<Todo>()
+                .filter(Todo::ID.eq(2).and(Todo::DONE.eq(false)))
+                .watch_optional();
+            let mut three_or_four = db
+                .select::<Todo>()
+                .filter(Todo::ID.eq(3).or(Todo::ID.is_in([4])))
+                .watch_count();
+            assert!(next(&mut one).is_some());
+            assert!(next(&mut two).is_some());
+            assert_eq!(next(&mut three_or_four), 2);
+            block_on(db.custom_statement("UPDATE todos SET body = 'y' WHERE id = 2", [])).unwrap();
+            assert_quiet(&mut one, "an update of row 2");
+            assert_quiet(&mut three_or_four, "an update of row 2");
+            assert_eq!(next(&mut two).unwrap().content, "y", "{backend:?}");
+            block_on(db.insert(todo("Row 005", "x", None))).unwrap();
+            assert_quiet(&mut one, "an insert of row 5");
+            assert_quiet(&mut two, "an insert of row 5");
+            block_on(db.custom_statement("DELETE FROM todos WHERE id = 4", [])).unwrap();
+            assert_quiet(&mut one, "a delete of row 4");
+            assert_eq!(next(&mut three_or_four), 1);
+            block_on(db.custom_statement("UPDATE todos SET id = 10 WHERE id = 1", [])).unwrap();
+            assert_eq!(
+                next(&mut one),
+                None,
+                "{backend:?}: a rowid change reaches the old row"
+            );
+            block_on(db.custom_statement("DELETE FROM todos", [])).unwrap();
+            assert_eq!(
+                next(&mut two),
+                None,
+                "{backend:?}: DELETE without WHERE reports no rowids"
+            );
+            assert_eq!(next(&mut three_or_four), 0);
+        });
+    }
+}

@@ -308,6 +308,21 @@ impl<'a> TableModel<'a> {
             quote!(<#ty as ::driftwood::types::ColumnType>::NULLABLE)
         });
         let definition = self.definition();
+        // A one-column INTEGER primary key of a rowid table is the rowid.
+        let rowid_alias = match self.primary_key.as_slice() {
+            [key] if !self.without_rowid => {
+                let ty = self.columns[*key].ty;
+                let i = index(*key);
+                quote! {
+                    if matches!(<#ty as ::driftwood::types::ColumnType>::SQL_TYPE, ::driftwood::types::SqlType::Integer) {
+                        ::core::option::Option::Some(#i)
+                    } else {
+                        ::core::option::Option::None
+                    }
+                }
+            }
+            _ => quote!(::core::option::Option::None),
+        };
         let value_arms = self.columns.iter().enumerate().map(|(i, c)| {
             let (field, ty, i) = (c.field, c.ty, index(i));
             quote!(#i => <#ty as ::driftwood::types::ToSql>::to_sql(&self.#field),)
@@ -319,6 +334,7 @@ impl<'a> TableModel<'a> {
                 const PRIMARY_KEY: &'static [usize] = &[#(#primary_key),*];
                 const GENERATED: &'static [usize] = &[#(#generated),*];
                 const NULLABLE: &'static [bool] = &[#(#nullable),*];
+                const ROWID_ALIAS: ::core::option::Option<usize> = #rowid_alias;
                 type Companion = #companion;
 
                 fn definition() -> ::driftwood::schema::Table {

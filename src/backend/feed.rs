@@ -22,7 +22,7 @@ use std::task::Waker;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 
-use crate::sqlite::changes::{Changes, ReadSet, Switch};
+use crate::sqlite::changes::{Changes, ReadSet, RowKeys, Switch};
 use crate::sqlite::{TableUpdate, UpdateKind};
 
 /// How many recent commits the feed remembers, so that a query whose read
@@ -67,6 +67,8 @@ pub(crate) struct Interest {
     dirty: AtomicU64,
     /// What the query read on its last run; `None` before it ran.
     reads: Mutex<Option<ReadSet>>,
+    /// The only rows of one table it reads, when its filter says so.
+    keys: Option<RowKeys>,
     wakers: Mutex<Vec<Waker>>,
 }
 
@@ -138,14 +140,19 @@ impl Feed {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// A new interest, which every change concerns until its first run.
-    pub(crate) fn subscribe(&self) -> Arc<Interest> {
+    /// A new interest, which every change concerns until its first run
+    /// (only changes of the rows `keys`, if given, once it ran).
+    pub(crate) fn subscribe(&self, keys: Option<RowKeys>) -> Arc<Interest> {
         let mut registry = locked(&self.registry);
         registry.next_id += 1;
+        if keys.is_some() {
+            self.switch.watch_rows();
+        }
         let interest = Arc::new(Interest {
             id: registry.next_id,
             dirty: AtomicU64::new(0),
             reads: Mutex::new(None),
+            keys,
             wakers: Mutex::new(Vec::new()),
         });
         registry.anything.push(interest.id);
@@ -161,6 +168,9 @@ impl Feed {
             return;
         }
         registry.unindex(interest);
+        if interest.keys.is_some() {
+            self.switch.unwatch_rows();
+        }
         self.switch.unwatch();
     }
 
@@ -190,7 +200,9 @@ impl Feed {
         let missed = registry
             .recent
             .iter()
-            .filter(|(seq, changes)| *seq > seen && reads.affected_by(changes))
+            .filter(|(seq, changes)| {
+                *seq > seen && reads.affected_by(changes, interest.keys.as_ref())
+            })
             .map(|(seq, _)| *seq)
             .max();
         *locked(&interest.reads) = Some(reads);
@@ -230,7 +242,7 @@ impl Feed {
             };
             let affected = locked(&interest.reads)
                 .as_ref()
-                .is_none_or(|reads| reads.affected_by(&changes));
+                .is_none_or(|reads| reads.affected_by(&changes, interest.keys.as_ref()));
             if affected {
                 interest.mark(seq);
             }
@@ -391,7 +403,7 @@ mod tests {
     #[test]
     fn an_interest_is_marked_only_by_changes_to_what_it_read() {
         let feed = Feed::new();
-        let interest = feed.subscribe();
+        let interest = feed.subscribe(None);
         assert_eq!(feed.publish(Changes::of_tables(["categories"])), 1);
         assert_eq!(
             interest.dirty(),
@@ -411,7 +423,7 @@ mod tests {
     #[test]
     fn a_read_set_that_grew_while_its_query_ran_catches_up() {
         let feed = Feed::new();
-        let interest = feed.subscribe();
+        let interest = feed.subscribe(None);
         feed.set_reads(&interest, ReadSet::default(), 0);
         feed.publish(Changes::of_tables(["todos"]));
         assert_eq!(interest.dirty(), 0, "it read nothing");

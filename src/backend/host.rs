@@ -141,9 +141,18 @@ impl Host {
                 "its statements cannot run: it was already committed or rolled back",
             ));
         }
+        self.collect_rowids_if_wanted();
         let result = self.run(work);
         self.publish();
         result
+    }
+
+    /// Collects changed rowids while some watcher reads rows by rowid.
+    fn collect_rowids_if_wanted(&mut self) {
+        if let Some(feed) = &self.feed {
+            let wanted = feed.switch().rows_wanted();
+            self.conn.collect_rowids(wanted);
+        }
     }
 
     /// Runs `work` on the connection: a panic becomes [`Error::Panic`]; a

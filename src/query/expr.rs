@@ -69,6 +69,57 @@ impl Node {
         });
     }
 
+    /// The rowids a row of `table` must have for this condition to hold,
+    /// when it says (`rowid = 1`, `rowid IN (1, 2)`, and `AND`/`OR` of
+    /// those); `None` when any row may match.
+    pub(crate) fn rowid_keys(&self, table: &str, rowid: &str) -> Option<Vec<i64>> {
+        let is_rowid = |node: &Node| matches!(node, Node::Column { table: t, name } if *t == table && *name == rowid);
+        let key = |node: &Node| match node {
+            Node::Value(SqlValue::Integer(key)) => Some(*key),
+            _ => None,
+        };
+        match self {
+            Node::Binary {
+                op: "=",
+                left,
+                right,
+            } if is_rowid(left) => key(right).map(|k| vec![k]),
+            Node::Binary {
+                op: "=",
+                left,
+                right,
+            } if is_rowid(right) => key(left).map(|k| vec![k]),
+            Node::InList {
+                operand,
+                list,
+                negated: false,
+            } if is_rowid(operand) => list.iter().map(key).collect(),
+            Node::Binary {
+                op: "AND",
+                left,
+                right,
+            } => {
+                match (
+                    left.rowid_keys(table, rowid),
+                    right.rowid_keys(table, rowid),
+                ) {
+                    (Some(a), Some(b)) => Some(a.into_iter().filter(|k| b.contains(k)).collect()),
+                    (one, other) => one.or(other),
+                }
+            }
+            Node::Binary {
+                op: "OR",
+                left,
+                right,
+            } => {
+                let mut keys = left.rowid_keys(table, rowid)?;
+                keys.extend(right.rowid_keys(table, rowid)?);
+                Some(keys)
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn write(&self, w: &mut SqlWriter) {
         match self {
             Node::Column { table, name } => w.qualified(table, name),

@@ -24,6 +24,8 @@ struct Source {
     table: &'static str,
     /// The qualified select list of this table's columns.
     columns: &'static str,
+    /// The column that is the table's rowid, if one is.
+    rowid: Option<&'static str>,
 }
 
 /// A table joined to the ones before it.
@@ -52,6 +54,15 @@ struct Clauses {
 }
 
 impl Clauses {
+    /// The table and the rowids the rows read must have, when the filter
+    /// says so (`id = 1`, `id IN (1, 2)`, combined with `AND`/`OR`) and
+    /// nothing is joined.
+    fn rowid_keys(&self) -> Option<(&'static str, Vec<i64>)> {
+        let rowid = self.from.rowid.filter(|_| self.joins.is_empty())?;
+        let keys = self.filter.as_ref()?.rowid_keys(self.from.table, rowid)?;
+        Some((self.from.table, keys))
+    }
+
     fn write_from(&self, w: &mut SqlWriter) {
         w.push(" FROM ");
         w.ident(self.from.table);
@@ -171,6 +182,7 @@ impl<T: Table> Select<T> {
                 from: Source {
                     table: T::NAME,
                     columns: cache.columns::<T>(),
+                    rowid: T::ROWID_ALIAS.map(|i| T::COLUMNS[i]),
                 },
                 select_all: cache.select_all::<T>(),
                 joins: Vec::new(),
@@ -210,6 +222,7 @@ impl<R: FromRow> Select<R> {
         let source = Source {
             table: J::NAME,
             columns: J::statement_cache().columns::<J>(),
+            rowid: J::ROWID_ALIAS.map(|i| J::COLUMNS[i]),
         };
         self.clauses.joins.push(Joined { source, kind, on });
         Select {
@@ -226,6 +239,11 @@ impl<R: FromRow> Select<R> {
             columns: columns.nodes(),
             marker: PhantomData,
         }
+    }
+
+    /// See `Clauses::rowid_keys`.
+    pub(crate) fn rowid_keys(&self) -> Option<(&'static str, Vec<i64>)> {
+        self.clauses.rowid_keys()
     }
 
     /// `SELECT COUNT(*)` over the rows this select would return.
@@ -264,6 +282,11 @@ where
     Scalars<O>: FromRow,
 {
     clause_builders!();
+
+    /// See `Clauses::rowid_keys`.
+    pub(crate) fn rowid_keys(&self) -> Option<(&'static str, Vec<i64>)> {
+        self.clauses.rowid_keys()
+    }
 
     /// `GROUP BY` these expressions (call again to add more).
     pub fn group_by<V>(mut self, key: impl IntoExpr<V>) -> Self {

@@ -100,6 +100,52 @@ impl Columns {
     }
 }
 
+/// How many rowids one table's change remembers before it counts as a
+/// change of any row (a bulk write stays cheap to publish and to match).
+const MAX_ROWIDS: usize = 10_000;
+
+/// The rowids a change touched, when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// Any row may have changed.
+    Unknown,
+    /// Only these rows changed.
+    Only(Vec<i64>),
+}
+
+impl Rows {
+    fn merge(&mut self, other: &Rows) {
+        match (&mut *self, other) {
+            (Rows::Only(rows), Rows::Only(more)) if rows.len() + more.len() <= MAX_ROWIDS => {
+                rows.extend(more)
+            }
+            _ => *self = Rows::Unknown,
+        }
+    }
+}
+
+/// The rowids of one table a watched query reads: it can see a change
+/// only of those rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowKeys {
+    /// Lowercase.
+    pub(crate) table: String,
+    pub(crate) keys: Vec<i64>,
+}
+
+/// The rowids the update hook reported during a statement, per table;
+/// `None` once there were too many to keep.
+pub(crate) type ReportedRows = Vec<(String, Option<Vec<i64>>)>;
+
+/// Notes one row the update hook reported.
+pub(crate) fn report_row(log: &mut ReportedRows, table: &str, rowid: i64) {
+    match log.iter_mut().find(|(t, _)| t == table) {
+        Some((_, Some(rows))) if rows.len() < MAX_ROWIDS => rows.push(rowid),
+        Some((_, rows)) => *rows = None,
+        None => log.push((table.to_owned(), Some(vec![rowid]))),
+    }
+}
+
 /// How one table was (or may be) changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TableChange {
@@ -109,6 +155,8 @@ pub(crate) struct TableChange {
     kinds: u8,
     /// The columns an `UPDATE` set.
     updated: Columns,
+    /// The rows changed.
+    rows: Rows,
 }
 
 impl TableChange {
@@ -117,21 +165,29 @@ impl TableChange {
             table: table.to_ascii_lowercase(),
             kinds: 0,
             updated: Columns::Only(Vec::new()),
+            rows: Rows::Only(Vec::new()),
         }
     }
 
     fn merge(&mut self, other: &TableChange) {
         self.kinds |= other.kinds;
         self.updated.merge(&other.updated);
+        self.rows.merge(&other.rows);
     }
 
-    /// Whether a query reading `columns` of this table may see a
-    /// different result after this change.
-    fn affects(&self, columns: &Columns) -> bool {
-        let reshapes =
-            UpdateKind::Insert.bit() | UpdateKind::Delete.bit() | UpdateKind::Schema.bit();
-        self.kinds & reshapes != 0
-            || (self.kinds & UpdateKind::Update.bit() != 0 && self.updated.overlaps(columns))
+    /// Whether a query reading `columns` of this table (only the rows
+    /// `keys`, if given) may see a different result after this change.
+    fn affects(&self, columns: &Columns, keys: Option<&[i64]>) -> bool {
+        if self.kinds & UpdateKind::Schema.bit() != 0 {
+            return true;
+        }
+        let reshapes = UpdateKind::Insert.bit() | UpdateKind::Delete.bit();
+        let relevant = self.kinds & reshapes != 0
+            || (self.kinds & UpdateKind::Update.bit() != 0 && self.updated.overlaps(columns));
+        match (keys, &self.rows) {
+            (Some(keys), Rows::Only(rows)) => relevant && rows.iter().any(|r| keys.contains(r)),
+            _ => relevant,
+        }
     }
 }
 
@@ -158,6 +214,10 @@ pub(crate) struct Footprint {
     writes: Vec<TableChange>,
     /// Whether it creates, alters or drops something.
     schema: bool,
+    /// Whether the rowids the update hook reports are all the rows it
+    /// changes (not when a `REPLACE` conflict may delete rows unreported,
+    /// or an `UPDATE` may change a rowid, reported only as the new one).
+    rows_trusted: bool,
 }
 
 impl Footprint {
@@ -226,6 +286,7 @@ impl Footprint {
 
     fn write(&mut self, table: &str, kind: UpdateKind, column: Option<&str>) {
         let change = entry(&mut self.writes, table);
+        change.rows = Rows::Unknown;
         change.kinds |= kind.bit();
         if let Some(column) = column {
             change.updated.add(column);
@@ -245,6 +306,29 @@ impl Footprint {
             if change.kinds & UpdateKind::Update.bit() != 0 {
                 change.kinds |= UpdateKind::Delete.bit();
             }
+        }
+    }
+
+    /// Trusts the rowids the update hook reports for this statement.
+    pub(crate) fn trust_rows(&mut self) {
+        self.rows_trusted = true;
+    }
+
+    /// The tables this statement writes.
+    pub(crate) fn written_tables(&self) -> impl Iterator<Item = &str> {
+        self.writes.iter().map(|c| c.table.as_str())
+    }
+
+    /// The columns an `UPDATE` of this statement sets in `table`.
+    pub(crate) fn updated_columns(&self, table: &str) -> &[String] {
+        match self
+            .writes
+            .iter()
+            .find(|c| c.table == table)
+            .map(|c| &c.updated)
+        {
+            Some(Columns::Only(columns)) => columns,
+            _ => &[],
         }
     }
 
@@ -312,10 +396,19 @@ impl Changes {
         self.tables.iter().map(|c| c.table.as_str())
     }
 
-    /// Adds what a statement with footprint `footprint` wrote.
-    pub(crate) fn add(&mut self, footprint: &Footprint) {
+    /// Adds what a statement with footprint `footprint` wrote, with the
+    /// rows the update hook `reported` (rowids count only where the
+    /// footprint trusts them and the hook reported the table).
+    pub(crate) fn add(&mut self, footprint: &Footprint, reported: &ReportedRows) {
         for change in &footprint.writes {
-            entry(&mut self.tables, &change.table).merge(change);
+            let mut change = change.clone();
+            let rows = reported
+                .iter()
+                .find(|(t, _)| t.eq_ignore_ascii_case(&change.table));
+            if let (true, Some((_, Some(rows)))) = (footprint.rows_trusted, rows) {
+                change.rows = Rows::Only(rows.clone());
+            }
+            entry(&mut self.tables, &change.table).merge(&change);
         }
         self.schema |= footprint.schema;
     }
@@ -381,16 +474,19 @@ impl ReadSet {
         (!self.anything).then(|| self.tables.iter().map(|(t, _)| t.as_str()))
     }
 
-    /// Whether a query with this read set may see a different result
-    /// after `changes`.
-    pub(crate) fn affected_by(&self, changes: &Changes) -> bool {
+    /// Whether a query with this read set (reading only the rows `keys`
+    /// of one table, if given) may see a different result after `changes`.
+    pub(crate) fn affected_by(&self, changes: &Changes, keys: Option<&RowKeys>) -> bool {
         if changes.everything || (self.anything && !changes.is_empty()) {
             return true;
         }
         changes.tables.iter().any(|change| {
+            let keys = keys
+                .filter(|keys| keys.table == change.table)
+                .map(|keys| keys.keys.as_slice());
             self.tables
                 .iter()
-                .any(|(table, columns)| *table == change.table && change.affects(columns))
+                .any(|(table, columns)| *table == change.table && change.affects(columns, keys))
         })
     }
 }
@@ -407,6 +503,9 @@ pub(crate) struct Switch {
     state: AtomicU64,
     /// Bumped after every committed schema change.
     schema: AtomicU64,
+    /// Watchers that read only some rows by rowid: while there are any,
+    /// the writer collects the rowids its statements change.
+    row_watchers: AtomicU64,
 }
 
 /// Whether anyone watched, and since which start: compared before and after
@@ -437,6 +536,21 @@ impl Switch {
     #[inline]
     pub(crate) fn watching(&self) -> Watching {
         Watching(self.state.load(Ordering::SeqCst))
+    }
+
+    /// One more watcher of some rows by rowid.
+    pub(crate) fn watch_rows(&self) {
+        self.row_watchers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One watcher of rows by rowid fewer.
+    pub(crate) fn unwatch_rows(&self) {
+        self.row_watchers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether anyone watches some rows by rowid.
+    pub(crate) fn rows_wanted(&self) -> bool {
+        self.row_watchers.load(Ordering::SeqCst) > 0
     }
 
     /// A committed change altered the schema.
@@ -550,11 +664,12 @@ impl Tracking {
     }
 
     /// A statement with footprint `footprint` (`None`: unknown) changed
-    /// something, inside the innermost open level or in autocommit.
-    pub(crate) fn wrote(&mut self, footprint: Option<&Footprint>) {
+    /// something — the update hook `reported` these rows — inside the
+    /// innermost open level or in autocommit.
+    pub(crate) fn wrote(&mut self, footprint: Option<&Footprint>, reported: &ReportedRows) {
         let changes = self.levels.last_mut().unwrap_or(&mut self.committed);
         match footprint {
-            Some(footprint) => changes.add(footprint),
+            Some(footprint) => changes.add(footprint, reported),
             None => changes.merge(Changes::everything()),
         }
         if footprint.is_none_or(Footprint::changes_schema) {
@@ -665,7 +780,7 @@ mod tests {
 
     fn changes(fp: &Footprint) -> Changes {
         let mut changes = Changes::default();
-        changes.add(fp);
+        changes.add(fp, &Vec::new());
         changes
     }
 
@@ -676,14 +791,14 @@ mod tests {
         let other_table = changes(&footprint(&[], &[("categories", UpdateKind::Insert, &[])]));
         let other_column = changes(&footprint(&[], &[("todos", UpdateKind::Update, &["body"])]));
         let read_column = changes(&footprint(&[], &[("TODOS", UpdateKind::Update, &["Done"])]));
-        assert!(reader.affected_by(&insert));
-        assert!(!reader.affected_by(&other_table));
-        assert!(!reader.affected_by(&other_column));
-        assert!(reader.affected_by(&read_column));
-        assert!(reader.affected_by(&Changes::everything()));
+        assert!(reader.affected_by(&insert, None));
+        assert!(!reader.affected_by(&other_table, None));
+        assert!(!reader.affected_by(&other_column, None));
+        assert!(reader.affected_by(&read_column, None));
+        assert!(reader.affected_by(&Changes::everything(), None));
         let count = read_set(&footprint(&[("todos", &[""])], &[]));
         assert!(
-            count.affected_by(&other_column),
+            count.affected_by(&other_column, None),
             "a count(*) reads every column"
         );
     }
@@ -692,9 +807,9 @@ mod tests {
     fn a_possible_replace_makes_an_update_a_delete_too() {
         let reader = read_set(&footprint(&[("todos", &["title"])], &[]));
         let mut fp = footprint(&[], &[("todos", UpdateKind::Update, &["body"])]);
-        assert!(!reader.affected_by(&changes(&fp)));
+        assert!(!reader.affected_by(&changes(&fp), None));
         fp.updates_may_delete();
-        assert!(reader.affected_by(&changes(&fp)));
+        assert!(reader.affected_by(&changes(&fp), None));
     }
 
     #[test]
@@ -703,13 +818,13 @@ mod tests {
         let todos = footprint(&[], &[("todos", UpdateKind::Insert, &[])]);
         let categories = footprint(&[], &[("categories", UpdateKind::Delete, &[])]);
         tracking.opened_level();
-        tracking.wrote(Some(&todos));
+        tracking.wrote(Some(&todos), &Vec::new());
         tracking.opened_level();
-        tracking.wrote(Some(&categories));
+        tracking.wrote(Some(&categories), &Vec::new());
         tracking.closed_levels(1, false);
         tracking.opened_level();
         tracking.opened_level();
-        tracking.wrote(Some(&categories));
+        tracking.wrote(Some(&categories), &Vec::new());
         tracking.closed_levels(1, true);
         assert_eq!(tracking.take_committed(), None, "nothing is committed yet");
         tracking.closed_levels(0, true);
@@ -728,12 +843,51 @@ mod tests {
             ]
         );
         tracking.opened_level();
-        tracking.wrote(Some(&todos));
+        tracking.wrote(Some(&todos), &Vec::new());
         tracking.closed_levels(0, false);
         assert_eq!(
             tracking.take_committed(),
             None,
             "a rollback hands on nothing"
+        );
+    }
+
+    #[test]
+    fn a_watcher_of_some_rows_sees_only_changes_of_those_rows() {
+        let reader = read_set(&footprint(&[("todos", &["title"])], &[]));
+        let keys = RowKeys {
+            table: "todos".into(),
+            keys: vec![5],
+        };
+        let mut update = footprint(&[], &[("todos", UpdateKind::Update, &["title"])]);
+        let mut of_row = |rowid: i64, trusted: bool| {
+            if trusted {
+                update.trust_rows();
+            }
+            let mut changes = Changes::default();
+            changes.add(&update, &vec![("todos".to_owned(), Some(vec![rowid]))]);
+            changes
+        };
+        assert!(!reader.affected_by(&of_row(7, true), Some(&keys)));
+        assert!(reader.affected_by(&of_row(5, true), Some(&keys)));
+        assert!(
+            reader.affected_by(&of_row(7, true), None),
+            "a watcher of every row"
+        );
+        let mut untrusted = Changes::default();
+        untrusted.add(
+            &footprint(&[], &[("todos", UpdateKind::Update, &["title"])]),
+            &vec![("todos".to_owned(), Some(vec![7]))],
+        );
+        assert!(
+            reader.affected_by(&untrusted, Some(&keys)),
+            "untrusted rowids"
+        );
+        let mut unreported = Changes::default();
+        unreported.add(&update, &Vec::new());
+        assert!(
+            reader.affected_by(&unreported, Some(&keys)),
+            "no rowids reported"
         );
     }
 
@@ -744,7 +898,10 @@ mod tests {
         tracking.attach(switch.clone(), true);
         tracking.opened_level();
         switch.watch();
-        tracking.wrote(Some(&footprint(&[], &[("todos", UpdateKind::Insert, &[])])));
+        tracking.wrote(
+            Some(&footprint(&[], &[("todos", UpdateKind::Insert, &[])])),
+            &Vec::new(),
+        );
         tracking.closed_levels(0, true);
         assert!(tracking.take_committed().unwrap().is_everything());
     }

@@ -16,7 +16,9 @@ use rusqlite::OpenFlags;
 
 use super::OpenOptions;
 use super::cells::{Bind, owned};
-use super::changes::{Changes, Footprint, ReadSet, Switch, Tracking, Watching};
+use super::changes::{
+    Changes, Footprint, ReadSet, ReportedRows, Switch, Tracking, Watching, report_row,
+};
 use super::error::from_rusqlite;
 use super::guard::Guard;
 use super::levels::{Levels, TxKind};
@@ -63,6 +65,9 @@ pub struct Connection {
     /// Whether a watched query is running and recording what it reads
     /// (mirrors `tracking`, read once per statement).
     recording: Cell<bool>,
+    /// Where the update hook notes the rowids statements change, while it
+    /// is installed (while anyone watches rows by rowid).
+    reported_rows: Option<Arc<std::sync::Mutex<ReportedRows>>>,
 }
 
 /// Mutable access to a [`Connection`]'s rusqlite connection (see
@@ -177,6 +182,7 @@ impl Connection {
             tracking: RefCell::new(Tracking::default()),
             watched_writes: OnceCell::new(),
             recording: Cell::new(false),
+            reported_rows: None,
         })
     }
 
@@ -187,6 +193,53 @@ impl Connection {
             let _ = self.watched_writes.set(switch.clone());
         }
         self.tracking.borrow_mut().attach(switch, writes);
+    }
+
+    /// Collects the rowids statements change (through SQLite's update
+    /// hook) while some watcher reads rows by rowid; stops when none does.
+    pub(crate) fn collect_rowids(&mut self, on: bool) {
+        if on == self.reported_rows.is_some() {
+            return;
+        }
+        self.reported_rows = None;
+        if !on {
+            let removed = self
+                .raw
+                .update_hook(None::<fn(rusqlite::hooks::Action, &str, &str, i64)>);
+            if let Err(error) = removed {
+                tracing::warn!(target: "driftwood", %error, "removing the update hook failed");
+            }
+            return;
+        }
+        let log = Arc::new(std::sync::Mutex::new(ReportedRows::new()));
+        let noted = log.clone();
+        let installed = self.raw.update_hook(Some(
+            move |_: rusqlite::hooks::Action, _: &str, table: &str, rowid: i64| {
+                let mut log = noted
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                report_row(&mut log, table, rowid);
+            },
+        ));
+        match installed {
+            // Without rowids, changes count for every row: still correct.
+            Err(error) => {
+                tracing::warn!(target: "driftwood", %error, "installing the update hook failed")
+            }
+            Ok(()) => self.reported_rows = Some(log),
+        }
+    }
+
+    /// The rowids the update hook reported since the last call.
+    fn take_reported_rows(&self) -> ReportedRows {
+        match &self.reported_rows {
+            Some(log) => std::mem::take(
+                &mut *log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
+            None => ReportedRows::new(),
+        }
     }
 
     /// What committed since the last call (a transaction, or statements in
@@ -213,24 +266,52 @@ impl Connection {
         }
         let (prepared, mut footprint) = self.guard.recording(|| self.raw.prepare(sql));
         drop(prepared.ok()?);
-        if footprint.updated_tables().next().is_some() && self.may_replace(sql, &footprint) {
+        let replaces = self.may_replace(sql, &footprint);
+        if replaces && footprint.updated_tables().next().is_some() {
             footprint.updates_may_delete();
+        }
+        if !replaces && !self.may_change_rowids(&footprint) {
+            footprint.trust_rows();
         }
         Some(self.tracking.borrow_mut().remember(sql, footprint))
     }
 
-    /// Whether an `UPDATE` of `sql` may delete rows through a `REPLACE`
-    /// conflict: it says `OR REPLACE`, or a table it updates (or any
-    /// trigger) was declared with one. Errs on the side of yes.
+    /// Whether a write of `sql` may delete rows through a `REPLACE`
+    /// conflict: it says `REPLACE`, or a table it writes (or any trigger)
+    /// was declared with one. Errs on the side of yes.
     fn may_replace(&self, sql: &str, footprint: &Footprint) -> bool {
         if sql.to_ascii_lowercase().contains("replace") {
             return true;
         }
         let check = "SELECT count(*) FROM sqlite_schema WHERE (type = 'trigger' OR name = ?1 COLLATE NOCASE) AND lower(sql) LIKE '%replace%'";
-        footprint.updated_tables().any(|table| {
+        footprint.written_tables().any(|table| {
             self.raw
                 .query_row(check, [table], |row| row.get::<_, i64>(0))
                 .map_or(true, |found| found > 0)
+        })
+    }
+
+    /// Whether an `UPDATE` of this footprint may change a rowid (it sets a
+    /// primary-key column, or the rowid by one of its names): the update
+    /// hook reports only the new one.
+    fn may_change_rowids(&self, footprint: &Footprint) -> bool {
+        let keys = "SELECT lower(name) FROM pragma_table_info(?1) WHERE pk > 0";
+        footprint.updated_tables().any(|table| {
+            let updated = footprint.updated_columns(table);
+            if updated.is_empty() {
+                return true;
+            }
+            let key_columns: rusqlite::Result<Vec<String>> = self
+                .raw
+                .prepare(keys)
+                .and_then(|mut stmt| stmt.query_map([table], |row| row.get(0))?.collect());
+            let Ok(key_columns) = key_columns else {
+                return true;
+            };
+            updated.iter().any(|column| {
+                key_columns.contains(column)
+                    || ["rowid", "oid", "_rowid_"].contains(&column.as_str())
+            })
         })
     }
 
@@ -258,7 +339,7 @@ impl Connection {
     /// anything may have changed.
     #[cold]
     fn watching_began(&self) {
-        self.tracking.borrow_mut().wrote(None);
+        self.tracking.borrow_mut().wrote(None, &ReportedRows::new());
     }
 
     /// Records what a statement read (for a watched query) and wrote (for
@@ -267,6 +348,7 @@ impl Connection {
     #[inline(never)]
     fn watch_after(&self, watched: Watched, succeeded: bool) {
         let footprint = watched.footprint.as_deref();
+        let reported = self.take_reported_rows();
         let mut tracking = self.tracking.borrow_mut();
         if watched.recording {
             tracking.read(footprint);
@@ -278,12 +360,12 @@ impl Connection {
             let changed = self.raw.total_changes() != watched.changes;
             let reshaped = succeeded && footprint.is_some_and(Footprint::changes_schema);
             if changed || reshaped {
-                tracking.wrote(footprint);
+                tracking.wrote(footprint, &reported);
             }
         } else if before.began_by(tracking.watching().unwrap_or(before)) {
             // Watching began while it ran, untracked: whatever it did,
             // anything may have changed.
-            tracking.wrote(None);
+            tracking.wrote(None, &reported);
         }
     }
 
