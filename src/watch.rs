@@ -77,6 +77,11 @@ pub struct Target(pub(crate) Connected);
 
 /// A query's result, yielded now and again after every committed change
 /// that can affect it. See the [module documentation](self).
+///
+/// A watch always reads committed data, outside any transaction: awaiting
+/// one inside `Db::transaction` (or while holding a transaction) on an
+/// in-thread database, or on a server without readers, waits for that
+/// transaction and fails with [`Error::Busy`] after the busy timeout.
 #[must_use = "a watch does nothing unless polled as a stream"]
 pub struct Watch<T: Watched> {
     source: Source<T>,

@@ -422,7 +422,10 @@ impl Connection {
     /// driftwood does not cover (functions, collations, handlers).
     /// driftwood's authorizer is installed again when the returned guard
     /// drops, so an authorizer set through it does not last: add yours
-    /// with [`Connection::set_authorizer`].
+    /// with [`Connection::set_authorizer`]. SQLite's update hook belongs to
+    /// driftwood too: the writer installs its own while a watched query
+    /// reads rows by rowid, replacing any set here — follow changes with
+    /// `Db::table_updates` instead.
     pub fn raw_mut(&mut self) -> RawMut<'_> {
         RawMut { conn: self }
     }
