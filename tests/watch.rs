@@ -428,16 +428,26 @@ fn a_thousand_watchers_of_another_table_stay_quiet() {
     }
 }
 
-// Two tables written in one transaction: a watched read unit must never
-// see one written without the other, whichever connection runs it.
+// Random transactions move random numbers of rows between two tables (and
+// some roll back half-way): a watched read unit must never see a total
+// other than the constant one, whichever connection runs it, and must end
+// at the model's final counts. `DRIFTWOOD_MODEL_SEED` replays a run.
 #[test]
 fn a_watched_read_unit_never_sees_half_a_transaction() {
     for backend in BACKENDS {
+        let seed = seed();
         within(120, move || {
             let (_dir, db) = block_on(open(backend));
             block_on(db.custom_statement("CREATE TABLE left_side (n INTEGER)", [])).unwrap();
             block_on(db.custom_statement("CREATE TABLE right_side (n INTEGER)", [])).unwrap();
-            const COMMITS: i64 = 2000;
+            const TOTAL: i64 = 100;
+            const COMMITS: usize = 2000;
+            block_on(db.custom_statement(
+                "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < 100) \
+                 INSERT INTO left_side SELECT n FROM k",
+                [],
+            ))
+            .unwrap();
             let mut pairs = db.watch_read(|conn| {
                 let left = conn.custom_select("SELECT count(*) FROM left_side", [])?;
                 let right = conn.custom_select("SELECT count(*) FROM right_side", [])?;
@@ -446,27 +456,66 @@ fn a_watched_read_unit_never_sees_half_a_transaction() {
             let writer = {
                 let db = db.clone();
                 std::thread::spawn(move || {
-                    for n in 0..COMMITS {
-                        block_on(db.write(move |conn| {
-                            conn.custom_statement("INSERT INTO left_side VALUES (?)", args![n])?;
-                            conn.custom_statement("INSERT INTO right_side VALUES (?)", args![n])?;
+                    let mut rng = Rng(seed);
+                    let mut left = TOTAL;
+                    for _ in 0..COMMITS {
+                        let leftwards = rng.below(2) == 0;
+                        let available = if leftwards { TOTAL - left } else { left };
+                        let moved = (rng.below(5) as i64 + 1).min(available);
+                        if moved == 0 {
+                            continue;
+                        }
+                        let (from, to) = match leftwards {
+                            true => ("right_side", "left_side"),
+                            false => ("left_side", "right_side"),
+                        };
+                        let fails = rng.below(10) == 0;
+                        let outcome = block_on(db.write(move |conn| {
+                            conn.custom_statement(
+                                format!("DELETE FROM {from} WHERE rowid IN (SELECT rowid FROM {from} LIMIT ?)"),
+                                args![moved],
+                            )?;
+                            if fails {
+                                return Err(Error::invalid_argument("rolled back half-way"));
+                            }
+                            conn.custom_statement(
+                                format!("WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < ?) INSERT INTO {to} SELECT n FROM k"),
+                                args![moved],
+                            )?;
                             Ok(())
-                        }))
-                        .unwrap();
+                        }));
+                        assert_eq!(outcome.is_err(), fails);
+                        if !fails {
+                            left += if leftwards { moved } else { -moved };
+                        }
                     }
+                    left
                 })
             };
-            let mut seen = 0;
-            loop {
-                let (left, right) = next(&mut pairs);
-                assert_eq!(left, right, "{backend:?}: half a transaction");
-                assert!(left >= seen, "results go forward");
-                seen = left;
-                if left == COMMITS {
-                    break;
+            let mut last = (TOTAL, 0);
+            let mut yielded = 0;
+            while !writer.is_finished() {
+                if let Some(pair) = next_within(&mut pairs, Duration::from_millis(200)) {
+                    let (left, right) = pair.unwrap();
+                    assert_eq!(
+                        left + right,
+                        TOTAL,
+                        "{backend:?} seed {seed}: half a transaction"
+                    );
+                    last = (left, right);
+                    yielded += 1;
                 }
             }
-            writer.join().unwrap();
+            let left = writer.join().unwrap();
+            while last.0 != left {
+                let (l, r) = next_within(&mut pairs, Duration::from_secs(10))
+                    .unwrap_or_else(|| panic!("{backend:?} seed {seed}: stuck at {last:?}"))
+                    .unwrap();
+                assert_eq!(l + r, TOTAL, "{backend:?} seed {seed}: half a transaction");
+                last = (l, r);
+                yielded += 1;
+            }
+            assert!(yielded > 1, "{backend:?}: the watch followed the commits");
         });
     }
 }

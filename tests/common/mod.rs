@@ -118,3 +118,32 @@ pub fn within<T: Send + 'static>(seconds: u64, test: impl FnOnce() -> T + Send +
 pub fn block_on<F: std::future::IntoFuture>(f: F) -> F::Output {
     futures::executor::block_on(f.into_future())
 }
+
+/// A small deterministic generator, so a failing seed replays exactly.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The seed of a randomized test: `DRIFTWOOD_MODEL_SEED`, or the clock.
+pub fn seed() -> u64 {
+    std::env::var("DRIFTWOOD_MODEL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        })
+}
