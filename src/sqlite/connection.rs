@@ -554,6 +554,7 @@ impl Connection {
             )?;
             let mut cursor = StatementCursor {
                 rows: stmt.raw_query(),
+                column_count: None,
                 sql,
             };
             fold(&mut cursor, sql)
@@ -850,6 +851,8 @@ fn report(sql: &str, args: usize, start: Option<Instant>, outcome: Result<(), &E
 /// The rows of a statement that is stepping.
 struct StatementCursor<'s, 'q> {
     rows: rusqlite::Rows<'s>,
+    /// Known once the first row is there.
+    column_count: Option<usize>,
     sql: &'q str,
 }
 
@@ -858,10 +861,12 @@ impl Cursor for StatementCursor<'_, '_> {
         let Some(row) = self.rows.next().map_err(|e| from_rusqlite(e, self.sql))? else {
             return Ok(false);
         };
-        // Asked per row, not before the first step: SQLite re-prepares a
-        // cached statement after a schema change when it steps, and a
-        // `SELECT *` then has the new columns.
-        let column_count = row.as_ref().column_count();
+        // Asked at the first row, not before the first step: SQLite
+        // re-prepares a cached statement after a schema change when it
+        // steps, and a `SELECT *` then has the new columns.
+        let column_count = *self
+            .column_count
+            .get_or_insert_with(|| row.as_ref().column_count());
         visit(&Row::stepping(row, column_count, self.sql))?;
         Ok(true)
     }
