@@ -23,6 +23,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use crate::Pending;
@@ -175,9 +176,18 @@ thread_local! {
     static SCOPES: RefCell<Vec<(usize, Lane)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// How many scopes all threads are polling right now: while none is, a
+/// call skips looking for one. (A thread's own scope is counted before it
+/// polls, so a relaxed load on that thread sees it.)
+static SCOPES_ENTERED: AtomicUsize = AtomicUsize::new(0);
+
 /// The lane of the innermost transaction scope of `backend`'s database
 /// that this thread is polling, if any.
+#[inline]
 pub(crate) fn scope_lane(backend: &Backend) -> Option<Lane> {
+    if SCOPES_ENTERED.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
     let id = backend.id();
     SCOPES.with(|scopes| {
         scopes
@@ -213,6 +223,7 @@ struct Entered;
 
 impl Entered {
     fn enter(scope: (usize, Lane)) -> Entered {
+        SCOPES_ENTERED.fetch_add(1, Ordering::SeqCst);
         SCOPES.with(|scopes| scopes.borrow_mut().push(scope));
         Entered
     }
@@ -221,6 +232,7 @@ impl Entered {
 impl Drop for Entered {
     fn drop(&mut self) {
         SCOPES.with(|scopes| scopes.borrow_mut().pop());
+        SCOPES_ENTERED.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

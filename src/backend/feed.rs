@@ -130,6 +130,11 @@ impl Feed {
         self.switch.clone()
     }
 
+    /// The switch, borrowed (no reference count moves).
+    pub(crate) fn switch_ref(&self) -> &Switch {
+        &self.switch
+    }
+
     /// The sequence number of the last published commit: a query started
     /// after reading it sees every commit up to it.
     pub(crate) fn seq(&self) -> u64 {

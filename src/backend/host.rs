@@ -69,7 +69,7 @@ impl Host {
     pub(crate) fn is_watched(&self) -> bool {
         self.feed
             .as_ref()
-            .is_some_and(|feed| feed.switch().watching().is_on())
+            .is_some_and(|feed| feed.switch_ref().watching().is_on())
     }
 
     /// Publishes "anything may have changed" if another connection
@@ -150,7 +150,7 @@ impl Host {
     /// Collects changed rowids while some watcher reads rows by rowid.
     fn collect_rowids_if_wanted(&mut self) {
         if let Some(feed) = &self.feed {
-            let wanted = feed.switch().rows_wanted();
+            let wanted = feed.switch_ref().rows_wanted();
             self.conn.collect_rowids(wanted);
         }
     }
