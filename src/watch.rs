@@ -341,7 +341,7 @@ impl<T: Watched> Watch<T> {
                 state.running = None;
                 query.adopt(&mut state, outcome);
             }
-            let closed = query.feed.is_closed();
+            let closed = query.feed.is_closed() || query.backend.is_closed();
             let stale = state
                 .latest
                 .as_ref()
@@ -372,7 +372,7 @@ impl<T: Watched> Watch<T> {
                 .latest
                 .as_ref()
                 .is_some_and(|latest| query.interest.dirty() <= latest.commit);
-            if fresh && !query.feed.is_closed() {
+            if fresh && !query.feed.is_closed() && !query.backend.is_closed() {
                 return Poll::Pending;
             }
         }

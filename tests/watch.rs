@@ -563,6 +563,23 @@ fn closing_ends_every_stream_with_closed() {
         assert_eq!(block_on(count.next()), Some(Err(Error::Closed)));
         assert_eq!(block_on(updates.next()), None);
     });
+    // Closing one client of a shared server ends its streams, not others'.
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let server = block_on(Server::open(dir.path().join("todos.db"))).unwrap();
+        let closing = block_on(server.connect::<TodoDb>()).unwrap();
+        let staying = block_on(server.connect::<TodoDb>()).unwrap();
+        let mut closing_todos = closing.select::<Todo>().watch_count();
+        let mut staying_todos = staying.select::<Todo>().watch_count();
+        assert_eq!(next(&mut closing_todos), 0);
+        assert_eq!(next(&mut staying_todos), 0);
+        let waiting = std::thread::spawn(move || block_on(closing_todos.next()));
+        std::thread::sleep(Duration::from_millis(50));
+        block_on(closing.close()).unwrap();
+        assert_eq!(waiting.join().unwrap(), Some(Err(Error::Closed)));
+        block_on(staying.insert(todo("Stayed", "x", None))).unwrap();
+        assert_eq!(next(&mut staying_todos), 1);
+    });
     within(60, || {
         let (_dir, db) = block_on(open(Backend::InThread));
         let mut todos = db.select::<Todo>().watch();

@@ -281,6 +281,14 @@ impl Feed {
         }
     }
 
+    /// Wakes every watcher to look again (a client closed: its watchers
+    /// end, the others find nothing new).
+    pub(crate) fn wake_all(&self) {
+        for interest in locked(&self.registry).interests.values() {
+            interest.wake();
+        }
+    }
+
     /// The database closed: every watcher is woken to find out, and every
     /// listener's stream ends.
     pub(crate) fn close(&self) {
@@ -290,9 +298,8 @@ impl Feed {
         for _ in 0..listeners.len() {
             self.switch.unwatch();
         }
-        for interest in registry.interests.values() {
-            interest.wake();
-        }
+        drop(registry);
+        self.wake_all();
     }
 }
 

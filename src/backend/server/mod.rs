@@ -931,6 +931,8 @@ impl Client {
     /// for its threads without blocking).
     pub(crate) fn close(&self) -> Pending<()> {
         self.closed.store(true, Ordering::Release);
+        // This client's watched queries find out when they look again.
+        self.shared.feed.wake_all();
         if !self.single_client {
             return Pending::ready(Ok(()));
         }
