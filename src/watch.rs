@@ -109,6 +109,8 @@ struct Query<T: Watched> {
     /// Runs started.
     runs: AtomicU64,
     state: Mutex<State<T>>,
+    /// Its key among the shared queries, if it is shared.
+    key: Option<Key>,
 }
 
 /// What a watched query runs where the connection lives.
@@ -164,6 +166,7 @@ impl<T: Watched> Query<T> {
                 latest: None,
                 running: None,
             }),
+            key: None,
         }
     }
 
@@ -178,17 +181,17 @@ impl<T: Watched> Query<T> {
             args: format!("{:?}", plan.statement.args),
         };
         let mut queries = locked(shared_queries());
-        queries.retain(|_, query| query.strong_count() > 0);
-        if let Some(query) = queries.get(&key).and_then(Weak::upgrade)
-            && let Ok(query) = query.downcast::<Query<T>>()
-        {
+        let found = queries.get(&key).and_then(Weak::upgrade);
+        if let Some(Ok(query)) = found.map(|query| query.downcast::<Query<T>>()) {
             return query;
         }
-        let query = Arc::new(Query::new(
+        let mut query = Query::new(
             backend,
             Arc::new(move |conn: &Connection| conn.run(&plan)),
             keys,
-        ));
+        );
+        query.key = Some(key.clone());
+        let query = Arc::new(query);
         let shared: Arc<dyn Any + Send + Sync> = query.clone();
         queries.insert(key, Arc::downgrade(&shared));
         query
@@ -202,24 +205,24 @@ impl<T: Watched> Query<T> {
         self.backend
             .run_work(Lane::NONE, Route::Reader, move |conn| {
                 let commit = feed.seq();
-                let (result, reads) = conn.recording_reads(|| run(conn));
+                // Read-only, like a read unit: a watched statement that
+                // writes fails instead of waking itself forever.
+                let (result, reads) = conn.recording_reads(|| conn.read_only(|| run(conn)));
+                // What a failed run would have read is unknown.
+                let reads = if result.is_ok() {
+                    reads
+                } else {
+                    ReadSet::anything()
+                };
                 Ok((result, reads, commit))
             })
             .shared()
     }
 
     /// Takes a finished run's outcome as the latest result.
-    fn adopt(&self, state: &mut State<T>, outcome: Result<Outcome<T>>) {
+    fn adopt(&self, state: &mut State<T>, (result, reads, commit): Outcome<T>) {
         let version = state.latest.as_ref().map_or(1, |l| l.version + 1);
-        let (result, commit) = match outcome {
-            Ok((result, reads, commit)) => {
-                self.feed.set_reads(&self.interest, reads, commit);
-                (result, commit)
-            }
-            // The run never happened (closed, busy): try again after the
-            // next change.
-            Err(error) => (Err(error), self.interest.dirty()),
-        };
+        self.feed.set_reads(&self.interest, reads, commit);
         state.latest = Some(Latest {
             version,
             commit,
@@ -231,6 +234,16 @@ impl<T: Watched> Query<T> {
 impl<T: Watched> Drop for Query<T> {
     fn drop(&mut self) {
         self.feed.unsubscribe(&self.interest);
+        if let Some(key) = &self.key {
+            let mut queries = locked(shared_queries());
+            // A query made since under the same key stays.
+            if queries
+                .get(key)
+                .is_some_and(|query| query.strong_count() == 0)
+            {
+                queries.remove(key);
+            }
+        }
     }
 }
 
@@ -339,7 +352,16 @@ impl<T: Watched> Watch<T> {
             if let Some(running) = state.running.as_mut() {
                 let outcome = std::task::ready!(running.poll_unpin(cx));
                 state.running = None;
-                query.adopt(&mut state, outcome);
+                match outcome {
+                    Ok(outcome) => query.adopt(&mut state, outcome),
+                    // The run never happened (busy, closed): this stream
+                    // hears why; nothing is kept, so the next poll (of any
+                    // stream) tries again.
+                    Err(error) => {
+                        self.ended = error == Error::Closed;
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                }
             }
             let closed = query.feed.is_closed() || query.backend.is_closed();
             let stale = state
@@ -444,7 +466,7 @@ impl TableUpdatesStream {
 
     fn listen(&mut self, backend: &Backend) {
         let feed = backend.feed().clone();
-        let (id, updates) = feed.listen(std::mem::take(&mut self.filter));
+        let (id, updates) = feed.listen(std::mem::take(&mut self.filter), backend.handle_id());
         self.feed = Some((feed, id));
         self.updates = Some(updates);
     }

@@ -575,8 +575,14 @@ fn closing_ends_every_stream_with_closed() {
         assert_eq!(next(&mut staying_todos), 0);
         let waiting = std::thread::spawn(move || block_on(closing_todos.next()));
         std::thread::sleep(Duration::from_millis(50));
+        let mut closing_updates = closing.table_updates(UpdateFilter::all());
         block_on(closing.close()).unwrap();
         assert_eq!(waiting.join().unwrap(), Some(Err(Error::Closed)));
+        assert_eq!(
+            block_on(closing_updates.next()),
+            None,
+            "its listener ends too"
+        );
         block_on(staying.insert(todo("Stayed", "x", None))).unwrap();
         assert_eq!(next(&mut staying_todos), 1);
     });
@@ -837,6 +843,222 @@ fn a_watcher_of_some_rows_reruns_only_for_changes_of_those_rows() {
                 "{backend:?}: DELETE without WHERE reports no rowids"
             );
             assert_eq!(next(&mut three_or_four), 0);
+        });
+    }
+}
+
+/// A raw statement, run and unwrapped.
+fn exec(db: &Db<TodoDb>, sql: &str) {
+    block_on(db.custom_statement(sql, [])).unwrap();
+}
+
+fn count_now(db: &Db<TodoDb>, sql: &str) -> i64 {
+    count_of(&block_on(db.custom_select(sql, [])).unwrap())
+}
+
+// Scenario (found by a probe): in-thread, a watched statement that writes
+// ran on the writer, committed, marked its own watch, and ran again —
+// forever, inside one poll, inserting tens of thousands of rows.
+#[test]
+fn a_watch_of_a_writing_statement_fails_instead_of_writing_forever() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            let mut insert = db.watch_custom_select(
+                "INSERT INTO categories (description) VALUES ('Loop') RETURNING id",
+                [],
+            );
+            let error = block_on(insert.next()).unwrap().unwrap_err();
+            assert!(
+                error.to_string().contains("readonly database"),
+                "{backend:?}: {error}"
+            );
+            assert_eq!(count_now(&db, "SELECT count(*) FROM categories"), 0);
+            assert_quiet(&mut insert, "after the failed write");
+        });
+    }
+}
+
+// Scenario (found by a probe): footprints remembered per SQL text were
+// forgotten only after a schema change made while someone watched, so a
+// trigger (or a redefined view) created while nobody watched stayed
+// invisible to every later watcher.
+#[test]
+fn schema_changed_while_nobody_watched_is_seen_by_later_watchers() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            exec(&db, "CREATE TABLE t (x INTEGER)");
+            exec(&db, "CREATE TABLE log (x INTEGER)");
+            exec(&db, "CREATE TABLE other (x INTEGER)");
+            exec(&db, "CREATE VIEW v AS SELECT x FROM t");
+            let mut first = db.watch_custom_select("SELECT count(*) FROM v", []);
+            assert_eq!(count_of(&next(&mut first)), 0);
+            exec(&db, "INSERT INTO t VALUES (1)");
+            assert_eq!(count_of(&next(&mut first)), 1);
+            drop(first);
+            exec(
+                &db,
+                "CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.x); END",
+            );
+            exec(&db, "DROP VIEW v");
+            exec(&db, "CREATE VIEW v AS SELECT x FROM other");
+            let mut log = db.watch_custom_select("SELECT count(*) FROM log", []);
+            let mut view = db.watch_custom_select("SELECT count(*) FROM v", []);
+            assert_eq!(count_of(&next(&mut log)), 0);
+            assert_eq!(count_of(&next(&mut view)), 0);
+            exec(&db, "INSERT INTO t VALUES (2)");
+            assert_eq!(
+                count_of(&next(&mut log)),
+                1,
+                "{backend:?}: the trigger's write"
+            );
+            exec(&db, "INSERT INTO other VALUES (3)");
+            assert_eq!(
+                count_of(&next(&mut view)),
+                1,
+                "{backend:?}: the view's new table"
+            );
+        });
+    }
+}
+
+// Scenario (found by a probe): an update of a column that generated
+// columns (or an FTS5 index) derive from did not overlap the columns a
+// watcher read, so the watcher kept the old value.
+#[test]
+fn updates_of_columns_others_derive_from_rerun_their_watchers() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            exec(
+                &db,
+                "CREATE TABLE g (x INTEGER, v INTEGER AS (x * 2) VIRTUAL, s INTEGER AS (x * 3) STORED)",
+            );
+            exec(&db, "INSERT INTO g (x) VALUES (1)");
+            exec(&db, "CREATE VIRTUAL TABLE docs USING fts5(body)");
+            exec(&db, "INSERT INTO docs VALUES ('hello world')");
+            let mut virtual_column = db.watch_custom_select("SELECT v FROM g", []);
+            let mut stored_column = db.watch_custom_select("SELECT s FROM g", []);
+            let mut hits =
+                db.watch_custom_select("SELECT count(*) FROM docs WHERE docs MATCH 'hello'", []);
+            assert_eq!(count_of(&next(&mut virtual_column)), 2);
+            assert_eq!(count_of(&next(&mut stored_column)), 3);
+            assert_eq!(count_of(&next(&mut hits)), 1);
+            exec(&db, "UPDATE g SET x = 10");
+            exec(&db, "UPDATE docs SET body = 'bye' WHERE rowid = 1");
+            assert_eq!(count_of(&next(&mut virtual_column)), 20, "{backend:?}");
+            assert_eq!(count_of(&next(&mut stored_column)), 30, "{backend:?}");
+            assert_eq!(count_of(&next(&mut hits)), 0, "{backend:?}: FTS5");
+        });
+    }
+}
+
+// Scenario (found by a probe): rowids that changed by `SET rowid = …`, a
+// notification, or a TEMP trigger's `INSERT OR REPLACE` never reached
+// watchers of rows by primary key (and `SET rowid` not even watchers of
+// every row): the authorizer names the column `ROWID`, notifications had
+// "no rows", and only the main schema was searched for REPLACE.
+#[test]
+fn rowid_changes_notifications_and_temp_replaces_reach_watchers_of_rows() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            exec(
+                &db,
+                "INSERT INTO categories (id, description) VALUES (1, 'one'), (5, 'five')",
+            );
+            let mut all = db.select::<Category>().watch();
+            let mut one = db
+                .select::<Category>()
+                .filter(Category::ID.eq(1))
+                .watch_optional();
+            let mut five = db
+                .select::<Category>()
+                .filter(Category::ID.eq(5))
+                .watch_optional();
+            assert_eq!(next(&mut all).len(), 2);
+            assert!(next(&mut one).is_some());
+            assert!(next(&mut five).is_some());
+            exec(&db, "UPDATE categories SET rowid = 3 WHERE id = 1");
+            assert_eq!(next(&mut all)[0].id, 3, "{backend:?}: SET rowid, every row");
+            assert_eq!(next(&mut one), None, "{backend:?}: SET rowid, the old row");
+            // Its rowids untrusted, the update re-ran every watcher of rows.
+            assert!(next(&mut five).is_some());
+            let raw = block_on(db.write(|conn| {
+                let raw = conn.connection().raw();
+                raw.execute(
+                    "UPDATE categories SET description = 'cinq' WHERE id = 5",
+                    [],
+                )
+                .map_err(|e| Error::invalid_argument(e.to_string()))
+            }));
+            assert_eq!(raw, Ok(1));
+            assert_quiet(&mut five, "a write driftwood could not see");
+            block_on(db.notify_updates(&["categories"])).unwrap();
+            assert_eq!(
+                next(&mut five).unwrap().description,
+                "cinq",
+                "{backend:?}: notified"
+            );
+            exec(&db, "CREATE TABLE log (x TEXT)");
+            exec(
+                &db,
+                "CREATE TEMP TRIGGER tr AFTER INSERT ON log BEGIN INSERT OR REPLACE INTO categories (id, description) VALUES (9, new.x); END",
+            );
+            exec(&db, "INSERT INTO log VALUES ('cinq')");
+            assert_eq!(
+                next(&mut five),
+                None,
+                "{backend:?}: a TEMP trigger's REPLACE"
+            );
+        });
+    }
+}
+
+// Scenario (found by a probe): a run that failed with `Busy` was kept as
+// the shared result, so a stream made after the transaction ended got the
+// stale error, and both stayed silent until a commit.
+#[test]
+fn a_busy_run_is_retried_not_served_to_later_streams() {
+    within(60, || {
+        let options = OpenOptions::default().busy_timeout(Duration::from_millis(300));
+        let (_dir, db) = block_on(open_with(Backend::InThread, options));
+        let tx = block_on(db.begin()).unwrap();
+        block_on(tx.insert(todo("Pending", "x", None))).unwrap();
+        let mut early = db.select::<Todo>().watch_count();
+        assert!(matches!(
+            block_on(early.next()),
+            Some(Err(Error::Busy { .. }))
+        ));
+        block_on(tx.rollback()).unwrap();
+        let mut later = db.select::<Todo>().watch_count();
+        assert_eq!(next(&mut later), 0, "a fresh stream runs the query");
+        assert_eq!(next(&mut early), 0, "the busy stream tried again");
+    });
+}
+
+// Scenario (found by a probe): a watched read unit that failed (or
+// panicked) before its first statement kept an empty read set, so no
+// commit ever ran it again.
+#[test]
+fn a_read_unit_that_failed_before_reading_runs_again_after_a_change() {
+    for backend in BACKENDS {
+        within(60, move || {
+            let (_dir, db) = block_on(open(backend));
+            let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let mut count = db.watch_read(move |conn| {
+                if !failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    panic!("transient");
+                }
+                conn.select::<Todo>().count()
+            });
+            assert!(matches!(
+                block_on(count.next()),
+                Some(Err(Error::Panic { .. }))
+            ));
+            block_on(db.insert(todo("After it", "x", None))).unwrap();
+            assert_eq!(next(&mut count), 1, "{backend:?}");
         });
     }
 }

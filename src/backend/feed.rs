@@ -56,6 +56,8 @@ struct Registry {
 struct Listener {
     filter: UpdateFilter,
     sender: UnboundedSender<TableUpdates>,
+    /// The handle (client) it listens through.
+    owner: usize,
 }
 
 /// A watched query's stake in the feed.
@@ -260,15 +262,26 @@ impl Feed {
         seq
     }
 
-    /// A new listener of every committed transaction's updates that
-    /// `filter` wants.
-    pub(crate) fn listen(&self, filter: UpdateFilter) -> (u64, UnboundedReceiver<TableUpdates>) {
+    /// A new listener, through handle `owner`, of every committed
+    /// transaction's updates that `filter` wants.
+    pub(crate) fn listen(
+        &self,
+        filter: UpdateFilter,
+        owner: usize,
+    ) -> (u64, UnboundedReceiver<TableUpdates>) {
         let (sender, receiver) = unbounded();
         let mut registry = locked(&self.registry);
         registry.next_id += 1;
         let id = registry.next_id;
         if !self.is_closed() {
-            registry.listeners.insert(id, Listener { filter, sender });
+            registry.listeners.insert(
+                id,
+                Listener {
+                    filter,
+                    sender,
+                    owner,
+                },
+            );
             self.switch.watch();
         }
         (id, receiver)
@@ -281,9 +294,23 @@ impl Feed {
         }
     }
 
-    /// Wakes every watcher to look again (a client closed: its watchers
-    /// end, the others find nothing new).
-    pub(crate) fn wake_all(&self) {
+    /// Handle `owner` (a client) closed: its listeners' streams end, and
+    /// every watcher is woken to look again (its own end, the others find
+    /// nothing new).
+    pub(crate) fn handle_closed(&self, owner: usize) {
+        let mut registry = locked(&self.registry);
+        let before = registry.listeners.len();
+        registry
+            .listeners
+            .retain(|_, listener| listener.owner != owner);
+        for _ in registry.listeners.len()..before {
+            self.switch.unwatch();
+        }
+        drop(registry);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
         for interest in locked(&self.registry).interests.values() {
             interest.wake();
         }
@@ -396,8 +423,8 @@ mod tests {
     #[test]
     fn publishing_numbers_commits_and_tells_filtered_listeners() {
         let feed = Feed::new();
-        let (_, mut todos) = feed.listen(UpdateFilter::all().on("todos"));
-        let (_, mut everything) = feed.listen(UpdateFilter::all());
+        let (_, mut todos) = feed.listen(UpdateFilter::all().on("todos"), 0);
+        let (_, mut everything) = feed.listen(UpdateFilter::all(), 0);
         assert_eq!(feed.publish(Changes::of_tables(["categories"])), 1);
         assert_eq!(feed.publish(Changes::of_tables(["Todos"])), 2);
         let first = todos.try_recv().unwrap();

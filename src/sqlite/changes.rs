@@ -76,7 +76,13 @@ pub(crate) enum Columns {
 impl Columns {
     fn add(&mut self, column: &str) {
         let Columns::Only(columns) = self else { return };
-        if column.is_empty() {
+        // A read of no particular column (`count(*)`), or the rowid by one
+        // of its names, which selects name by the alias column instead.
+        if column.is_empty()
+            || ["rowid", "oid", "_rowid_"]
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(column))
+        {
             *self = Columns::All;
             return;
         }
@@ -309,6 +315,15 @@ impl Footprint {
         }
     }
 
+    /// Counts an `UPDATE` of `table` as an update of every column (its
+    /// generated columns follow others; a virtual table's columns are its
+    /// module's).
+    pub(crate) fn updates_every_column(&mut self, table: &str) {
+        if let Some(change) = self.writes.iter_mut().find(|c| c.table == table) {
+            change.updated = Columns::All;
+        }
+    }
+
     /// Trusts the rowids the update hook reports for this statement.
     pub(crate) fn trust_rows(&mut self) {
         self.rows_trusted = true;
@@ -361,6 +376,7 @@ impl Changes {
     pub(crate) fn everything() -> Changes {
         Changes {
             everything: true,
+            schema: true,
             ..Changes::default()
         }
     }
@@ -373,7 +389,10 @@ impl Changes {
             change.kinds =
                 UpdateKind::Insert.bit() | UpdateKind::Update.bit() | UpdateKind::Delete.bit();
             change.updated = Columns::All;
+            change.rows = Rows::Unknown;
         }
+        // What nobody saw may have changed triggers or views too.
+        changes.schema = true;
         changes
     }
 
@@ -458,6 +477,14 @@ impl ReadSet {
         });
     }
 
+    /// A read set any change affects (what a failed run read is unknown).
+    pub(crate) fn anything() -> ReadSet {
+        ReadSet {
+            anything: true,
+            ..ReadSet::default()
+        }
+    }
+
     /// Adds `other`'s reads.
     pub(crate) fn merge(&mut self, other: &ReadSet) {
         for (table, columns) in &other.tables {
@@ -519,6 +546,9 @@ impl Switch {
         let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
         *watchers += 1;
         if *watchers == 1 {
+            // Footprints remembered while nobody watched may predate a
+            // schema change nobody tracked: every connection forgets them.
+            self.schema.fetch_add(1, Ordering::SeqCst);
             self.state.fetch_add(3, Ordering::SeqCst);
         }
     }

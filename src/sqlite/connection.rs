@@ -267,6 +267,14 @@ impl Connection {
         let (prepared, mut footprint) = self.guard.recording(|| self.raw.prepare(sql));
         drop(prepared.ok()?);
         let replaces = self.may_replace(sql, &footprint);
+        let coarse: Vec<String> = footprint
+            .updated_tables()
+            .filter(|table| self.has_derived_columns(table))
+            .map(str::to_owned)
+            .collect();
+        for table in coarse {
+            footprint.updates_every_column(&table);
+        }
         if replaces && footprint.updated_tables().next().is_some() {
             footprint.updates_may_delete();
         }
@@ -283,12 +291,25 @@ impl Connection {
         if sql.to_ascii_lowercase().contains("replace") {
             return true;
         }
-        let check = "SELECT count(*) FROM sqlite_schema WHERE (type = 'trigger' OR name = ?1 COLLATE NOCASE) AND lower(sql) LIKE '%replace%'";
+        let check = "SELECT count(*) FROM (SELECT type, name, sql FROM sqlite_schema UNION ALL SELECT type, name, sql FROM sqlite_temp_schema) WHERE (type = 'trigger' OR name = ?1 COLLATE NOCASE) AND lower(sql) LIKE '%replace%'";
         footprint.written_tables().any(|table| {
             self.raw
                 .query_row(check, [table], |row| row.get::<_, i64>(0))
                 .map_or(true, |found| found > 0)
         })
+    }
+
+    /// Whether `table`'s columns depend on each other or on a module, so an
+    /// `UPDATE` of one may change what reads of another see: it has
+    /// generated columns, or it is a virtual table. Errs on the side of
+    /// yes.
+    fn has_derived_columns(&self, table: &str) -> bool {
+        let check = "SELECT (SELECT count(*) FROM pragma_table_xinfo(?1) WHERE hidden IN (2, 3)) \
+                     + (SELECT count(*) FROM sqlite_schema WHERE name = ?1 COLLATE NOCASE \
+                        AND lower(sql) LIKE 'create virtual table%')";
+        self.raw
+            .query_row(check, [table], |row| row.get::<_, i64>(0))
+            .map_or(true, |found| found > 0)
     }
 
     /// Whether an `UPDATE` of this footprint may change a rowid (it sets a

@@ -931,8 +931,10 @@ impl Client {
     /// for its threads without blocking).
     pub(crate) fn close(&self) -> Pending<()> {
         self.closed.store(true, Ordering::Release);
-        // This client's watched queries find out when they look again.
-        self.shared.feed.wake_all();
+        // This client's watched queries and update listeners end.
+        self.shared
+            .feed
+            .handle_closed(self as *const Client as usize);
         if !self.single_client {
             return Pending::ready(Ok(()));
         }
