@@ -1062,3 +1062,54 @@ fn a_read_unit_that_failed_before_reading_runs_again_after_a_change() {
         });
     }
 }
+
+// Scenario (found by a probe): a connection prepares with the schema it
+// has in memory, so a reader computing a footprint after the writer
+// redefined a view (or the writer after another connection added a
+// trigger) recorded the old tables, and the watch missed changes.
+#[test]
+fn footprints_see_schema_changes_made_by_other_connections() {
+    within(60, || {
+        let (_dir, db) = block_on(open(Backend::Background));
+        exec(&db, "CREATE TABLE a (x INTEGER)");
+        exec(&db, "CREATE TABLE b (x INTEGER)");
+        exec(&db, "CREATE VIEW v AS SELECT x FROM a");
+        let mut before = db.watch_custom_select("SELECT count(*) FROM v", []);
+        assert_eq!(count_of(&next(&mut before)), 0);
+        drop(before);
+        exec(&db, "DROP VIEW v");
+        exec(&db, "CREATE VIEW v AS SELECT x FROM b");
+        let mut view = db.watch_custom_select("SELECT count(*) FROM v", []);
+        assert_eq!(count_of(&next(&mut view)), 0);
+        exec(&db, "INSERT INTO b VALUES (1)");
+        assert_eq!(count_of(&next(&mut view)), 1, "the reader saw the new view");
+    });
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("todos.db");
+        let server = block_on(
+            Server::builder()
+                .detect_external_writes(Duration::from_millis(20))
+                .open(&path, OpenOptions::default()),
+        )
+        .unwrap();
+        let db = block_on(server.connect::<TodoDb>()).unwrap();
+        exec(&db, "CREATE TABLE log (x TEXT)");
+        let mut log = db.watch_custom_select("SELECT count(*) FROM log", []);
+        assert_eq!(count_of(&next(&mut log)), 0);
+        block_on(db.insert(todo("Before it", "x", None))).unwrap();
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other
+            .execute_batch("CREATE TRIGGER tr AFTER INSERT ON todos BEGIN INSERT INTO log VALUES (new.title); END")
+            .unwrap();
+        drop(other);
+        // The other connection's commit is noticed as "anything changed".
+        assert_eq!(count_of(&next(&mut log)), 0);
+        block_on(db.insert(todo("After it", "x", None))).unwrap();
+        assert_eq!(
+            count_of(&next(&mut log)),
+            1,
+            "the writer saw the other's trigger"
+        );
+    });
+}

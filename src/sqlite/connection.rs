@@ -264,6 +264,16 @@ impl Connection {
         if let Some(known) = self.tracking.borrow_mut().footprint(sql) {
             return Some(known);
         }
+        // A prepare uses the schema this connection has in memory, which is
+        // stale after another connection changed it (a reader after the
+        // writer's DDL, the writer after another process's); a statement
+        // that reads the schema table makes SQLite notice and reload it.
+        let refreshed = self
+            .raw
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()));
+        if let Err(error) = refreshed {
+            tracing::debug!(target: "driftwood", %error, "refreshing the schema before a footprint failed");
+        }
         let (prepared, mut footprint) = self.guard.recording(|| self.raw.prepare(sql));
         drop(prepared.ok()?);
         let replaces = self.may_replace(sql, &footprint);
