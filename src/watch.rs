@@ -187,7 +187,12 @@ impl<T: Watched> Query<T> {
         }
         let mut query = Query::new(
             backend,
-            Arc::new(move |conn: &Connection| conn.run(&plan)),
+            // A watched statement that writes fails instead of waking itself
+            // forever (a read unit refuses writes on its own).
+            Arc::new(move |conn: &Connection| {
+                conn.ensure_reads_only(&plan.statement.sql)?;
+                conn.run(&plan)
+            }),
             keys,
         );
         query.key = Some(key.clone());
@@ -205,9 +210,7 @@ impl<T: Watched> Query<T> {
         self.backend
             .run_work(Lane::NONE, Route::Reader, move |conn| {
                 let commit = feed.seq();
-                // Read-only, like a read unit: a watched statement that
-                // writes fails instead of waking itself forever.
-                let (result, reads) = conn.recording_reads(|| conn.read_only(|| run(conn)));
+                let (result, reads) = conn.recording_reads(|| run(conn));
                 // What a failed run would have read is unknown.
                 let reads = if result.is_ok() {
                     reads

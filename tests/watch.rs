@@ -869,9 +869,11 @@ fn a_watch_of_a_writing_statement_fails_instead_of_writing_forever() {
                 [],
             );
             let error = block_on(insert.next()).unwrap().unwrap_err();
-            assert!(
-                error.to_string().contains("readonly database"),
-                "{backend:?}: {error}"
+            assert_eq!(
+                error.to_string(),
+                "invalid argument: a watched query must only read; this one writes \
+                 (statement: INSERT INTO categories (description) VALUES ('Loop') RETURNING id)",
+                "{backend:?}"
             );
             assert_eq!(count_now(&db, "SELECT count(*) FROM categories"), 0);
             assert_quiet(&mut insert, "after the failed write");

@@ -359,6 +359,11 @@ impl Footprint {
     pub(crate) fn changes_schema(&self) -> bool {
         self.schema
     }
+
+    /// Whether it writes rows or changes the schema.
+    pub(crate) fn writes_anything(&self) -> bool {
+        self.schema || !self.writes.is_empty()
+    }
 }
 
 /// What a transaction (or some of its levels) changed.

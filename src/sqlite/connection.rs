@@ -248,6 +248,17 @@ impl Connection {
         self.tracking.borrow_mut().take_committed()
     }
 
+    /// Fails if `sql` writes rows or changes the schema: a watched query
+    /// must only read (a write would wake it again, forever).
+    pub(crate) fn ensure_reads_only(&self, sql: &str) -> Result<()> {
+        match self.footprint(sql) {
+            Some(footprint) if footprint.writes_anything() => Err(Error::invalid_argument(
+                format!("a watched query must only read; this one writes (statement: {sql})"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Runs `work`, recording what every statement it runs reads.
     pub(crate) fn recording_reads<R>(&self, work: impl FnOnce() -> R) -> (R, ReadSet) {
         let outer = self.tracking.borrow_mut().start_recording();
