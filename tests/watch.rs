@@ -1115,3 +1115,20 @@ fn footprints_see_schema_changes_made_by_other_connections() {
         );
     });
 }
+
+// Scenario (found by a probe): the writer noted that it holds private
+// state (a TEMP table) only after answering the request that created it,
+// so a query sent right after could still go to a reader: "no such table".
+#[test]
+fn a_query_right_after_creating_a_temp_table_finds_it() {
+    within(60, || {
+        let (_dir, db) = block_on(open(Backend::Background));
+        for n in 0..50 {
+            exec(&db, &format!("CREATE TEMP TABLE scratch_{n} (x INTEGER)"));
+            let mut watch = db.watch_custom_select(format!("SELECT count(*) FROM scratch_{n}"), []);
+            assert_eq!(count_of(&next(&mut watch)), 0, "round {n}");
+            let rows = block_on(db.custom_select(format!("SELECT count(*) FROM scratch_{n}"), []));
+            assert_eq!(count_of(&rows.unwrap()), 0, "round {n}");
+        }
+    });
+}

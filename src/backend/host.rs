@@ -20,6 +20,7 @@
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Lane;
 use super::feed::Feed;
@@ -41,6 +42,10 @@ pub(crate) struct Host {
     /// `PRAGMA data_version` when last asked: it moves when another
     /// connection (another process) commits.
     data_version: Option<i64>,
+    /// Set once the connection holds objects other connections cannot see
+    /// (`TEMP` objects, attached databases) — before the request that
+    /// made them is answered, so the next request is routed knowing it.
+    private_state: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +67,13 @@ impl Host {
             since: None,
             feed,
             data_version: None,
+            private_state: None,
         }
+    }
+
+    /// Reports private state (see the field) to `flag`.
+    pub(crate) fn report_private_state_to(&mut self, flag: Arc<AtomicBool>) {
+        self.private_state = Some(flag);
     }
 
     /// Whether anyone watches this host's writes.
@@ -144,6 +155,11 @@ impl Host {
         self.collect_rowids_if_wanted();
         let result = self.run(work);
         self.publish();
+        if let Some(flag) = &self.private_state
+            && self.conn.has_private_state()
+        {
+            flag.store(true, Ordering::Release);
+        }
         result
     }
 

@@ -217,6 +217,7 @@ impl Worker {
                 message: e.to_string(),
                 sql: "progress handler".into(),
             })?;
+        host.report_private_state_to(flags.private.clone());
         let busy_timeout = host.conn().busy_timeout();
         let next_external_check = flags.external_writes.map(|every| {
             host.notice_external_writes();
@@ -334,9 +335,6 @@ impl Worker {
                 self.set_current(job.cancel_flag().clone());
                 job.run(&mut self.host);
                 self.set_current(Arc::new(AtomicBool::new(false)));
-                if self.host.conn().has_private_state() {
-                    self.flags.private.store(true, Ordering::Release);
-                }
             }
             Request::Begin {
                 lane,
