@@ -91,6 +91,8 @@ pub struct Watch<T: Watched> {
     last_commit: Option<u64>,
     /// Set by [`Watch::distinct`]: yields only results unlike the last.
     same: Option<fn(&T, &T) -> bool>,
+    /// This stream's handle on the query's run in flight.
+    running: Option<Shared<Pending<Outcome<T>>>>,
     last_value: Option<T>,
     ended: bool,
 }
@@ -108,6 +110,8 @@ struct Query<T: Watched> {
     run: Run<T>,
     /// Runs started.
     runs: AtomicU64,
+    /// The table and column a keyed query takes for the rowid.
+    rowid: Option<(String, String)>,
     state: Mutex<State<T>>,
     /// Its key among the shared queries, if it is shared.
     key: Option<Key>,
@@ -116,9 +120,10 @@ struct Query<T: Watched> {
 /// What a watched query runs where the connection lives.
 type Run<T> = Arc<dyn Fn(&Connection) -> Result<T> + Send + Sync>;
 
-/// What one run found: the result, what it read, and the last commit it is
-/// known to include.
-type Outcome<T> = (Result<T>, ReadSet, u64);
+/// What one run found: the result, what it read, the last commit it is
+/// known to include, and whether the column the code calls the rowid is the
+/// rowid in the file (true when the query is not keyed by rowid).
+type Outcome<T> = (Result<T>, ReadSet, u64, bool);
 
 struct State<T: Watched> {
     latest: Option<Latest<T>>,
@@ -156,7 +161,9 @@ fn shared_queries() -> &'static Mutex<HashMap<Key, Weak<dyn Any + Send + Sync>>>
 impl<T: Watched> Query<T> {
     fn new(backend: Backend, run: Run<T>, keys: Option<RowKeys>) -> Self {
         let feed = backend.feed().clone();
+        let rowid = keys.as_ref().map(|k| (k.table.clone(), k.column.clone()));
         Query {
+            rowid,
             interest: feed.subscribe(keys),
             feed,
             backend,
@@ -207,6 +214,7 @@ impl<T: Watched> Query<T> {
         self.runs.fetch_add(1, Ordering::Relaxed);
         let run = self.run.clone();
         let feed = self.feed.clone();
+        let rowid = self.rowid.clone();
         self.backend
             .run_work(Lane::NONE, Route::Reader, move |conn| {
                 let commit = feed.seq();
@@ -217,15 +225,19 @@ impl<T: Watched> Query<T> {
                 } else {
                     ReadSet::anything()
                 };
-                Ok((result, reads, commit))
+                let keys_hold = rowid
+                    .as_ref()
+                    .is_none_or(|(table, column)| conn.is_rowid(table, column));
+                Ok((result, reads, commit, keys_hold))
             })
             .shared()
     }
 
     /// Takes a finished run's outcome as the latest result.
-    fn adopt(&self, state: &mut State<T>, (result, reads, commit): Outcome<T>) {
+    fn adopt(&self, state: &mut State<T>, (result, reads, commit, keys_hold): Outcome<T>) {
         let version = state.latest.as_ref().map_or(1, |l| l.version + 1);
-        self.feed.set_reads(&self.interest, reads, commit);
+        self.feed
+            .set_reads(&self.interest, reads, commit, keys_hold);
         state.latest = Some(Latest {
             version,
             commit,
@@ -269,6 +281,7 @@ impl<T: Watched> Watch<T> {
             seen: 0,
             last_commit: None,
             same: None,
+            running: None,
             last_value: None,
             ended: false,
         }
@@ -279,10 +292,11 @@ impl<T: Watched> Watch<T> {
     pub(crate) fn plan(
         runner: &impl sealed::Watches,
         plan: Plan<T>,
-        keys: Option<(&'static str, Vec<i64>)>,
+        keys: Option<(&'static str, &'static str, Vec<i64>)>,
     ) -> Self {
-        let keys = keys.map(|(table, keys)| RowKeys {
+        let keys = keys.map(|(table, column, keys)| RowKeys {
             table: table.to_ascii_lowercase(),
+            column: column.to_owned(),
             keys,
         });
         Watch::connecting(runner.watch_backend().0, move |backend| {
@@ -352,45 +366,58 @@ impl<T: Watched> Watch<T> {
     fn poll_query(&mut self, query: &Query<T>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
         let mut state = locked(&query.state);
         loop {
-            if let Some(running) = state.running.as_mut() {
+            // Each stream polls a clone of the shared run of its own, so
+            // every one of them is woken when it finishes.
+            if self.running.is_none() {
+                self.running = state.running.clone();
+            }
+            if let Some(running) = self.running.as_mut() {
+                // Asked before polling: a finished `Shared` equals nothing.
+                let current = state
+                    .running
+                    .as_ref()
+                    .is_some_and(|shared| shared.ptr_eq(running));
                 let outcome = std::task::ready!(running.poll_unpin(cx));
-                state.running = None;
-                match outcome {
-                    Ok(outcome) => query.adopt(&mut state, outcome),
-                    // The run never happened (busy, closed): this stream
-                    // hears why; nothing is kept, so the next poll (of any
-                    // stream) tries again.
-                    Err(error) => {
-                        self.ended = error == Error::Closed;
-                        return Poll::Ready(Some(Err(error)));
+                self.running = None;
+                // The first stream to see a run finish takes its outcome;
+                // the others find it in `latest`.
+                if current {
+                    state.running = None;
+                    match outcome {
+                        Ok(outcome) => query.adopt(&mut state, outcome),
+                        // The run never happened (busy, closed): this
+                        // stream hears why; nothing is kept, so the next
+                        // poll (of any stream) tries again.
+                        Err(error) => {
+                            self.ended = error == Error::Closed;
+                            return Poll::Ready(Some(Err(error)));
+                        }
                     }
                 }
             }
             let closed = query.feed.is_closed() || query.backend.is_closed();
+            if closed {
+                self.ended = true;
+                return Poll::Ready(Some(Err(Error::Closed)));
+            }
             let stale = state
                 .latest
                 .as_ref()
                 .is_none_or(|latest| query.interest.dirty() > latest.commit);
-            if stale && !closed {
-                state.running = Some(query.start());
+            if stale {
+                if state.running.is_none() {
+                    state.running = Some(query.start());
+                }
                 continue;
             }
             if let Some(latest) = state.latest.as_ref().filter(|l| l.version > self.seen) {
                 self.seen = latest.version;
                 self.last_commit = Some(latest.commit);
                 let result = latest.result.clone();
-                if matches!(result, Err(Error::Closed)) {
-                    self.ended = true;
-                    return Poll::Ready(Some(result));
-                }
                 if self.repeats(&result) {
                     continue;
                 }
                 return Poll::Ready(Some(result));
-            }
-            if closed {
-                self.ended = true;
-                return Poll::Ready(Some(Err(Error::Closed)));
             }
             query.interest.register(cx.waker());
             let fresh = state

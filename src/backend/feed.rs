@@ -69,8 +69,9 @@ pub(crate) struct Interest {
     dirty: AtomicU64,
     /// What the query read on its last run; `None` before it ran.
     reads: Mutex<Option<ReadSet>>,
-    /// The only rows of one table it reads, when its filter says so.
-    keys: Option<RowKeys>,
+    /// The only rows of one table it reads, when its filter says so (and
+    /// the file agrees about which column is the rowid).
+    keys: Mutex<Option<RowKeys>>,
     wakers: Mutex<Vec<Waker>>,
 }
 
@@ -155,6 +156,7 @@ impl Feed {
         if keys.is_some() {
             self.switch.watch_rows();
         }
+        let keys = Mutex::new(keys);
         let interest = Arc::new(Interest {
             id: registry.next_id,
             dirty: AtomicU64::new(0),
@@ -175,7 +177,7 @@ impl Feed {
             return;
         }
         registry.unindex(interest);
-        if interest.keys.is_some() {
+        if locked(&interest.keys).is_some() {
             self.switch.unwatch_rows();
         }
         self.switch.unwatch();
@@ -183,11 +185,22 @@ impl Feed {
 
     /// Sets what `interest`'s query read on a run that saw every commit up
     /// to `seen`; a later commit (still remembered) that touches the new
-    /// read set marks it, and one too old to check marks it anyway.
-    pub(crate) fn set_reads(&self, interest: &Interest, reads: ReadSet, seen: u64) {
+    /// read set marks it, and one too old to check marks it anyway. If its
+    /// rowid column turned out not to be the rowid (`keys_hold` false),
+    /// it reads every row from now on.
+    pub(crate) fn set_reads(
+        &self,
+        interest: &Interest,
+        reads: ReadSet,
+        seen: u64,
+        keys_hold: bool,
+    ) {
         let mut registry = locked(&self.registry);
         if !registry.interests.contains_key(&interest.id) {
             return;
+        }
+        if !keys_hold && locked(&interest.keys).take().is_some() {
+            self.switch.unwatch_rows();
         }
         registry.unindex(interest);
         match reads.tables() {
@@ -208,7 +221,7 @@ impl Feed {
             .recent
             .iter()
             .filter(|(seq, changes)| {
-                *seq > seen && reads.affected_by(changes, interest.keys.as_ref())
+                *seq > seen && reads.affected_by(changes, locked(&interest.keys).as_ref())
             })
             .map(|(seq, _)| *seq)
             .max();
@@ -249,7 +262,7 @@ impl Feed {
             };
             let affected = locked(&interest.reads)
                 .as_ref()
-                .is_none_or(|reads| reads.affected_by(&changes, interest.keys.as_ref()));
+                .is_none_or(|reads| reads.affected_by(&changes, locked(&interest.keys).as_ref()));
             if affected {
                 interest.mark(seq);
             }
@@ -449,7 +462,7 @@ mod tests {
             1,
             "before its first run, anything matters"
         );
-        feed.set_reads(&interest, reading("todos", "title"), 1);
+        feed.set_reads(&interest, reading("todos", "title"), 1, true);
         feed.publish(Changes::of_tables(["categories"]));
         assert_eq!(interest.dirty(), 1);
         feed.publish(Changes::of_tables(["todos"]));
@@ -463,10 +476,10 @@ mod tests {
     fn a_read_set_that_grew_while_its_query_ran_catches_up() {
         let feed = Feed::new();
         let interest = feed.subscribe(None);
-        feed.set_reads(&interest, ReadSet::default(), 0);
+        feed.set_reads(&interest, ReadSet::default(), 0, true);
         feed.publish(Changes::of_tables(["todos"]));
         assert_eq!(interest.dirty(), 0, "it read nothing");
-        feed.set_reads(&interest, reading("todos", ""), 0);
+        feed.set_reads(&interest, reading("todos", ""), 0, true);
         assert_eq!(interest.dirty(), 1, "commit 1 touched what the run read");
     }
 }

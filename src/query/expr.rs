@@ -69,6 +69,22 @@ impl Node {
         });
     }
 
+    /// Whether raw SQL (`custom(..)`) appears anywhere in the expression.
+    pub(crate) fn has_custom(&self) -> bool {
+        match self {
+            Node::Custom { .. } => true,
+            Node::Column { .. } | Node::Value(_) | Node::CountAll => false,
+            Node::Binary { left, right, .. } => left.has_custom() || right.has_custom(),
+            Node::Prefix { operand, .. }
+            | Node::Postfix { operand, .. }
+            | Node::Cast { operand, .. } => operand.has_custom(),
+            Node::InList { operand, list, .. } => {
+                operand.has_custom() || list.iter().any(Node::has_custom)
+            }
+            Node::Function { args, .. } => args.iter().any(Node::has_custom),
+        }
+    }
+
     /// The rowids a row of `table` must have for this condition to hold,
     /// when it says (`rowid = 1`, `rowid IN (1, 2)`, and `AND`/`OR` of
     /// those); `None` when any row may match.

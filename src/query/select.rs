@@ -54,13 +54,25 @@ struct Clauses {
 }
 
 impl Clauses {
-    /// The table and the rowids the rows read must have, when the filter
+    /// The table, its rowid column and the rowids the rows read must have,
+    /// when the filter
     /// says so (`id = 1`, `id IN (1, 2)`, combined with `AND`/`OR`) and
     /// nothing is joined.
-    fn rowid_keys(&self) -> Option<(&'static str, Vec<i64>)> {
+    fn rowid_keys(&self) -> Option<(&'static str, &'static str, Vec<i64>)> {
         let rowid = self.from.rowid.filter(|_| self.joins.is_empty())?;
+        // Custom SQL anywhere may read other rows (a subquery).
+        let custom = self
+            .filter
+            .iter()
+            .chain(&self.having)
+            .chain(&self.group_by)
+            .any(Node::has_custom)
+            || self.order_by.iter().any(|o| o.node.has_custom());
+        if custom {
+            return None;
+        }
         let keys = self.filter.as_ref()?.rowid_keys(self.from.table, rowid)?;
-        Some((self.from.table, keys))
+        Some((self.from.table, rowid, keys))
     }
 
     fn write_from(&self, w: &mut SqlWriter) {
@@ -242,7 +254,7 @@ impl<R: FromRow> Select<R> {
     }
 
     /// See `Clauses::rowid_keys`.
-    pub(crate) fn rowid_keys(&self) -> Option<(&'static str, Vec<i64>)> {
+    pub(crate) fn rowid_keys(&self) -> Option<(&'static str, &'static str, Vec<i64>)> {
         self.clauses.rowid_keys()
     }
 
@@ -283,8 +295,12 @@ where
 {
     clause_builders!();
 
-    /// See `Clauses::rowid_keys`.
-    pub(crate) fn rowid_keys(&self) -> Option<(&'static str, Vec<i64>)> {
+    /// See `Clauses::rowid_keys`; custom SQL among the columns may read
+    /// other rows too.
+    pub(crate) fn rowid_keys(&self) -> Option<(&'static str, &'static str, Vec<i64>)> {
+        if self.columns.iter().any(Node::has_custom) {
+            return None;
+        }
         self.clauses.rowid_keys()
     }
 

@@ -136,6 +136,8 @@ impl Rows {
 pub(crate) struct RowKeys {
     /// Lowercase.
     pub(crate) table: String,
+    /// The column the code believes is the rowid (checked on the file).
+    pub(crate) column: String,
     pub(crate) keys: Vec<i64>,
 }
 
@@ -224,6 +226,12 @@ pub(crate) struct Footprint {
     /// changes (not when a `REPLACE` conflict may delete rows unreported,
     /// or an `UPDATE` may change a rowid, reported only as the new one).
     rows_trusted: bool,
+    /// Whether it changes anything beyond rows and schema: SQLite says it
+    /// is not read-only (`VACUUM`, pragmas that set), or it attaches,
+    /// detaches or sets a pragma.
+    other_writes: bool,
+    /// Whether a trigger it fires deletes rows (perhaps unreported).
+    trigger_deletes: bool,
 }
 
 impl Footprint {
@@ -239,6 +247,11 @@ impl Footprint {
             && matches!(action, A::Read { .. })
         {
             self.read(view_or_trigger, "");
+        }
+        // A trigger's `DELETE FROM t` may use SQLite's truncate, which
+        // reports no rows to the update hook.
+        if accessor.is_some() && matches!(action, A::Delete { .. }) {
+            self.trigger_deletes = true;
         }
         match *action {
             A::Read {
@@ -262,6 +275,12 @@ impl Footprint {
             | A::CreateTempView { view_name }
             | A::DropView { view_name }
             | A::DropTempView { view_name } => self.reshape(view_name),
+            A::Attach { .. }
+            | A::Detach { .. }
+            | A::Pragma {
+                pragma_value: Some(_),
+                ..
+            } => self.other_writes = true,
             A::CreateIndex { .. }
             | A::CreateTempIndex { .. }
             | A::DropIndex { .. }
@@ -324,9 +343,10 @@ impl Footprint {
         }
     }
 
-    /// Trusts the rowids the update hook reports for this statement.
+    /// Trusts the rowids the update hook reports for this statement,
+    /// unless a trigger it fires deletes rows.
     pub(crate) fn trust_rows(&mut self) {
-        self.rows_trusted = true;
+        self.rows_trusted = !self.trigger_deletes;
     }
 
     /// The tables this statement writes.
@@ -360,9 +380,14 @@ impl Footprint {
         self.schema
     }
 
-    /// Whether it writes rows or changes the schema.
+    /// SQLite says the statement is not read-only.
+    pub(crate) fn not_read_only(&mut self) {
+        self.other_writes = true;
+    }
+
+    /// Whether it writes rows, the schema, or anything else.
     pub(crate) fn writes_anything(&self) -> bool {
-        self.schema || !self.writes.is_empty()
+        self.schema || self.other_writes || !self.writes.is_empty()
     }
 }
 
@@ -892,6 +917,7 @@ mod tests {
         let reader = read_set(&footprint(&[("todos", &["title"])], &[]));
         let keys = RowKeys {
             table: "todos".into(),
+            column: "id".into(),
             keys: vec![5],
         };
         let mut update = footprint(&[], &[("todos", UpdateKind::Update, &["title"])]);

@@ -259,6 +259,18 @@ impl Connection {
         }
     }
 
+    /// Whether `column` of `table` is the rowid in the file (an `INTEGER
+    /// PRIMARY KEY`: SQLite then names `rowid` after it). `false` if it
+    /// cannot tell. Prepared afresh each time: a cached statement keeps the
+    /// column names of the schema it was prepared for.
+    pub(crate) fn is_rowid(&self, table: &str, column: &str) -> bool {
+        let sql = format!("SELECT rowid FROM \"{}\"", table.replace('"', "\"\""));
+        self.raw.prepare(&sql).is_ok_and(|stmt| {
+            stmt.column_name(0)
+                .is_ok_and(|name| name.eq_ignore_ascii_case(column))
+        })
+    }
+
     /// Runs `work`, recording what every statement it runs reads.
     pub(crate) fn recording_reads<R>(&self, work: impl FnOnce() -> R) -> (R, ReadSet) {
         let outer = self.tracking.borrow_mut().start_recording();
@@ -286,7 +298,9 @@ impl Connection {
             tracing::debug!(target: "driftwood", %error, "refreshing the schema before a footprint failed");
         }
         let (prepared, mut footprint) = self.guard.recording(|| self.raw.prepare(sql));
-        drop(prepared.ok()?);
+        if !prepared.ok()?.readonly() {
+            footprint.not_read_only();
+        }
         let replaces = self.may_replace(sql, &footprint);
         let coarse: Vec<String> = footprint
             .updated_tables()
