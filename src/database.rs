@@ -22,32 +22,82 @@ use crate::batch::Batch;
 use crate::conn::{Conn, read_unit, write_unit};
 use crate::error::{Error, Result};
 use crate::executor::{Async, Runner};
+use crate::migration::{Migrator, OpenDetails};
 use crate::plan::Plan;
 use crate::schema::{Schema, sql::create_statement};
 use crate::sqlite::{Connection, Execution, OpenOptions};
 use crate::transaction::{Scoped, Transaction, scope_lane};
 use crate::watch::{TableUpdatesStream, UpdateFilter, Watch, Watched};
 
-/// A database definition: its schema and the schema's version.
+/// A database definition: its schema, the schema's version and the
+/// migration strategy (drift's `schemaVersion` and `MigrationStrategy`).
+///
+/// Opening runs the strategy in one transaction with `user_version`, so it
+/// all commits or none of it does; see [`crate::migration`]. Every callback
+/// runs where the connection lives, with the synchronous typed API.
 pub trait Database: Send + Sync + 'static {
     /// The schema version this code expects (`PRAGMA user_version`). Bump it
     /// whenever the schema changes. `0` means "unversioned": opening never
     /// creates, checks or upgrades anything.
     const SCHEMA_VERSION: u32;
 
+    /// For development: when the file's version or its schema (compared
+    /// by meaning, as [`validate_database_schema`](crate::migration::validate_database_schema)
+    /// compares) is not the code's, drop everything and create it again
+    /// (GRDB's `eraseDatabaseOnSchemaChange`, drift's destructive
+    /// fallback). Destroys data: never ship it on (`cfg!(debug_assertions)`
+    /// is a common value).
+    const ERASE_ON_SCHEMA_CHANGE: bool = false;
+
     /// Every table, index, view and trigger (see [`schema!`](crate::schema!)).
     fn schema() -> Schema;
 
-    /// Brings a database at version `from` up to [`Database::SCHEMA_VERSION`].
-    /// Runs inside the opening transaction, before `user_version` is
-    /// written: if it fails, nothing changes. The default refuses.
-    fn upgrade(conn: &Conn<'_>, from: u32, to: u32) -> Result<()> {
-        let _ = conn;
+    /// Creates the schema in an empty file. The default creates every
+    /// entity ([`Migrator::create_all`]).
+    fn on_create(m: &Migrator<'_>) -> Result<()> {
+        m.create_all()
+    }
+
+    /// Brings a file at version `from` to version `to` (normally
+    /// [`Database::SCHEMA_VERSION`]; a migration test may ask for an older
+    /// one, and the steps beyond `to` must then not run). Runs inside the
+    /// opening transaction, before `user_version` is written: if it fails,
+    /// nothing changes. The default refuses.
+    fn on_upgrade(m: &Migrator<'_>, from: u32, to: u32) -> Result<()> {
+        let _ = m;
         Err(Error::Migration {
             from,
             to,
-            message: "the database defines no upgrade from this version".into(),
+            message: "the database defines no upgrade from this version (implement \
+                      Database::on_upgrade)"
+                .into(),
         })
+    }
+
+    /// Brings a file written by a newer version `from` back to `to`. The
+    /// default refuses, leaving the file untouched: a downgrade must be
+    /// written on purpose.
+    fn on_downgrade(m: &Migrator<'_>, from: u32, to: u32) -> Result<()> {
+        let _ = m;
+        Err(Error::Migration {
+            from,
+            to,
+            message: format!(
+                "the file was written by schema version {from}, newer than this code's {to}; \
+                 downgrades are refused (implement Database::on_downgrade to allow one)"
+            ),
+        })
+    }
+
+    /// Runs once per opening of the database (once per server, not once
+    /// per client), after any migration and inside the same transaction:
+    /// seed data when `details.was_created()`, checks. Connection pragmas
+    /// such as `foreign_keys` are not set here but in
+    /// [`OpenOptions`](crate::sqlite::OpenOptions) (they cannot change
+    /// inside a transaction; driftwood refuses them there).
+    fn before_open(conn: &Conn<'_>, details: &OpenDetails) -> Result<()> {
+        let _ = (conn, details);
+        Ok(())
     }
 }
 
@@ -419,52 +469,20 @@ impl<D: Database> Runner for Db<D> {
     }
 }
 
-/// Creates the schema in a new file, or checks and upgrades an existing
-/// one, all in one immediate transaction with `user_version`.
+/// Creates the schema in a new file, or checks and migrates an existing
+/// one, all in one immediate transaction with `user_version`, then
+/// `before_open` (see [`crate::migration::open`]).
 pub(crate) fn prepare_schema<D: Database>(conn: &Connection) -> Result<()> {
-    let target = D::SCHEMA_VERSION;
-    if target == 0 {
-        return Ok(());
-    }
-    write_unit(conn, |handle| {
-        let found = conn.user_version()?;
-        if found == target {
-            return Ok(());
-        }
-        if found > target {
-            return Err(Error::Migration {
-                from: found,
-                to: target,
-                message: "the file was written by a newer schema version; downgrades are refused"
-                    .into(),
-            });
-        }
-        if found == 0 {
-            let existing = conn.query_value(
-                "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
-            )?;
-            if existing != crate::types::SqlValue::Integer(0) {
-                return Err(Error::Migration {
-                    from: found,
-                    to: target,
-                    message: "the file has tables but no schema version; refusing to guess".into(),
-                });
-            }
-            create_all(handle, &D::schema())?;
-        } else {
-            D::upgrade(handle, found, target)?;
-        }
-        conn.set_user_version(target)
-    })
+    crate::migration::open::<D>(conn, D::SCHEMA_VERSION).map(drop)
 }
 
 impl Server {
-    /// Connects a new client. If the file's schema version is not `D`'s,
-    /// the first client to reach the writer creates or upgrades the schema
-    /// there; clients connecting meanwhile wait for it, and if it gives up
-    /// (its future is dropped) the next one does the work. When the version
-    /// is current (asked of a reader, when there are readers), connecting
-    /// does not wait for the writer.
+    /// Connects a new client. The first client of `D` to reach the writer
+    /// runs the open sequence there once for the whole server (create or
+    /// migrate, then [`Database::before_open`]); clients connecting
+    /// meanwhile wait for it, and if it fails or gives up (its future is
+    /// dropped) the next one does the work. Later clients do not wait for
+    /// the writer.
     pub fn connect<D: Database>(&self) -> impl Future<Output = Result<Db<D>>> + Send + use<D> {
         self.connect_with::<D>(false)
     }
@@ -482,18 +500,36 @@ impl Server {
         single_client: bool,
     ) -> impl Future<Output = Result<Db<D>>> + Send + use<D> {
         let backend = Backend::Server(self.client(single_client));
+        let opened = self.opened();
         async move {
-            if D::SCHEMA_VERSION != 0 {
-                // A reader tells whether there is anything to do, so that
-                // connecting never waits for the writer when there is not.
-                let found = backend
-                    .run_work(Lane::NONE, Route::Reader, |conn| conn.user_version())
+            if backend.is_closed() {
+                return Err(Error::Closed);
+            }
+            let id = std::any::TypeId::of::<D>();
+            let ran = move |opened: &std::sync::Mutex<Vec<std::any::TypeId>>| {
+                opened
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .contains(&id)
+            };
+            if D::SCHEMA_VERSION != 0 && !ran(&opened) {
+                // Once per server: the first client to reach the writer
+                // runs the open sequence; clients queued behind it find it
+                // done. If it fails, or its future is dropped, the next
+                // client tries again.
+                backend
+                    .run_work(Lane::NONE, Route::Writer, move |conn| {
+                        if ran(&opened) {
+                            return Ok(());
+                        }
+                        prepare_schema::<D>(conn)?;
+                        opened
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(id);
+                        Ok(())
+                    })
                     .await?;
-                if found != D::SCHEMA_VERSION {
-                    backend
-                        .run_work(Lane::NONE, Route::Writer, prepare_schema::<D>)
-                        .await?;
-                }
             }
             Ok(Db::from_backend(backend))
         }

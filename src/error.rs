@@ -133,6 +133,17 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// A pragma that configures the connection ran inside a transaction,
+    /// where SQLite ignores it: it belongs to connection setup.
+    #[error(
+        "PRAGMA {pragma} cannot change inside a transaction (SQLite would ignore it); it is connection setup: set it in OpenOptions (e.g. OpenOptions::foreign_keys), which applies before any transaction (statement: {sql})"
+    )]
+    SetupPragma {
+        /// The pragma.
+        pragma: String,
+        /// The statement.
+        sql: String,
+    },
     /// A value given to driftwood is not usable (a companion missing a
     /// required column, a nested transaction used after its parent ended, …).
     #[error("invalid argument: {message}")]

@@ -67,6 +67,7 @@ mod conn;
 mod database;
 mod error;
 pub mod executor;
+pub mod migration;
 mod plan;
 mod queries;
 pub mod query;
@@ -113,6 +114,7 @@ pub struct ReadmeDoctests;
 
 /// The names most programs need: `use driftwood::prelude::*;`.
 pub mod prelude {
+    pub use crate::migration::{Migrator, OpenDetails, TableMigration};
     pub use crate::query::{Expr, InsertMode, OnConflict, custom};
     pub use crate::schema::Schema;
     pub use crate::sqlite::{Execution, OpenOptions};

@@ -249,7 +249,7 @@ impl Database for TodoDbV2 {
     fn schema() -> Schema {
         schema![Category, Todo]
     }
-    fn upgrade(conn: &Conn<'_>, from: u32, _to: u32) -> Result<()> {
+    fn on_upgrade(conn: &Migrator<'_>, from: u32, _to: u32) -> Result<()> {
         if from < 2 {
             conn.custom_statement("CREATE INDEX todos_by_title ON todos (title)", [])?;
             conn.custom_statement(
@@ -269,7 +269,7 @@ impl Database for TodoDbV3 {
     fn schema() -> Schema {
         schema![Category, Todo]
     }
-    fn upgrade(conn: &Conn<'_>, from: u32, _to: u32) -> Result<()> {
+    fn on_upgrade(conn: &Migrator<'_>, from: u32, _to: u32) -> Result<()> {
         if from < 3 {
             conn.custom_statement(
                 "INSERT INTO categories (description) VALUES ('Migrated')",
@@ -322,7 +322,7 @@ fn versions_downgrades_and_failed_upgrades_change_nothing() {
         let err = Db::<TodoDb>::open(&path).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "migration from version 3 to 1 failed: the file was written by a newer schema version; downgrades are refused"
+            "migration from version 3 to 1 failed: the file was written by schema version 3, newer than this code's 1; downgrades are refused (implement Database::on_downgrade to allow one)"
         );
 
         // The default upgrade refuses too.
@@ -335,7 +335,7 @@ fn versions_downgrades_and_failed_upgrades_change_nothing() {
         let err = Db::<TodoDb>::open(&raw).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "migration from version 0 to 1 failed: the file has tables but no schema version; refusing to guess"
+            "migration from version 0 to 1 failed: the file has tables but no schema version (PRAGMA user_version = 0); refusing to guess which version it is"
         );
     });
 }

@@ -5,6 +5,7 @@
 //! Values are always bound parameters, never interpolated into the text.
 
 mod cache;
+mod copy;
 mod delete;
 mod dialect;
 mod expr;
@@ -22,6 +23,9 @@ pub use expr::{ColumnOf, Expr, IntoExpr, Ordering, count_all, custom};
 pub use insert::{Insert, InsertMode, OnConflict};
 pub use select::{Join, Select, SelectColumns, Selectable, SelectableItem};
 pub use update::Update;
+
+pub(crate) use copy::copy_rows;
+pub(crate) use expr::Node;
 
 use crate::table::Table;
 use crate::types::SqlValue;

@@ -192,7 +192,7 @@ fn with_article(kind: &str) -> String {
 
 /// The kinds of tokens [`tokenize`] produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// A bare identifier or keyword.
     Word,
     /// A quoted identifier: `"x"`, `` `x` `` or `[x]`.
@@ -215,15 +215,15 @@ enum Kind {
 /// One token: its kind, its byte span in the source, and for identifiers
 /// and strings the unescaped value.
 #[derive(Debug, Clone)]
-struct Token {
-    kind: Kind,
-    start: usize,
-    end: usize,
-    value: String,
+pub(crate) struct Token {
+    pub(crate) kind: Kind,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) value: String,
 }
 
 /// Splits SQL into tokens, skipping whitespace and comments.
-fn tokenize(src: &str) -> std::result::Result<Vec<Token>, String> {
+pub(crate) fn tokenize(src: &str) -> std::result::Result<Vec<Token>, String> {
     let b = src.as_bytes();
     let mut tokens = Vec::new();
     let mut i = 0;

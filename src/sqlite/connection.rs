@@ -678,6 +678,7 @@ impl Connection {
     fn statement<R>(&self, sql: &str, args: usize, run: impl FnOnce() -> Result<R>) -> Result<R> {
         if self.open_levels.get() > 0 {
             self.ensure_not_poisoned()?;
+            refuse_setup_pragma(sql)?;
         }
         // While nobody watches: one atomic load before and after.
         let watching = self.writes_watched();
@@ -789,6 +790,30 @@ impl Connection {
         }
     }
 
+    /// Whether foreign keys are enforced (`PRAGMA foreign_keys`).
+    pub fn foreign_keys(&self) -> Result<bool> {
+        Ok(self.query_value("PRAGMA foreign_keys")? == SqlValue::Integer(1))
+    }
+
+    /// Turns foreign key enforcement on or off. Outside a transaction only:
+    /// SQLite ignores it inside one.
+    pub fn set_foreign_keys(&self, on: bool) -> Result<()> {
+        if self.open_levels.get() > 0 {
+            return Err(Error::SetupPragma {
+                pragma: "foreign_keys".into(),
+                sql: format!("PRAGMA foreign_keys = {}", if on { "ON" } else { "OFF" }),
+            });
+        }
+        let sql = if on {
+            "PRAGMA foreign_keys = ON"
+        } else {
+            "PRAGMA foreign_keys = OFF"
+        };
+        self.raw
+            .execute_batch(sql)
+            .map_err(|e| from_rusqlite(e, sql))
+    }
+
     /// Sets `PRAGMA user_version` (inside the current transaction, if any).
     pub fn set_user_version(&self, version: u32) -> Result<()> {
         let sql = format!("PRAGMA user_version = {version}");
@@ -840,6 +865,41 @@ impl Connection {
                 .query_row(sql, [], |row| row.get_ref(0).map(owned))
                 .map_err(|e| from_rusqlite(e, sql))
         })
+    }
+}
+
+/// Pragmas that configure the connection and do nothing (or fail) inside a
+/// transaction: they belong to connection setup ([`OpenOptions`]).
+const SETUP_PRAGMAS: [&str; 5] = [
+    "foreign_keys",
+    "journal_mode",
+    "locking_mode",
+    "page_size",
+    "auto_vacuum",
+];
+
+/// Refuses `PRAGMA name = value` (or `name(value)`) for a setup pragma,
+/// inside a transaction, where SQLite would silently ignore it.
+fn refuse_setup_pragma(sql: &str) -> Result<()> {
+    let text = sql.trim_start();
+    let Some(head) = text.get(..6) else {
+        return Ok(());
+    };
+    if !head.eq_ignore_ascii_case("pragma") {
+        return Ok(());
+    }
+    let rest = text[6..].trim_start();
+    let name_end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let name = rest[..name_end].rsplit('.').next().unwrap_or("");
+    let sets = rest[name_end..].trim_start().starts_with(['=', '(']);
+    match SETUP_PRAGMAS.iter().find(|p| p.eq_ignore_ascii_case(name)) {
+        Some(pragma) if sets => Err(Error::SetupPragma {
+            pragma: (*pragma).to_owned(),
+            sql: sql.to_owned(),
+        }),
+        _ => Ok(()),
     }
 }
 

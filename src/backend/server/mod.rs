@@ -220,6 +220,12 @@ impl Server {
         Server::builder().readers(readers).open(path, options)
     }
 
+    /// The database definitions (by type) whose open sequence already ran
+    /// on this server's writer.
+    pub(crate) fn opened(&self) -> Arc<Mutex<Vec<std::any::TypeId>>> {
+        self.shared.opened.clone()
+    }
+
     /// A new client of this server; closing or dropping a `single_client`
     /// stops the server.
     pub(crate) fn client(&self, single_client: bool) -> Arc<Client> {
@@ -330,6 +336,9 @@ pub(crate) struct Shared {
     /// The change feed of the database: the writer publishes, clients'
     /// watched queries follow it.
     feed: Arc<Feed>,
+    /// The database definitions (by type) whose open sequence ran on the
+    /// writer: it runs once per server, not once per client.
+    opened: Arc<Mutex<Vec<std::any::TypeId>>>,
 }
 
 /// Counts a reader request as finished when dropped, run or skipped.
@@ -728,6 +737,7 @@ fn launch(
             busy_timeout: crate::sqlite::OpenOptions::default().busy_timeout,
             shutdown_timeout,
             feed,
+            opened: Arc::default(),
         };
         // The writer opens first: it sets the journal mode readers rely on.
         // (Returning early drops `shared`, which stops what was started.)

@@ -1,0 +1,479 @@
+//! The 12-step table rebuild (SQLite's "making other kinds of table schema
+//! changes"; drift's `alterTable`): create the new definition under a
+//! temporary name, copy the rows through per-column expressions, drop what
+//! depends on the old table, swap the tables, recreate indexes, triggers
+//! and views, keep the AUTOINCREMENT counter, check foreign keys.
+//!
+//! Rows are copied inside SQLite with `INSERT … SELECT`, never through
+//! Rust values; with a progress callback the copy runs in rowid ranges so
+//! the callback hears how far it got. Everything is checked before any
+//! data is touched: a new `NOT NULL` column without a default or
+//! transformer, a transformer for a column the table does not have.
+
+use super::checks;
+use super::migrator::{ColumnRef, Migrator, trace};
+use crate::error::{Error, Result};
+use crate::executor::Runner;
+use crate::query::{Dialect, Expr, Node, copy_rows};
+use crate::schema::Table;
+use crate::schema::sql::{create_table, quote_ident};
+use crate::types::SqlValue;
+
+/// Rows copied per statement when a progress callback listens.
+const CHUNK_ROWS: i64 = 50_000;
+
+/// How to rebuild one table (drift's `TableMigration`): which expression
+/// fills each column from the old row (`column_transformer`; by default a
+/// column of the same name) and which columns are new (they take their
+/// default, `NULL`, or a transformer).
+///
+/// ```
+/// # use driftwood::migration::TableMigration;
+/// // category was text; it becomes a nullable integer.
+/// let migration = TableMigration::new("todos")
+///     .transform(("todos", "category"), "CAST(category AS INTEGER)");
+/// ```
+pub struct TableMigration {
+    pub(crate) table: String,
+    transforms: Vec<(String, Transform)>,
+    new_columns: Vec<String>,
+    progress: Option<ProgressCallback>,
+}
+
+/// What [`TableMigration::on_progress`] calls.
+type ProgressCallback = Box<dyn FnMut(&Progress) + Send>;
+
+/// The expression a rebuilt column takes, over the old table's row: a
+/// typed [`Expr`] (`Todo::CATEGORY.cast::<i64>()`) or raw SQL (an old
+/// column's name, for a rename).
+#[derive(Debug, Clone)]
+pub struct Transform(Node);
+
+impl<V> From<Expr<V>> for Transform {
+    fn from(expr: Expr<V>) -> Self {
+        Transform(expr.node)
+    }
+}
+
+impl From<&str> for Transform {
+    fn from(sql: &str) -> Self {
+        Transform(Node::Custom {
+            sql: sql.to_owned(),
+            args: Vec::new(),
+        })
+    }
+}
+
+impl From<String> for Transform {
+    fn from(sql: String) -> Self {
+        Transform(Node::Custom {
+            sql,
+            args: Vec::new(),
+        })
+    }
+}
+
+/// How far a rebuild got, for [`TableMigration::on_progress`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// The table being rebuilt.
+    pub table: String,
+    /// The step running.
+    pub step: Step,
+    /// Rows copied so far.
+    pub rows_copied: u64,
+    /// Rows the old table holds.
+    pub rows_total: u64,
+}
+
+/// A step of the rebuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Creating the new table under a temporary name.
+    Creating,
+    /// Copying rows (reported after every range).
+    Copying,
+    /// Dropping the old table and what depends on it, renaming the new one.
+    Swapping,
+    /// Recreating indexes, triggers and views.
+    Recreating,
+    /// Checking foreign keys.
+    Checking,
+    /// Done.
+    Done,
+}
+
+impl TableMigration {
+    /// A rebuild of `table` into the migrator's definition of it.
+    pub fn new(table: &str) -> Self {
+        TableMigration {
+            table: table.to_owned(),
+            transforms: Vec::new(),
+            new_columns: Vec::new(),
+            progress: None,
+        }
+    }
+
+    /// A rebuild of table `T`.
+    pub fn of<T: crate::Table>() -> Self {
+        TableMigration::new(T::NAME)
+    }
+
+    /// Fills `column` from `source`, an expression over the old row.
+    pub fn transform(mut self, column: impl Into<ColumnRef>, source: impl Into<Transform>) -> Self {
+        self.transforms.push((column.into().column, source.into()));
+        self
+    }
+
+    /// Declares `column` new: it is not copied from the old table and takes
+    /// its default (or `NULL`, or a transformer).
+    pub fn new_column(mut self, column: &str) -> Self {
+        self.new_columns.push(column.to_owned());
+        self
+    }
+
+    /// Declares every one of `columns` new (see [`TableMigration::new_column`]).
+    pub fn new_columns<'a>(mut self, columns: impl IntoIterator<Item = &'a str>) -> Self {
+        self.new_columns
+            .extend(columns.into_iter().map(str::to_owned));
+        self
+    }
+
+    /// Calls `progress` after each step and each range of copied rows.
+    /// Copying in ranges costs a little more than one statement; without a
+    /// callback the copy is one statement.
+    pub fn on_progress(mut self, progress: impl FnMut(&Progress) + Send + 'static) -> Self {
+        self.progress = Some(Box::new(progress));
+        self
+    }
+
+    fn transform_of(&self, column: &str) -> Option<&Transform> {
+        self.transforms
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(column))
+            .map(|(_, transform)| transform)
+    }
+
+    fn is_new(&self, column: &str) -> bool {
+        self.new_columns
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(column))
+    }
+}
+
+/// A `sqlite_schema` row that depends on the table being rebuilt.
+struct Dependent {
+    kind: String,
+    name: String,
+    sql: String,
+}
+
+/// Rebuilds `migration.table` into `target` (whose name it keeps).
+pub(crate) fn run(m: &Migrator<'_>, target: &Table, mut migration: TableMigration) -> Result<()> {
+    let table = migration.table.clone();
+    let fail = |message: String| Error::Schema {
+        message: format!("cannot rebuild table {table}: {message}"),
+    };
+    let old_columns = checks::strings(&m.custom_select(
+        "SELECT name FROM pragma_table_xinfo(?1)",
+        [SqlValue::Text(table.clone())],
+    )?)?;
+    if old_columns.is_empty() {
+        return Err(fail("the database has no such table".into()));
+    }
+    // Check everything before touching data.
+    let (columns, sources) = plan_copy(&migration, target, &old_columns).map_err(fail)?;
+    let total: i64 =
+        m.custom_select(format!("SELECT count(*) FROM {}", quote_ident(&table)), [])?[0].get(0)?;
+    let mut progress = Progress {
+        table: table.clone(),
+        step: Step::Creating,
+        rows_copied: 0,
+        rows_total: total as u64,
+    };
+    let mut callback = migration.progress.take();
+    let listened = callback.is_some();
+    let mut report = |progress: &Progress| {
+        tracing::debug!(target: "driftwood::migration", table = progress.table, step = ?progress.step, rows_copied = progress.rows_copied, rows_total = progress.rows_total);
+        if let Some(callback) = callback.as_mut() {
+            callback(progress);
+        }
+    };
+    trace(&table, "rebuild", "12-step rebuild");
+    let sequence = saved_sequence(m, &table)?;
+    let temporary = format!("_driftwood_new_{table}");
+    let mut new_table = target.clone();
+    new_table.name = temporary.clone();
+    report(&progress);
+    m.custom_statement(create_table(&new_table), [])?;
+
+    progress.step = Step::Copying;
+    let column_names: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let source_nodes: Vec<&Node> = sources.iter().collect();
+    let copy = |rowids| {
+        let statement = copy_rows(
+            Dialect::Sqlite,
+            &temporary,
+            &column_names,
+            &source_nodes,
+            &table,
+            rowids,
+        );
+        m.connection()
+            .execute(&statement)
+            .map(|done| done.rows_affected)
+    };
+    if listened && has_rowid(m, &table)? {
+        // Ranges of CHUNK_ROWS rows (not of rowid values, which may be
+        // sparse), each ending at the rowid found CHUNK_ROWS rows on.
+        let mut after = i64::MIN;
+        loop {
+            let end = m.custom_select(
+                format!(
+                    "SELECT coalesce((SELECT rowid FROM {0} WHERE rowid > ?1 ORDER BY rowid \
+                     LIMIT 1 OFFSET {1}), (SELECT max(rowid) FROM {0} WHERE rowid > ?1))",
+                    quote_ident(&table),
+                    CHUNK_ROWS - 1
+                ),
+                [SqlValue::Integer(after)],
+            )?;
+            let Some(up_to) = end[0].get::<Option<i64>>(0)? else {
+                break;
+            };
+            progress.rows_copied += copy(Some((after, up_to)))?;
+            report(&progress);
+            after = up_to;
+        }
+    } else {
+        progress.rows_copied = copy(None)?;
+        report(&progress);
+    }
+
+    progress.step = Step::Swapping;
+    report(&progress);
+    let dependents = dependents(m, &table)?;
+    for dependent in dependents.iter().rev() {
+        let sql = format!(
+            "DROP {} IF EXISTS {}",
+            dependent.kind.to_ascii_uppercase(),
+            quote_ident(&dependent.name)
+        );
+        m.custom_statement(sql, [])?;
+    }
+    m.custom_statement(format!("DROP TABLE {}", quote_ident(&table)), [])?;
+    m.custom_statement(
+        format!(
+            "ALTER TABLE {} RENAME TO {}",
+            quote_ident(&temporary),
+            quote_ident(&table)
+        ),
+        [],
+    )?;
+
+    progress.step = Step::Recreating;
+    report(&progress);
+    for dependent in &dependents {
+        let sql = m
+            .schema()
+            .entity(&dependent.name)
+            .filter(|entity| !matches!(entity, crate::schema::Entity::Table(_)))
+            .map(crate::schema::sql::create_statement)
+            .unwrap_or_else(|| dependent.sql.clone());
+        m.custom_statement(sql, []).map_err(|error| {
+            fail(format!(
+                "recreating {} {} after the rebuild failed: {error}; drop or change it before \
+                 the rebuild",
+                dependent.kind, dependent.name
+            ))
+        })?;
+    }
+    if let Some(sequence) = sequence {
+        restore_sequence(m, &table, sequence)?;
+    }
+
+    progress.step = Step::Checking;
+    report(&progress);
+    let mut checked = vec![table.clone()];
+    checked.extend(referencing_tables(m, &table)?);
+    checks::foreign_keys_of(m, &checked).map_err(|error| match error {
+        Error::Schema { message } => fail(message),
+        other => other,
+    })?;
+    progress.step = Step::Done;
+    report(&progress);
+    Ok(())
+}
+
+/// The columns of the new table that are filled and the expression each
+/// takes; refuses what cannot work, naming the column.
+fn plan_copy(
+    migration: &TableMigration,
+    target: &Table,
+    old_columns: &[String],
+) -> std::result::Result<(Vec<String>, Vec<Node>), String> {
+    for (column, _) in &migration.transforms {
+        match target.column(column) {
+            None => {
+                return Err(format!(
+                    "a transformer is given for column {column}, which the new definition does not have"
+                ));
+            }
+            Some(c) if c.generated.is_some() => {
+                return Err(format!(
+                    "column {column} is generated: it is computed, never copied, so it takes no transformer"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let mut columns = Vec::new();
+    let mut sources = Vec::new();
+    for column in target.columns.iter().filter(|c| c.generated.is_none()) {
+        let name = &column.name;
+        let old = old_columns.iter().any(|c| c.eq_ignore_ascii_case(name));
+        let source = match migration.transform_of(name) {
+            Some(Transform(node)) => node.clone(),
+            None if old && !migration.is_new(name) => Node::Custom {
+                sql: quote_ident(name),
+                args: Vec::new(),
+            },
+            None if column.nullable || column.default.is_some() => continue,
+            None if migration.is_new(name) => {
+                return Err(format!(
+                    "new column {name} is NOT NULL without a default or a transformer: existing rows would have no value"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "column {name} is not in the old table and is NOT NULL without a default: name \
+                     it in new_columns with a default, or give it a transformer"
+                ));
+            }
+        };
+        columns.push(name.clone());
+        sources.push(source);
+    }
+    Ok((columns, sources))
+}
+
+/// Everything that must be dropped before the old table goes and created
+/// again after the new one takes its name, in creation order: its indexes
+/// and triggers, every view (a view may read the table through another),
+/// the triggers on views, and the triggers of other tables that name it.
+fn dependents(m: &Migrator<'_>, table: &str) -> Result<Vec<Dependent>> {
+    let rows = m.custom_select(
+        "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL \
+         AND type IN ('index', 'trigger', 'view') ORDER BY rowid",
+        [],
+    )?;
+    let views: Vec<String> = rows
+        .iter()
+        .filter(|row| row.get::<String>(0).is_ok_and(|kind| kind == "view"))
+        .map(|row| row.get::<String>(1))
+        .collect::<Result<_>>()?;
+    let mut dependents = Vec::new();
+    for row in &rows {
+        let kind: String = row.get(0)?;
+        let name: String = row.get(1)?;
+        let on: String = row.get(2)?;
+        let sql: String = row.get(3)?;
+        let own = on.eq_ignore_ascii_case(table);
+        let keep = match kind.as_str() {
+            "index" => own,
+            "view" => true,
+            _ => own || views.iter().any(|v| v.eq_ignore_ascii_case(&on)) || names(&sql, table),
+        };
+        if keep {
+            dependents.push(Dependent { kind, name, sql });
+        }
+    }
+    Ok(dependents)
+}
+
+/// Whether `sql` names `table` as a word (quoted or not).
+fn names(sql: &str, table: &str) -> bool {
+    let sql = sql.to_ascii_lowercase();
+    let table = table.to_ascii_lowercase();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    sql.match_indices(&table).any(|(at, _)| {
+        let before = sql.as_bytes().get(at.wrapping_sub(1)).copied();
+        let after = sql.as_bytes().get(at + table.len()).copied();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
+}
+
+/// The tables with a foreign key pointing at `table`.
+fn referencing_tables(m: &Migrator<'_>, table: &str) -> Result<Vec<String>> {
+    let rows = m.custom_select(
+        "SELECT DISTINCT s.name FROM sqlite_schema s, pragma_foreign_key_list(s.name) f \
+         WHERE s.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE AND s.name <> ?1 COLLATE NOCASE",
+        [SqlValue::Text(table.to_owned())],
+    )?;
+    checks::strings(&rows)
+}
+
+fn has_rowid(m: &Migrator<'_>, table: &str) -> Result<bool> {
+    Ok(m.custom_select(
+        format!("SELECT rowid FROM {} LIMIT 0", quote_ident(table)),
+        [],
+    )
+    .is_ok())
+}
+
+/// The AUTOINCREMENT counter of `table`, if it has one: dropping the table
+/// forgets it, and a reset counter would hand out the ids of deleted rows
+/// again.
+fn saved_sequence(m: &Migrator<'_>, table: &str) -> Result<Option<i64>> {
+    let exists = m.custom_select(
+        "SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence'",
+        [],
+    )?;
+    if exists.is_empty() {
+        return Ok(None);
+    }
+    let rows = m.custom_select(
+        "SELECT seq FROM sqlite_sequence WHERE name = ?1 COLLATE NOCASE",
+        [SqlValue::Text(table.to_owned())],
+    )?;
+    rows.first().map(|row| row.get(0)).transpose()
+}
+
+fn restore_sequence(m: &Migrator<'_>, table: &str, sequence: i64) -> Result<()> {
+    let updated = m.custom_statement(
+        "UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1 COLLATE NOCASE",
+        [
+            SqlValue::Text(table.to_owned()),
+            SqlValue::Integer(sequence),
+        ],
+    )?;
+    if updated.rows_affected == 0 {
+        m.custom_statement(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2 WHERE EXISTS \
+             (SELECT 1 FROM sqlite_schema WHERE name = ?1 AND sql LIKE '%AUTOINCREMENT%')",
+            [
+                SqlValue::Text(table.to_owned()),
+                SqlValue::Integer(sequence),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_name_counts_only_as_a_whole_word() {
+        assert!(names(
+            "CREATE TRIGGER t AFTER INSERT ON a BEGIN DELETE FROM \"Todos\"; END",
+            "todos"
+        ));
+        assert!(!names(
+            "CREATE TRIGGER t AFTER INSERT ON a BEGIN DELETE FROM todos_archive; END",
+            "todos"
+        ));
+    }
+}
