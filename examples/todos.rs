@@ -1,10 +1,13 @@
 //! The todo list from drift's documentation, on an SQLite file.
 //!
-//! `cargo run --example todos [path]` — the database goes to
+//! `cargo run --example todos [--from-v1] [path]` — the database goes to
 //! `target/todos.db` unless a path is given. Each run starts from a fresh
-//! file. The first part runs in-thread; the second serves the same file from
-//! a background thread to two clients on two threads, one of which keeps a
-//! live list that updates itself when the other commits.
+//! file; with `--from-v1` that file is first written as version 1 of the
+//! schema (drift's migration example: v2 adds `due_date`, v3 `priority`),
+//! and opening upgrades it, printing what the migration did. The first part
+//! runs in-thread; the second serves the same file from a background
+//! thread to two clients on two threads, one of which keeps a live list
+//! that updates itself when the other commits.
 
 use driftwood::prelude::*;
 use futures::StreamExt;
@@ -33,28 +36,95 @@ pub struct Todo {
     pub content: String,
     #[column(references = "categories(id)", on_delete = "set null")]
     pub category: Option<i64>,
+    /// New in schema version 2.
     pub due_date: Option<OffsetDateTime>,
+    /// New in schema version 3.
     pub priority: Option<i32>,
 }
 
-/// The app's database: two tables, schema version 1.
+/// The app's database: two tables, schema version 3.
 pub struct AppDb;
 
 impl Database for AppDb {
-    const SCHEMA_VERSION: u32 = 1;
+    const SCHEMA_VERSION: u32 = 3;
     fn schema() -> Schema {
         schema![Category, Todo]
+    }
+    // drift's migration example, honouring `to`; each step says what it did.
+    fn on_upgrade(m: &Migrator<'_>, from: u32, to: u32) -> Result<()> {
+        if from < 2 && to >= 2 {
+            m.add_column(Todo::DUE_DATE)?;
+            println!("migration v1 -> v2: added todos.due_date");
+        }
+        if from < 3 && to >= 3 {
+            m.add_column(Todo::PRIORITY)?;
+            println!("migration v2 -> v3: added todos.priority");
+        }
+        Ok(())
+    }
+    fn before_open(conn: &Conn<'_>, details: &OpenDetails) -> Result<()> {
+        match details.version_before {
+            None => println!("created the schema at version {}", details.version_now),
+            Some(before) if details.had_upgrade() => {
+                // The migrated file must now mean what the code declares.
+                driftwood::migration::validate_database_schema::<Self>(conn)?;
+                println!(
+                    "upgraded from version {before} to {}: {} todos kept, schema validated",
+                    details.version_now,
+                    conn.select::<Todo>().count()?
+                );
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
 }
 
 fn main() -> Result<()> {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/target/todos.db").to_owned());
+    let mut from_v1 = false;
+    let mut path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/todos.db").to_owned();
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--from-v1" => from_v1 = true,
+            _ => path = arg,
+        }
+    }
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
     }
-    futures::executor::block_on(run(&path))
+    futures::executor::block_on(async {
+        if from_v1 {
+            write_version_1(&path).await?;
+        }
+        run(&path).await
+    })
+}
+
+/// Writes `path` as version 1 of the app wrote it: `todos` without
+/// `due_date` and `priority`, with one todo in it.
+async fn write_version_1(path: &str) -> Result<()> {
+    let db: Db = Db::open(path).await?;
+    db.custom_statement(
+        "CREATE TABLE categories (id INTEGER PRIMARY KEY AUTOINCREMENT, description TEXT NOT NULL UNIQUE)",
+        [],
+    )
+    .await?;
+    db.custom_statement(
+        "CREATE TABLE todos (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+         title TEXT NOT NULL CHECK (length(title) BETWEEN 6 AND 10), body TEXT NOT NULL, \
+         category INTEGER REFERENCES categories (id) ON DELETE SET NULL)",
+        [],
+    )
+    .await?;
+    db.custom_statement(
+        "INSERT INTO todos (title, body) VALUES ('Old one', 'written by version 1')",
+        [],
+    )
+    .await?;
+    db.custom_statement("PRAGMA user_version = 1", []).await?;
+    db.close().await?;
+    println!("wrote {path} as schema version 1 with one todo");
+    Ok(())
 }
 
 async fn run(path: &str) -> Result<()> {

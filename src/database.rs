@@ -1,10 +1,9 @@
-//! The [`Database`] trait (a schema and its version) and [`Db`], the handle
-//! an application queries through.
+//! [`Db`], the handle an application queries through.
 //!
 //! `Db` is a thin handle over a backend (see `backend`): cheap to clone and
-//! `Send + Sync`. Opening it checks the file's schema version and creates
-//! or upgrades the schema in one transaction together with `user_version`,
-//! so a failure leaves the file as it was. `Server::connect` (defined here,
+//! `Send + Sync`. Opening it runs the [`Database`]'s open sequence
+//! ([`crate::migration`]): create or migrate the schema in one transaction
+//! together with `user_version`, so a failure leaves the file as it was. `Server::connect` (defined here,
 //! so the server knows nothing of `Db`) runs that same open sequence on the
 //! server's writer.
 
@@ -22,84 +21,12 @@ use crate::batch::Batch;
 use crate::conn::{Conn, read_unit, write_unit};
 use crate::error::{Error, Result};
 use crate::executor::{Async, Runner};
-use crate::migration::{Migrator, OpenDetails};
+pub use crate::migration::{Database, create_all};
 use crate::plan::Plan;
-use crate::schema::{Schema, sql::create_statement};
+use crate::schema::Schema;
 use crate::sqlite::{Connection, Execution, OpenOptions};
 use crate::transaction::{Scoped, Transaction, scope_lane};
 use crate::watch::{TableUpdatesStream, UpdateFilter, Watch, Watched};
-
-/// A database definition: its schema, the schema's version and the
-/// migration strategy (drift's `schemaVersion` and `MigrationStrategy`).
-///
-/// Opening runs the strategy in one transaction with `user_version`, so it
-/// all commits or none of it does; see [`crate::migration`]. Every callback
-/// runs where the connection lives, with the synchronous typed API.
-pub trait Database: Send + Sync + 'static {
-    /// The schema version this code expects (`PRAGMA user_version`). Bump it
-    /// whenever the schema changes. `0` means "unversioned": opening never
-    /// creates, checks or upgrades anything.
-    const SCHEMA_VERSION: u32;
-
-    /// For development: when the file's version or its schema (compared
-    /// by meaning, as [`validate_database_schema`](crate::migration::validate_database_schema)
-    /// compares) is not the code's, drop everything and create it again
-    /// (GRDB's `eraseDatabaseOnSchemaChange`, drift's destructive
-    /// fallback). Destroys data: never ship it on (`cfg!(debug_assertions)`
-    /// is a common value).
-    const ERASE_ON_SCHEMA_CHANGE: bool = false;
-
-    /// Every table, index, view and trigger (see [`schema!`](crate::schema!)).
-    fn schema() -> Schema;
-
-    /// Creates the schema in an empty file. The default creates every
-    /// entity ([`Migrator::create_all`]).
-    fn on_create(m: &Migrator<'_>) -> Result<()> {
-        m.create_all()
-    }
-
-    /// Brings a file at version `from` to version `to` (normally
-    /// [`Database::SCHEMA_VERSION`]; a migration test may ask for an older
-    /// one, and the steps beyond `to` must then not run). Runs inside the
-    /// opening transaction, before `user_version` is written: if it fails,
-    /// nothing changes. The default refuses.
-    fn on_upgrade(m: &Migrator<'_>, from: u32, to: u32) -> Result<()> {
-        let _ = m;
-        Err(Error::Migration {
-            from,
-            to,
-            message: "the database defines no upgrade from this version (implement \
-                      Database::on_upgrade)"
-                .into(),
-        })
-    }
-
-    /// Brings a file written by a newer version `from` back to `to`. The
-    /// default refuses, leaving the file untouched: a downgrade must be
-    /// written on purpose.
-    fn on_downgrade(m: &Migrator<'_>, from: u32, to: u32) -> Result<()> {
-        let _ = m;
-        Err(Error::Migration {
-            from,
-            to,
-            message: format!(
-                "the file was written by schema version {from}, newer than this code's {to}; \
-                 downgrades are refused (implement Database::on_downgrade to allow one)"
-            ),
-        })
-    }
-
-    /// Runs once per opening of the database (once per server, not once
-    /// per client), after any migration and inside the same transaction:
-    /// seed data when `details.was_created()`, checks. Connection pragmas
-    /// such as `foreign_keys` are not set here but in
-    /// [`OpenOptions`](crate::sqlite::OpenOptions) (they cannot change
-    /// inside a transaction; driftwood refuses them there).
-    fn before_open(conn: &Conn<'_>, details: &OpenDetails) -> Result<()> {
-        let _ = (conn, details);
-        Ok(())
-    }
-}
 
 /// A database with no declared schema, for raw SQL.
 #[derive(Debug, Clone, Copy)]
@@ -118,14 +45,6 @@ macro_rules! schema {
     ($($table:ty),* $(,)?) => {
         $crate::schema::Schema::new([$($crate::schema::Entity::Table(<$table as $crate::table::Table>::definition())),*])
     };
-}
-
-/// Creates every entity of `schema` on `conn` (drift's `createAll`).
-pub fn create_all(conn: &Conn<'_>, schema: &Schema) -> Result<()> {
-    for entity in &schema.entities {
-        conn.custom_statement(create_statement(entity), [])?;
-    }
-    Ok(())
 }
 
 /// A handle to a database of definition `D`: cheap to clone, `Send + Sync`,

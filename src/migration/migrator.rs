@@ -86,7 +86,7 @@ impl<'c> Migrator<'c> {
 
     /// Creates every entity of the schema (drift's `createAll`).
     pub fn create_all(&self) -> Result<()> {
-        crate::database::create_all(&self.conn, &self.schema)
+        super::create_all(&self.conn, &self.schema)
     }
 
     /// Creates the schema's entity called `name`: a table, index, view or

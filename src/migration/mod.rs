@@ -13,19 +13,20 @@
 //! typed API ([`Conn`], which the migrator dereferences to), run where the
 //! connection lives, and nothing else interleaves.
 //!
-//! The migrator's operations are in `migrator.rs`; the 12-step table
-//! rebuild ([`TableMigration`]) in `rebuild.rs`; the foreign-key checks in
-//! `checks.rs`.
+//! The strategy trait is in `strategy.rs`; the migrator's operations in
+//! `migrator.rs`; the 12-step table rebuild ([`TableMigration`]) in
+//! `rebuild.rs`; the foreign-key checks in `checks.rs`.
 
 mod checks;
 mod migrator;
 mod rebuild;
+mod strategy;
 
 pub use migrator::{ColumnRef, Migrator};
 pub use rebuild::{Progress, Step, TableMigration, Transform};
+pub use strategy::{Database, create_all};
 
 use crate::conn::{Conn, write_unit};
-use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::schema::{Schema, compare};
 use crate::sqlite::Connection;
@@ -199,9 +200,7 @@ fn differs(conn: &Connection, expected: &Schema) -> Result<bool> {
 /// sides went through SQLite the same way).
 pub fn schema_differences(conn: &Connection, expected: &Schema) -> Result<compare::SchemaDiff> {
     let reference = Connection::open_in_memory(&Default::default())?;
-    write_unit(&reference, |handle| {
-        crate::database::create_all(handle, expected)
-    })?;
+    write_unit(&reference, |handle| create_all(handle, expected))?;
     let expected = reference.read_schema()?;
     let found = conn.read_schema()?;
     Ok(compare::compare(&expected, &found))
