@@ -795,3 +795,161 @@ fn a_foreign_key_sqlite_cannot_check_is_a_warning_not_a_failure() {
         assert!(details.warnings[0].ends_with("1 row(s) point at no row of tags"));
     });
 }
+
+/// `todos` whose `category` must now be set (NOT NULL), with or without a
+/// default, and whose `body` may now be NULL.
+mod tightened {
+    use driftwood::prelude::*;
+
+    #[derive(Table, Debug, Clone, PartialEq)]
+    #[table(name = "todos")]
+    pub struct Todo {
+        #[column(primary_key, auto_increment)]
+        pub id: i64,
+        #[column(length = 6..=10)]
+        pub title: String,
+        #[column(name = "body")]
+        pub content: Option<String>,
+        #[column(references = "categories(id)")]
+        pub category: i64,
+    }
+
+    #[derive(Table, Debug, Clone, PartialEq)]
+    #[table(name = "todos")]
+    pub struct DefaultedTodo {
+        #[column(primary_key, auto_increment)]
+        pub id: i64,
+        #[column(length = 6..=10)]
+        pub title: String,
+        #[column(name = "body")]
+        pub content: String,
+        #[column(references = "categories(id)", default = 1)]
+        pub category: i64,
+    }
+}
+
+fn root_page(path: &std::path::Path, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
+        [table],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn nullability_changes_run_natively_and_refuse_nulls_with_a_clear_error() {
+    within(60, || {
+        let (_dir, path) = file_at_v1();
+        let page = root_page(&path, "todos");
+        let conn = open_raw(&path);
+        // Row 3 has no category: NOT NULL is refused, naming the column.
+        let error = try_migrate(
+            &conn,
+            |m| m.alter_table(TableMigration::of::<tightened::Todo>()),
+            schema![v1::Category, tightened::Todo],
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "schema error: cannot make column category of todos NOT NULL: it holds 1 NULL value(s); give it a transformer (e.g. IFNULL(category, …)) in the TableMigration"
+        );
+        conn.raw()
+            .execute_batch("UPDATE todos SET category = 1 WHERE category IS NULL")
+            .unwrap();
+        conn_migrate(
+            &conn,
+            |m| {
+                m.alter_table(TableMigration::of::<tightened::Todo>())?;
+                validate_database_schema::<Tightened>(m)
+            },
+            schema![v1::Category, tightened::Todo],
+        );
+        struct Tightened;
+        impl Database for Tightened {
+            const SCHEMA_VERSION: u32 = 2;
+            fn schema() -> Schema {
+                schema![v1::Category, tightened::Todo]
+            }
+        }
+        drop(conn);
+        assert_eq!(
+            root_page(&path, "todos"),
+            page,
+            "no rebuild: the same b-tree"
+        );
+        let todos = on_disk(&path).2;
+        assert_eq!(
+            todos.iter().filter(|row| row.starts_with("todos:")).count(),
+            3,
+            "every row kept"
+        );
+    });
+}
+
+#[test]
+fn a_nullable_column_that_becomes_not_null_with_a_default_is_copied_through_ifnull() {
+    within(60, || {
+        let (_dir, path) = file_at_v1();
+        let conn = open_raw(&path);
+        conn_migrate(
+            &conn,
+            |m| m.alter_table(TableMigration::of::<tightened::DefaultedTodo>()),
+            schema![v1::Category, tightened::DefaultedTodo],
+        );
+        drop(conn);
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let categories: Vec<i64> = raw
+            .prepare("SELECT category FROM todos ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(categories, [1, 2, 1], "the NULL took the default");
+    });
+}
+
+#[test]
+fn a_step_rebuilds_with_the_definition_of_its_own_version_from_a_snapshot() {
+    within(60, || {
+        // Version 2 of `todos` (with due_date, without priority), as the
+        // app would ship it: a snapshot file's JSON.
+        mod at_v2 {
+            use driftwood::prelude::*;
+            #[derive(Table, Debug, Clone, PartialEq)]
+            #[table(name = "todos")]
+            pub struct Todo {
+                #[column(primary_key, auto_increment)]
+                pub id: i64,
+                #[column(length = 6..=10)]
+                pub title: String,
+                #[column(name = "body")]
+                pub content: String,
+                #[column(references = "categories(id)")]
+                pub category: Option<i64>,
+                pub due_date: Option<i64>,
+            }
+        }
+        let json =
+            driftwood::schema::Snapshot::new(2, schema![v1::Category, at_v2::Todo]).to_json();
+        let (_dir, path) = file_at_v1();
+        let conn = open_raw(&path);
+        conn_migrate(
+            &conn,
+            move |m| {
+                // The step to version 2 rebuilds `todos` as version 2 had it,
+                // not as the code (version 3) has it now.
+                let v2 = m.with_schema(driftwood::schema::Snapshot::from_json(&json)?.schema);
+                v2.alter_table(TableMigration::new("todos").new_column("due_date"))
+            },
+            v3::App::schema(),
+        );
+        drop(conn);
+        assert_eq!(
+            columns_on_disk(&path, "todos"),
+            ["id", "title", "body", "category", "due_date"]
+        );
+    });
+}

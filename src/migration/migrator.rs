@@ -14,7 +14,7 @@ use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::executor::Runner;
 use crate::schema::sql::{column_definition, create_statement, quote_ident};
-use crate::schema::{Entity, Schema, Table};
+use crate::schema::{Entity, Schema, Table, compare};
 use crate::table::Column;
 use crate::types::ColumnType;
 
@@ -248,9 +248,81 @@ impl<'c> Migrator<'c> {
     /// Rebuilds a table into its definition in the schema, copying its
     /// rows (SQLite's 12-step procedure; drift's `alterTable`): see
     /// [`TableMigration`].
+    /// Where the live table differs from its definition only in which
+    /// columns accept `NULL`, SQLite's `ALTER COLUMN … SET/DROP NOT NULL`
+    /// does it without copying a row.
     pub fn alter_table(&self, migration: TableMigration) -> Result<()> {
         let target = self.schema_table(&migration.table)?.clone();
+        if migration.copies_plainly() && self.only_nullability_differs(&target)? {
+            return self.change_nullability(&target);
+        }
         rebuild::run(self, &target, migration)
+    }
+
+    /// Whether the live table means `target` once some columns' `NOT
+    /// NULL` changes (compared as `validate_database_schema` compares).
+    fn only_nullability_differs(&self, target: &Table) -> Result<bool> {
+        let Ok(mut live) = self.live_table(&target.name) else {
+            return Ok(false);
+        };
+        let mut changes = 0;
+        for column in live.columns.iter_mut().filter(|c| !c.primary_key) {
+            if let Some(wanted) = target.column(&column.name)
+                && wanted.nullable != column.nullable
+            {
+                column.nullable = wanted.nullable;
+                changes += 1;
+            }
+        }
+        if changes == 0 {
+            return Ok(false);
+        }
+        let expected = super::read_back(&Schema {
+            entities: vec![Entity::Table(target.clone())],
+        })?;
+        let found = Schema {
+            entities: vec![Entity::Table(live)],
+        };
+        Ok(compare(&expected, &found).is_empty())
+    }
+
+    fn change_nullability(&self, target: &Table) -> Result<()> {
+        let live = self.live_table(&target.name)?;
+        for column in live.columns.iter().filter(|c| !c.primary_key) {
+            let Some(wanted) = target.column(&column.name) else {
+                continue;
+            };
+            if wanted.nullable == column.nullable {
+                continue;
+            }
+            if !wanted.nullable {
+                let nulls: i64 = self.custom_select(
+                    format!(
+                        "SELECT count(*) FROM {} WHERE {} IS NULL",
+                        quote_ident(&target.name),
+                        quote_ident(&column.name)
+                    ),
+                    [],
+                )?[0]
+                    .get(0)?;
+                if nulls > 0 {
+                    return Err(schema_error(format!(
+                        "cannot make column {} of {} NOT NULL: it holds {nulls} NULL value(s); \
+                         give it a transformer (e.g. IFNULL({}, …)) in the TableMigration",
+                        column.name, target.name, column.name
+                    )));
+                }
+            }
+            let sql = format!(
+                "ALTER TABLE {} ALTER COLUMN {} {} NOT NULL",
+                quote_ident(&target.name),
+                quote_ident(&column.name),
+                if wanted.nullable { "DROP" } else { "SET" }
+            );
+            self.custom_statement(sql, [])?;
+        }
+        trace(&target.name, "alter table (nullability)", "native");
+        Ok(())
     }
 
     /// Drops every table, view, index and trigger (for

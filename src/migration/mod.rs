@@ -199,11 +199,17 @@ fn differs(conn: &Connection, expected: &Schema) -> Result<bool> {
 /// a fresh in-memory database built from `expected` reads back (so both
 /// sides went through SQLite the same way).
 pub fn schema_differences(conn: &Connection, expected: &Schema) -> Result<compare::SchemaDiff> {
-    let reference = Connection::open_in_memory(&Default::default())?;
-    write_unit(&reference, |handle| create_all(handle, expected))?;
-    let expected = reference.read_schema()?;
+    let expected = read_back(expected)?;
     let found = conn.read_schema()?;
     Ok(compare::compare(&expected, &found))
+}
+
+/// `schema` as SQLite reads it back after creating it in a fresh
+/// in-memory database: the form a live schema is compared in.
+pub(crate) fn read_back(schema: &Schema) -> Result<Schema> {
+    let reference = Connection::open_in_memory(&Default::default())?;
+    write_unit(&reference, |handle| create_all(handle, schema))?;
+    reference.read_schema()
 }
 
 /// Checks that the live schema of `conn` is the one `D` declares

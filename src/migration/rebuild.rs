@@ -149,6 +149,12 @@ impl TableMigration {
         self
     }
 
+    /// Whether it only copies columns of the same name (no transformer,
+    /// no new column): then SQLite's own `ALTER` may do the job.
+    pub(crate) fn copies_plainly(&self) -> bool {
+        self.transforms.is_empty() && self.new_columns.is_empty()
+    }
+
     fn transform_of(&self, column: &str) -> Option<&Transform> {
         self.transforms
             .iter()
@@ -176,15 +182,44 @@ pub(crate) fn run(m: &Migrator<'_>, target: &Table, mut migration: TableMigratio
     let fail = |message: String| Error::Schema {
         message: format!("cannot rebuild table {table}: {message}"),
     };
-    let old_columns = checks::strings(&m.custom_select(
-        "SELECT name FROM pragma_table_xinfo(?1)",
-        [SqlValue::Text(table.clone())],
-    )?)?;
+    let old_columns: Vec<OldColumn> = m
+        .custom_select(
+            "SELECT name, \"notnull\" FROM pragma_table_xinfo(?1)",
+            [SqlValue::Text(table.clone())],
+        )?
+        .iter()
+        .map(|row| {
+            Ok(OldColumn {
+                name: row.get(0)?,
+                nullable: !row.get::<bool>(1)?,
+            })
+        })
+        .collect::<Result<_>>()?;
     if old_columns.is_empty() {
         return Err(fail("the database has no such table".into()));
     }
     // Check everything before touching data.
-    let (columns, sources) = plan_copy(&migration, target, &old_columns).map_err(fail)?;
+    let plan = plan_copy(&migration, target, &old_columns).map_err(fail)?;
+    for column in &plan.must_hold_values {
+        let nulls: i64 = m.custom_select(
+            format!(
+                "SELECT count(*) FROM {} WHERE {} IS NULL",
+                quote_ident(&table),
+                quote_ident(column)
+            ),
+            [],
+        )?[0]
+            .get(0)?;
+        if nulls > 0 {
+            return Err(fail(format!(
+                "column {column} holds {nulls} NULL value(s) but is NOT NULL without a default in \
+                 the new definition: give it a transformer (e.g. IFNULL({column}, …))"
+            )));
+        }
+    }
+    let CopyPlan {
+        columns, sources, ..
+    } = plan;
     let total: i64 =
         m.custom_select(format!("SELECT count(*) FROM {}", quote_ident(&table)), [])?[0].get(0)?;
     let mut progress = Progress {
@@ -306,13 +341,32 @@ pub(crate) fn run(m: &Migrator<'_>, target: &Table, mut migration: TableMigratio
     Ok(())
 }
 
+/// A column of the table as the database has it.
+struct OldColumn {
+    name: String,
+    nullable: bool,
+}
+
+/// What the copy fills and from what.
+struct CopyPlan {
+    /// The new table's columns that are filled, in order.
+    columns: Vec<String>,
+    /// The expression each takes over the old row.
+    sources: Vec<Node>,
+    /// Columns copied as they are from a nullable column into a `NOT
+    /// NULL` one without a default: the old rows must hold no `NULL`.
+    must_hold_values: Vec<String>,
+}
+
 /// The columns of the new table that are filled and the expression each
-/// takes; refuses what cannot work, naming the column.
+/// takes; refuses what cannot work, naming the column. A nullable column
+/// that becomes `NOT NULL` with a default is copied through
+/// `IFNULL(column, default)`.
 fn plan_copy(
     migration: &TableMigration,
     target: &Table,
-    old_columns: &[String],
-) -> std::result::Result<(Vec<String>, Vec<Node>), String> {
+    old_columns: &[OldColumn],
+) -> std::result::Result<CopyPlan, String> {
     for (column, _) in &migration.transforms {
         match target.column(column) {
             None => {
@@ -328,34 +382,54 @@ fn plan_copy(
             Some(_) => {}
         }
     }
-    let mut columns = Vec::new();
-    let mut sources = Vec::new();
+    let mut plan = CopyPlan {
+        columns: Vec::new(),
+        sources: Vec::new(),
+        must_hold_values: Vec::new(),
+    };
     for column in target.columns.iter().filter(|c| c.generated.is_none()) {
         let name = &column.name;
-        let old = old_columns.iter().any(|c| c.eq_ignore_ascii_case(name));
-        let source = match migration.transform_of(name) {
-            Some(Transform(node)) => node.clone(),
-            None if old && !migration.is_new(name) => Node::Custom {
-                sql: quote_ident(name),
-                args: Vec::new(),
-            },
-            None if column.nullable || column.default.is_some() => continue,
-            None if migration.is_new(name) => {
+        let old = old_columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+            .filter(|_| !migration.is_new(name));
+        let source = match (migration.transform_of(name), old) {
+            (Some(Transform(node)), _) => node.clone(),
+            (None, Some(old)) => {
+                let plain = quote_ident(name);
+                let sql = match (
+                    &column.default,
+                    old.nullable && !column.nullable && !column.primary_key,
+                ) {
+                    (Some(default), true) => format!("IFNULL({plain}, {default})"),
+                    (None, true) => {
+                        plan.must_hold_values.push(name.clone());
+                        plain
+                    }
+                    (_, false) => plain,
+                };
+                Node::Custom {
+                    sql,
+                    args: Vec::new(),
+                }
+            }
+            (None, None) if column.nullable || column.default.is_some() => continue,
+            (None, None) if migration.is_new(name) => {
                 return Err(format!(
                     "new column {name} is NOT NULL without a default or a transformer: existing rows would have no value"
                 ));
             }
-            None => {
+            (None, None) => {
                 return Err(format!(
                     "column {name} is not in the old table and is NOT NULL without a default: name \
                      it in new_columns with a default, or give it a transformer"
                 ));
             }
         };
-        columns.push(name.clone());
-        sources.push(source);
+        plan.columns.push(name.clone());
+        plan.sources.push(source);
     }
-    Ok((columns, sources))
+    Ok(plan)
 }
 
 /// Everything that must be dropped before the old table goes and created
