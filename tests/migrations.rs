@@ -953,3 +953,42 @@ fn a_step_rebuilds_with_the_definition_of_its_own_version_from_a_snapshot() {
         );
     });
 }
+
+#[test]
+fn drop_column_rebuilds_where_sqlite_refuses_and_names_what_still_uses_the_column() {
+    within(60, || {
+        let (_dir, path) = file_at_v1();
+        let conn = open_raw(&path);
+        conn.raw()
+            .execute_batch(
+                "CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT UNIQUE, note TEXT);
+                 INSERT INTO tags (name, note) VALUES ('a', 'x'), ('b', 'y');
+                 CREATE INDEX tags_by_note ON tags (note);",
+            )
+            .unwrap();
+        // SQLite refuses DROP COLUMN of a UNIQUE column: the rebuild does it.
+        conn_migrate(
+            &conn,
+            |m| m.drop_column(("tags", "name")),
+            v1::App::schema(),
+        );
+        drop(conn);
+        assert_eq!(columns_on_disk(&path, "tags"), ["id", "note"]);
+        let conn = open_raw(&path);
+        conn.set_user_version(1).unwrap();
+        // An index still uses `note`: the error names it, nothing changes.
+        let error = try_migrate(
+            &conn,
+            |m| m.drop_column(("tags", "note")),
+            v1::App::schema(),
+        )
+        .unwrap_err();
+        println!("{error}");
+        assert_eq!(
+            error.to_string(),
+            "sql error: error in index tags_by_note after drop column: no such column: note (statement: ALTER TABLE \"tags\" DROP COLUMN \"note\")"
+        );
+        drop(conn);
+        assert_eq!(columns_on_disk(&path, "tags"), ["id", "note"]);
+    });
+}
