@@ -15,16 +15,28 @@
 //!
 //! The strategy trait is in `strategy.rs`; the migrator's operations in
 //! `migrator.rs`; the 12-step table rebuild ([`TableMigration`]) in
-//! `rebuild.rs`; the foreign-key checks in `checks.rs`.
+//! `rebuild.rs`; the foreign-key checks in `checks.rs`; one function per
+//! version step in `steps.rs`; migration tests against the snapshots of
+//! every version ([`SchemaVerifier`]) in `verifier.rs`; keeping the
+//! snapshots true ([`SnapshotCheck`]) in `snapshots.rs`, with the old
+//! versions' tables as Rust source from `codegen.rs`.
 
 mod checks;
+mod codegen;
 mod migrator;
 mod rebuild;
+mod snapshots;
+mod steps;
 mod strategy;
+mod verifier;
 
+pub use codegen::tables_source;
 pub use migrator::{ColumnRef, Migrator};
 pub use rebuild::{Progress, Step, TableMigration, Transform};
+pub use snapshots::{SnapshotCheck, SnapshotReport};
+pub use steps::StepByStep;
 pub use strategy::{Database, create_all};
+pub use verifier::SchemaVerifier;
 
 use crate::conn::{Conn, write_unit};
 use crate::error::{Error, Result};

@@ -39,6 +39,7 @@ struct DocumentOut<'a> {
     format_version: u32,
     schema_version: u32,
     entities: &'a [Entity],
+    checksum: String,
 }
 
 /// The document as read, once `format` and `format_version` are checked;
@@ -47,6 +48,19 @@ struct DocumentOut<'a> {
 struct DocumentIn {
     schema_version: u32,
     entities: Vec<Entity>,
+    #[serde(default)]
+    checksum: Option<String>,
+}
+
+/// The checksum written with a snapshot's entities: FNV-1a (64 bits) of
+/// their compact JSON, so an edit that changes what the file means is
+/// noticed when it is read (whitespace and field order do not count).
+fn checksum(entities: &[Entity]) -> String {
+    let json = serde_json::to_string(entities).expect("a schema always serializes to JSON");
+    let hash = json.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 impl Snapshot {
@@ -67,6 +81,7 @@ impl Snapshot {
             format_version: FORMAT_VERSION,
             schema_version: self.schema_version,
             entities: &self.schema.entities,
+            checksum: checksum(&self.schema.entities),
         };
         // The model holds only strings, numbers, booleans, lists and structs,
         // which serde_json always serializes.
@@ -249,6 +264,17 @@ fn parse(json: &str) -> std::result::Result<Snapshot, String> {
     }
     let document: DocumentIn =
         serde_json::from_str(json).map_err(|e| format!("invalid schema snapshot: {e}"))?;
+    if let Some(written) = &document.checksum
+        && *written != checksum(&document.entities)
+    {
+        return Err(format!(
+            "the snapshot of schema version {} was changed by hand after it was written (its \
+             checksum {written} no longer matches its entities): a released version's schema \
+             cannot change — restore the file from version control, or delete it and write it \
+             again if that version was never released",
+            document.schema_version
+        ));
+    }
     Ok(Snapshot {
         schema_version: document.schema_version,
         schema: Schema {
@@ -394,7 +420,8 @@ mod tests {
       ],
       "where_clause": "\"done\" = 0"
     }
-  ]
+  ],
+  "checksum": "57b0a6999d4afda3"
 }
 "#;
 
@@ -416,6 +443,24 @@ mod tests {
         assert_eq!(Snapshot::from_json(&snapshot.to_json())?, snapshot);
         assert_eq!(Snapshot::from_json(EXAMPLE_JSON)?, snapshot);
         Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_changed_by_hand_is_refused_naming_its_version() {
+        let edited = EXAMPLE_JSON.replacen("\"max\": 10", "\"max\": 12", 1);
+        let error = Snapshot::from_json(&edited).unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "schema error: the snapshot of schema version 3 was changed by hand after it was written"
+            ),
+            "{error}"
+        );
+        let reformatted = EXAMPLE_JSON.replace("\n    ", "\n  ");
+        assert_eq!(
+            Snapshot::from_json(&reformatted).unwrap(),
+            example(),
+            "whitespace is no change"
+        );
     }
 
     #[test]

@@ -263,6 +263,12 @@ impl FromSql for SqlValue {
     }
 }
 
+/// A column of no declared affinity (`ANY`) holds whatever is stored.
+impl ColumnType for SqlValue {
+    type Base = SqlValue;
+    const SQL_TYPE: SqlType = SqlType::Any;
+}
+
 impl ToSql for ValueRef<'_> {
     fn to_sql(&self) -> SqlArg<'_> {
         SqlArg::Borrowed(*self)
