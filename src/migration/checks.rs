@@ -50,7 +50,11 @@ pub(crate) fn foreign_keys_of(conn: &Conn<'_>, tables: &[String]) -> Result<Vec<
                 }
             }
             Err(error) if error.to_string().contains("foreign key mismatch") => {
-                warnings.extend(unchecked_keys(conn, table)?);
+                let checked = own_check(conn, table)?;
+                warnings.extend(checked.warnings);
+                total += checked.violating_rows;
+                let room = LISTED.saturating_sub(violations.len());
+                violations.extend(checked.violations.into_iter().take(room));
             }
             Err(error) => return Err(error),
         }
@@ -84,9 +88,21 @@ pub(crate) fn strings(rows: &[OwnedRow]) -> Result<Vec<String>> {
     rows.iter().map(|row| row.get::<String>(0)).collect()
 }
 
-/// One warning per foreign key of `table` that SQLite cannot check, with
-/// how many rows driftwood's own query finds pointing at no parent row.
-fn unchecked_keys(conn: &Conn<'_>, table: &str) -> Result<Vec<String>> {
+/// What driftwood's own check of a table SQLite refuses to check found.
+struct OwnCheck {
+    /// Keys SQLite could have checked (their parent has the key) that
+    /// rows break: as real violations as SQLite's, the first rows listed.
+    violations: Vec<String>,
+    /// How many rows break them.
+    violating_rows: usize,
+    /// Keys SQLite cannot check at all, with the rows they leave orphaned.
+    warnings: Vec<String>,
+}
+
+/// Checks every foreign key of `table` with a query of driftwood's own,
+/// since one key SQLite cannot check ("foreign key mismatch") makes it
+/// refuse the whole table.
+fn own_check(conn: &Conn<'_>, table: &str) -> Result<OwnCheck> {
     let sql =
         "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq";
     let rows = conn.custom_select(sql, [SqlValue::Text(table.to_owned())])?;
@@ -94,7 +110,11 @@ fn unchecked_keys(conn: &Conn<'_>, table: &str) -> Result<Vec<String>> {
         .iter()
         .map(|row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
         .collect::<Result<_>>()?;
-    let mut warnings = Vec::new();
+    let mut found = OwnCheck {
+        violations: Vec::new(),
+        violating_rows: 0,
+        warnings: Vec::new(),
+    };
     let mut start = 0;
     while start < rows.len() {
         let id = rows[start].0;
@@ -105,20 +125,37 @@ fn unchecked_keys(conn: &Conn<'_>, table: &str) -> Result<Vec<String>> {
         let key = &rows[start..end];
         start = end;
         let parent = &key[0].1;
-        let Some(to) = key
+        let from: Vec<&str> = key.iter().map(|row| row.2.as_str()).collect();
+        // `REFERENCES parent` without columns means its primary key.
+        let to = match key
             .iter()
             .map(|row| row.3.clone())
             .collect::<Option<Vec<String>>>()
-        else {
-            // A key on the parent's primary key: SQLite can check that.
-            continue;
+        {
+            Some(to) => to,
+            None => primary_key(conn, parent)?,
         };
-        let from: Vec<&str> = key.iter().map(|row| row.2.as_str()).collect();
-        if parent_has_key(conn, parent, &to)? {
+        if to.len() != from.len() {
+            found.warnings.push(format!(
+                "foreign key {table}({}) → {parent} cannot be checked by SQLite (foreign key \
+                 mismatch: {parent} has no primary key to point at)",
+                from.join(", ")
+            ));
             continue;
         }
         let orphans = orphans(conn, table, parent, &from, &to)?;
-        warnings.push(format!(
+        if parent_has_key(conn, parent, &to)? {
+            // A key SQLite could check: its orphans are violations, listed
+            // as SQLite lists them.
+            found.violating_rows += usize::try_from(orphans.count).unwrap_or(0);
+            found.violations.extend(orphans.rowids.iter().map(|rowid| {
+                let which = rowid.map_or("a row".to_owned(), |id| format!("rowid {id}"));
+                format!("{table} {which} points at no row of {parent} (foreign key {id})")
+            }));
+            continue;
+        }
+        let orphans = orphans.count;
+        found.warnings.push(format!(
             "foreign key {table}({}) → {parent}({}) cannot be checked by SQLite (foreign key \
              mismatch: those columns are not a primary key or unique); {orphans} row(s) point \
              at no row of {parent}",
@@ -126,7 +163,15 @@ fn unchecked_keys(conn: &Conn<'_>, table: &str) -> Result<Vec<String>> {
             to.join(", "),
         ));
     }
-    Ok(warnings)
+    Ok(found)
+}
+
+/// The primary key columns of `table`, in key order.
+fn primary_key(conn: &Conn<'_>, table: &str) -> Result<Vec<String>> {
+    strings(&conn.custom_select(
+        "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
+        [SqlValue::Text(table.to_owned())],
+    )?)
 }
 
 /// Whether `columns` of `parent` are its primary key or covered by a
@@ -148,15 +193,21 @@ fn parent_has_key(conn: &Conn<'_>, parent: &str, columns: &[String]) -> Result<b
     Ok(keys.into_iter().flatten().any(|key| key == wanted))
 }
 
-/// How many rows of `table` have every column of `from` set and match no
-/// row of `parent` on `to`.
+/// The rows of `table` that have every column of `from` set and match no
+/// row of `parent` on `to`: how many, and the rowids of the first
+/// [`LISTED`] (`None` each for a `WITHOUT ROWID` table).
+struct Orphans {
+    count: i64,
+    rowids: Vec<Option<i64>>,
+}
+
 fn orphans(
     conn: &Conn<'_>,
     table: &str,
     parent: &str,
     from: &[&str],
     to: &[String],
-) -> Result<i64> {
+) -> Result<Orphans> {
     let set = from
         .iter()
         .map(|c| format!("c.{} IS NOT NULL", quote_ident(c)))
@@ -168,10 +219,15 @@ fn orphans(
         .map(|(f, t)| format!("p.{} = c.{}", quote_ident(t), quote_ident(f)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let sql = format!(
-        "SELECT count(*) FROM {} AS c WHERE {set} AND NOT EXISTS (SELECT 1 FROM {} AS p WHERE {matches})",
+    let rows = format!(
+        "FROM {} AS c WHERE {set} AND NOT EXISTS (SELECT 1 FROM {} AS p WHERE {matches})",
         quote_ident(table),
         quote_ident(parent)
     );
-    conn.custom_select(sql, [])?[0].get(0)
+    let count: i64 = conn.custom_select(format!("SELECT count(*) {rows}"), [])?[0].get(0)?;
+    let rowids = match conn.custom_select(format!("SELECT c.rowid {rows} LIMIT {LISTED}"), []) {
+        Ok(found) => found.iter().map(|row| row.get(0)).collect::<Result<_>>()?,
+        Err(_) => vec![None; usize::try_from(count.min(LISTED as i64)).unwrap_or(0)],
+    };
+    Ok(Orphans { count, rowids })
 }

@@ -146,11 +146,14 @@ impl<'c> Migrator<'c> {
                  transformer)"
             )));
         }
-        let live = self.live_table(&table)?;
+        let strict = self.custom_select(
+            "SELECT 1 FROM pragma_table_list WHERE name = ?1 COLLATE NOCASE AND strict",
+            [crate::types::SqlValue::Text(table.clone())],
+        )?;
         let sql = format!(
             "ALTER TABLE {} ADD COLUMN {}",
             quote_ident(&table),
-            column_definition(&definition, live.strict)
+            column_definition(&definition, !strict.is_empty())
         );
         match self.custom_statement(sql, []) {
             Ok(_) => {
@@ -159,7 +162,7 @@ impl<'c> Migrator<'c> {
             }
             Err(error) if refused_by_sqlite(&error) => {
                 tracing::info!(target: "driftwood::migration", table, column, %error, "ADD COLUMN refused by SQLite: rebuilding");
-                let mut target = live;
+                let mut target = self.live_table(&table)?;
                 target.columns.push(definition);
                 rebuild::run(
                     self,
@@ -177,8 +180,14 @@ impl<'c> Migrator<'c> {
     /// with SQLite's message: drop or change it first.
     pub fn drop_column(&self, column: impl Into<ColumnRef>) -> Result<()> {
         let ColumnRef { table, column } = column.into();
-        let live = self.live_table(&table)?;
-        if live.column(&column).is_none() {
+        let found = self.custom_select(
+            "SELECT 1 FROM pragma_table_xinfo(?1) WHERE name = ?2 COLLATE NOCASE",
+            [
+                crate::types::SqlValue::Text(table.clone()),
+                crate::types::SqlValue::Text(column.clone()),
+            ],
+        )?;
+        if found.is_empty() {
             return Err(schema_error(format!(
                 "table {table} has no column {column}"
             )));
@@ -195,7 +204,7 @@ impl<'c> Migrator<'c> {
             }
             Err(error) if refused_by_sqlite(&error) => {
                 tracing::info!(target: "driftwood::migration", table, column, %error, "DROP COLUMN refused by SQLite: rebuilding");
-                let target = without_column(live, &column);
+                let target = without_column(self.live_table(&table)?, &column);
                 rebuild::run(self, &target, TableMigration::new(&table))
             }
             Err(error) => Err(error),
@@ -254,7 +263,7 @@ impl<'c> Migrator<'c> {
     pub fn alter_table(&self, migration: TableMigration) -> Result<()> {
         let target = self.schema_table(&migration.table)?.clone();
         if migration.copies_plainly() && self.only_nullability_differs(&target)? {
-            return self.change_nullability(&target);
+            return self.transaction(|_| self.change_nullability(&target));
         }
         rebuild::run(self, &target, migration)
     }
@@ -330,7 +339,9 @@ impl<'c> Migrator<'c> {
     pub(crate) fn erase_all(&self) -> Result<()> {
         let rows = self.custom_select(
             "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-             AND sql IS NOT NULL ORDER BY CASE type WHEN 'trigger' THEN 0 WHEN 'view' THEN 1 \
+             AND sql IS NOT NULL \
+             AND name NOT IN (SELECT name FROM pragma_table_list WHERE type = 'shadow') \
+             ORDER BY CASE type WHEN 'trigger' THEN 0 WHEN 'view' THEN 1 \
              WHEN 'index' THEN 2 ELSE 3 END, rowid DESC",
             [],
         )?;
@@ -366,9 +377,7 @@ impl<'c> Migrator<'c> {
     /// The table as the database has it now.
     pub(crate) fn live_table(&self, name: &str) -> Result<Table> {
         self.connection()
-            .read_schema()?
-            .table(name)
-            .cloned()
+            .read_table(name)?
             .ok_or_else(|| schema_error(format!("the database has no table {name}")))
     }
 }
@@ -391,9 +400,15 @@ fn without_column(mut table: Table, column: &str) -> Table {
 /// than failing for another reason).
 fn refused_by_sqlite(error: &Error) -> bool {
     let message = error.to_string();
-    ["Cannot add a", "cannot drop", "Cannot drop", "cannot add a"]
-        .iter()
-        .any(|refusal| message.contains(refusal))
+    [
+        "Cannot add a",
+        "cannot add a",
+        "cannot drop",
+        "Cannot drop",
+        "in foreign key definition",
+    ]
+    .iter()
+    .any(|refusal| message.contains(refusal))
 }
 
 fn schema_error(message: String) -> Error {

@@ -14,7 +14,7 @@ use super::checks;
 use super::migrator::{ColumnRef, Migrator, trace};
 use crate::error::{Error, Result};
 use crate::executor::Runner;
-use crate::query::{Dialect, Expr, Node, copy_rows};
+use crate::query::{Dialect, Expr, Node, RowRange, copy_rows};
 use crate::schema::Table;
 use crate::schema::sql::{create_table, quote_ident};
 use crate::types::SqlValue;
@@ -176,8 +176,14 @@ struct Dependent {
     sql: String,
 }
 
-/// Rebuilds `migration.table` into `target` (whose name it keeps).
-pub(crate) fn run(m: &Migrator<'_>, target: &Table, mut migration: TableMigration) -> Result<()> {
+/// Rebuilds `migration.table` into `target` (whose name it keeps), in a
+/// savepoint of its own: if it fails, the table is as it was, whatever the
+/// caller does with the error.
+pub(crate) fn run(m: &Migrator<'_>, target: &Table, migration: TableMigration) -> Result<()> {
+    m.transaction(|_| rebuild(m, target, migration))
+}
+
+fn rebuild(m: &Migrator<'_>, target: &Table, mut migration: TableMigration) -> Result<()> {
     let table = migration.table.clone();
     let fail = |message: String| Error::Schema {
         message: format!("cannot rebuild table {table}: {message}"),
@@ -245,45 +251,86 @@ pub(crate) fn run(m: &Migrator<'_>, target: &Table, mut migration: TableMigratio
     m.custom_statement(create_table(&new_table), [])?;
 
     progress.step = Step::Copying;
+    // Implicit rowids are kept too (an FTS index or a reference may name
+    // them); a rowid alias column is copied like any column.
+    let rowid = rowid_name(m, &table, target, &old_columns)?;
+    let mut columns = columns;
+    let mut sources = sources;
+    if let Some(name) = rowid.filter(|_| !target.without_rowid && rowid_alias(target).is_none()) {
+        columns.insert(0, name.to_owned());
+        sources.insert(
+            0,
+            Node::Custom {
+                sql: name.to_owned(),
+                args: Vec::new(),
+            },
+        );
+    }
     let column_names: Vec<&str> = columns.iter().map(String::as_str).collect();
     let source_nodes: Vec<&Node> = sources.iter().collect();
-    let copy = |rowids| {
+    let copy = |rows| {
         let statement = copy_rows(
             Dialect::Sqlite,
             &temporary,
             &column_names,
             &source_nodes,
             &table,
-            rowids,
+            rows,
         );
         m.connection()
             .execute(&statement)
             .map(|done| done.rows_affected)
+            .map_err(|error| {
+                // Name the user's table, not the temporary one.
+                let message = error
+                    .to_string()
+                    .replace(&temporary, &format!("{table} (new definition)"));
+                fail(format!(
+                    "copying its rows into the new definition failed: {message}"
+                ))
+            })
     };
-    if listened && has_rowid(m, &table)? {
-        // Ranges of CHUNK_ROWS rows (not of rowid values, which may be
-        // sparse), each ending at the rowid found CHUNK_ROWS rows on.
-        let mut after = i64::MIN;
-        loop {
-            let end = m.custom_select(
-                format!(
-                    "SELECT coalesce((SELECT rowid FROM {0} WHERE rowid > ?1 ORDER BY rowid \
-                     LIMIT 1 OFFSET {1}), (SELECT max(rowid) FROM {0} WHERE rowid > ?1))",
-                    quote_ident(&table),
-                    CHUNK_ROWS - 1
-                ),
-                [SqlValue::Integer(after)],
-            )?;
-            let Some(up_to) = end[0].get::<Option<i64>>(0)? else {
-                break;
-            };
-            progress.rows_copied += copy(Some((after, up_to)))?;
-            report(&progress);
-            after = up_to;
+    match rowid.filter(|_| listened) {
+        Some(rowid) => {
+            // Ranges of CHUNK_ROWS rows (not of rowid values, which may be
+            // sparse), each ending at the rowid found CHUNK_ROWS rows on.
+            let mut after = None;
+            loop {
+                let (filter, args) = match after {
+                    Some(after) => (
+                        format!("WHERE {rowid} > ?1"),
+                        vec![SqlValue::Integer(after)],
+                    ),
+                    None => (String::new(), Vec::new()),
+                };
+                let end = m.custom_select(
+                    format!(
+                        "SELECT coalesce((SELECT {rowid} FROM {0} {filter} ORDER BY {rowid} \
+                         LIMIT 1 OFFSET {1}), (SELECT max({rowid}) FROM {0} {filter}))",
+                        quote_ident(&table),
+                        CHUNK_ROWS - 1
+                    ),
+                    args,
+                )?;
+                let Some(up_to) = end[0].get::<Option<i64>>(0)? else {
+                    break;
+                };
+                progress.rows_copied += copy(Some(RowRange {
+                    rowid,
+                    after,
+                    up_to,
+                }))?;
+                report(&progress);
+                if up_to == i64::MAX {
+                    break;
+                }
+                after = Some(up_to);
+            }
         }
-    } else {
-        progress.rows_copied = copy(None)?;
-        report(&progress);
+        None => {
+            progress.rows_copied = copy(None)?;
+            report(&progress);
+        }
     }
 
     progress.step = Step::Swapping;
@@ -310,13 +357,21 @@ pub(crate) fn run(m: &Migrator<'_>, target: &Table, mut migration: TableMigratio
     progress.step = Step::Recreating;
     report(&progress);
     for dependent in &dependents {
-        let sql = m
+        // As it was; where that no longer works (it used a column the new
+        // definition lacks), as the migrator's schema defines it.
+        let Err(error) = m.custom_statement(dependent.sql.clone(), []) else {
+            continue;
+        };
+        let defined = m
             .schema()
             .entity(&dependent.name)
             .filter(|entity| !matches!(entity, crate::schema::Entity::Table(_)))
-            .map(crate::schema::sql::create_statement)
-            .unwrap_or_else(|| dependent.sql.clone());
-        m.custom_statement(sql, []).map_err(|error| {
+            .map(crate::schema::sql::create_statement);
+        let recreated = match defined {
+            Some(sql) => m.custom_statement(sql, []).map(drop),
+            None => Err(error),
+        };
+        recreated.map_err(|error| {
             fail(format!(
                 "recreating {} {} after the rebuild failed: {error}; drop or change it before \
                  the rebuild",
@@ -466,8 +521,14 @@ fn dependents(m: &Migrator<'_>, table: &str) -> Result<Vec<Dependent>> {
     Ok(dependents)
 }
 
-/// Whether `sql` names `table` as a word (quoted or not).
+/// Whether `sql` names `table` as a word (quoted or not; a quote inside
+/// the name is doubled when quoted).
 fn names(sql: &str, table: &str) -> bool {
+    table.contains('"') && names_as_written(sql, &table.replace('"', "\"\""))
+        || names_as_written(sql, table)
+}
+
+fn names_as_written(sql: &str, table: &str) -> bool {
     let sql = sql.to_ascii_lowercase();
     let table = table.to_ascii_lowercase();
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
@@ -488,12 +549,44 @@ fn referencing_tables(m: &Migrator<'_>, table: &str) -> Result<Vec<String>> {
     checks::strings(&rows)
 }
 
-fn has_rowid(m: &Migrator<'_>, table: &str) -> Result<bool> {
-    Ok(m.custom_select(
-        format!("SELECT rowid FROM {} LIMIT 0", quote_ident(table)),
-        [],
-    )
-    .is_ok())
+/// The name the old table's rowid goes by (`rowid`, `_rowid_` or `oid`,
+/// the first that neither the old nor the new table uses as a column);
+/// `None` for a `WITHOUT ROWID` table or when all three are columns.
+fn rowid_name(
+    m: &Migrator<'_>,
+    table: &str,
+    target: &Table,
+    old_columns: &[OldColumn],
+) -> Result<Option<&'static str>> {
+    let taken = |name: &str| {
+        old_columns
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(name))
+            || target.column(name).is_some()
+    };
+    let Some(name) = ["rowid", "_rowid_", "oid"].into_iter().find(|n| !taken(n)) else {
+        return Ok(None);
+    };
+    let has_rowid = m
+        .custom_select(
+            format!("SELECT {name} FROM {} LIMIT 0", quote_ident(table)),
+            [],
+        )
+        .is_ok();
+    Ok(has_rowid.then_some(name))
+}
+
+/// The column that is the rowid of `table` (a one-column `INTEGER PRIMARY
+/// KEY` of a rowid table).
+fn rowid_alias(table: &Table) -> Option<&str> {
+    let keys = table.primary_key_columns();
+    let [key] = keys.as_slice() else {
+        return None;
+    };
+    table
+        .column(key)
+        .filter(|c| c.sql_type == crate::types::SqlType::Integer && !table.without_rowid)
+        .map(|c| c.name.as_str())
 }
 
 /// The AUTOINCREMENT counter of `table`, if it has one: dropping the table

@@ -6,16 +6,27 @@ use super::writer::SqlWriter;
 use super::{Dialect, Statement};
 use crate::types::SqlValue;
 
+/// A range of rows by rowid: after `after` (from the first row when
+/// `None`) up to and including `up_to`; `rowid` is the name the rowid goes
+/// by in the table (`rowid`, `_rowid_` or `oid`, whichever no column
+/// takes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowRange<'a> {
+    pub(crate) rowid: &'a str,
+    pub(crate) after: Option<i64>,
+    pub(crate) up_to: i64,
+}
+
 /// Copies rows of `from` into `into`: each of `columns` takes the matching
-/// expression of `sources`, evaluated over the old row; with `rowids`, only
-/// rows whose rowid lies in `(after, up_to]`.
+/// expression of `sources`, evaluated over the old row; with `rows`, only
+/// the rows of that range.
 pub(crate) fn copy_rows(
     dialect: Dialect,
     into: &str,
     columns: &[&str],
     sources: &[&Node],
     from: &str,
-    rowids: Option<(i64, i64)>,
+    rows: Option<RowRange<'_>>,
 ) -> Statement {
     let mut w = SqlWriter::new(dialect);
     w.push("INSERT INTO ");
@@ -31,11 +42,17 @@ pub(crate) fn copy_rows(
     }
     w.push(" FROM ");
     w.ident(from);
-    if let Some((after, up_to)) = rowids {
-        w.push(" WHERE rowid > ");
-        w.arg(SqlValue::Integer(after));
-        w.push(" AND rowid <= ");
-        w.arg(SqlValue::Integer(up_to));
+    if let Some(range) = rows {
+        w.push(" WHERE ");
+        if let Some(after) = range.after {
+            w.push(range.rowid);
+            w.push(" > ");
+            w.arg(SqlValue::Integer(after));
+            w.push(" AND ");
+        }
+        w.push(range.rowid);
+        w.push(" <= ");
+        w.arg(SqlValue::Integer(range.up_to));
     }
     w.finish()
 }
@@ -60,7 +77,11 @@ mod tests {
             &["id", "c"],
             &[&id, &cast],
             "t",
-            Some((10, 20)),
+            Some(RowRange {
+                rowid: "rowid",
+                after: Some(10),
+                up_to: 20,
+            }),
         );
         assert_eq!(
             statement.sql,

@@ -24,7 +24,7 @@ pub use insert::{Insert, InsertMode, OnConflict};
 pub use select::{Join, Select, SelectColumns, Selectable, SelectableItem};
 pub use update::Update;
 
-pub(crate) use copy::copy_rows;
+pub(crate) use copy::{RowRange, copy_rows};
 pub(crate) use expr::Node;
 
 use crate::table::Table;

@@ -816,7 +816,9 @@ impl Connection {
 
     /// Sets `PRAGMA user_version` (inside the current transaction, if any).
     pub fn set_user_version(&self, version: u32) -> Result<()> {
-        let sql = format!("PRAGMA user_version = {version}");
+        // SQLite keeps a signed 32-bit value; `user_version` reads it back
+        // as the same bits.
+        let sql = format!("PRAGMA user_version = {}", version as i32);
         self.statement(&sql, 0, || {
             self.raw
                 .execute_batch(&sql)
@@ -835,27 +837,44 @@ impl Connection {
                 .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                 .map_err(|e| from_rusqlite(e, shadow_sql))
         })?;
-        let sql = "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid";
-        let rows: Vec<SchemaRow> = self.statement(sql, 0, || {
-            self.raw
-                .prepare(sql)
-                .and_then(|mut s| {
-                    s.query_map([], |r| {
-                        Ok(SchemaRow {
-                            kind: r.get(0)?,
-                            name: r.get(1)?,
-                            table: r.get(2)?,
-                            sql: r.get(3)?,
-                        })
-                    })?
-                    .collect()
-                })
-                .map_err(|e| from_rusqlite(e, sql))
-        })?;
+        let rows = self.schema_rows(
+            "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
+            None,
+        )?;
         parse_schema(
             rows.into_iter()
                 .filter(|r| !shadow.iter().any(|s| s.eq_ignore_ascii_case(&r.name))),
         )
+    }
+
+    /// Reads one ordinary table's definition back, parsing only its own
+    /// `CREATE TABLE` (so an object elsewhere that the reader cannot
+    /// represent does not matter); `None` if there is no such table.
+    pub fn read_table(&self, name: &str) -> Result<Option<crate::schema::Table>> {
+        let rows = self.schema_rows(
+            "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+            Some(name),
+        )?;
+        Ok(parse_schema(rows)?.tables().next().cloned())
+    }
+
+    /// The `sqlite_schema` rows `sql` selects (with `name` bound to `?1`).
+    fn schema_rows(&self, sql: &str, name: Option<&str>) -> Result<Vec<SchemaRow>> {
+        let read = || -> rusqlite::Result<Vec<SchemaRow>> {
+            let mut stmt = self.raw.prepare(sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(name), |r| {
+                Ok(SchemaRow {
+                    kind: r.get(0)?,
+                    name: r.get(1)?,
+                    table: r.get(2)?,
+                    sql: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        };
+        self.statement(sql, usize::from(name.is_some()), || {
+            read().map_err(|e| from_rusqlite(e, sql))
+        })
     }
 
     /// Copies one value out (used by reads of single cells in tests and tools).
@@ -879,28 +898,68 @@ const SETUP_PRAGMAS: [&str; 5] = [
 ];
 
 /// Refuses `PRAGMA name = value` (or `name(value)`) for a setup pragma,
-/// inside a transaction, where SQLite would silently ignore it.
+/// inside a transaction, where SQLite would silently ignore it. Leading
+/// comments, a schema prefix and a quoted name count as SQLite reads them.
 fn refuse_setup_pragma(sql: &str) -> Result<()> {
-    let text = sql.trim_start();
+    let text = skip_space_and_comments(sql);
     let Some(head) = text.get(..6) else {
         return Ok(());
     };
     if !head.eq_ignore_ascii_case("pragma") {
         return Ok(());
     }
-    let rest = text[6..].trim_start();
-    let name_end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-        .unwrap_or(rest.len());
-    let name = rest[..name_end].rsplit('.').next().unwrap_or("");
-    let sets = rest[name_end..].trim_start().starts_with(['=', '(']);
-    match SETUP_PRAGMAS.iter().find(|p| p.eq_ignore_ascii_case(name)) {
+    let (mut name, after) = identifier(skip_space_and_comments(&text[6..]));
+    let mut rest = skip_space_and_comments(after);
+    // `schema.name`: the name is the last part.
+    while let Some(after_dot) = rest.strip_prefix('.') {
+        let (part, after) = identifier(skip_space_and_comments(after_dot));
+        name = part;
+        rest = skip_space_and_comments(after);
+    }
+    let sets = rest.starts_with(['=', '(']);
+    match SETUP_PRAGMAS.iter().find(|p| p.eq_ignore_ascii_case(&name)) {
         Some(pragma) if sets => Err(Error::SetupPragma {
             pragma: (*pragma).to_owned(),
             sql: sql.to_owned(),
         }),
         _ => Ok(()),
     }
+}
+
+/// `text` from its first character that is neither white space nor in a
+/// comment.
+fn skip_space_and_comments(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if let Some(rest) = text.strip_prefix("--") {
+            text = rest.find('\n').map_or("", |end| &rest[end..]);
+        } else if let Some(rest) = text.strip_prefix("/*") {
+            text = rest.find("*/").map_or("", |end| &rest[end + 2..]);
+        } else {
+            return text;
+        }
+    }
+}
+
+/// The identifier `text` starts with (unquoted from `"…"`, `` `…` `` or
+/// `[…]`), and what follows it.
+fn identifier(text: &str) -> (String, &str) {
+    let close = match text.chars().next() {
+        Some('"') => Some('"'),
+        Some('`') => Some('`'),
+        Some('[') => Some(']'),
+        _ => None,
+    };
+    let Some(close) = close else {
+        let end = text
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(text.len());
+        return (text[..end].to_owned(), &text[end..]);
+    };
+    let body = &text[1..];
+    let end = body.find(close).unwrap_or(body.len());
+    let rest = body.get(end + 1..).unwrap_or("");
+    (body[..end].to_owned(), rest)
 }
 
 /// The error of a failed prepare: a refused transaction control statement
