@@ -360,3 +360,20 @@ fn a_file_older_than_the_oldest_step_the_app_ships_gets_both_versions_named() {
         assert_eq!(conn.user_version().unwrap(), 1, "nothing changed");
     });
 }
+
+#[test]
+fn a_snapshot_written_from_an_existing_file_matches_the_one_the_code_wrote() {
+    within(30, || {
+        let verifier = verifier();
+        let conn = verifier.start_at(3).unwrap();
+        let snapshot = driftwood::migration::snapshot_of(&conn).unwrap();
+        assert_eq!(snapshot.schema_version, 3);
+        let reference = SchemaVerifier::<History>::new([snapshot])
+            .start_at(3)
+            .unwrap();
+        let diff =
+            driftwood::migration::schema_differences(&reference, verifier.schema(3).unwrap())
+                .unwrap();
+        assert!(diff.is_empty(), "{diff}");
+    });
+}

@@ -33,7 +33,7 @@ mod verifier;
 pub use codegen::tables_source;
 pub use migrator::{ColumnRef, Migrator};
 pub use rebuild::{Progress, Step, TableMigration, Transform};
-pub use snapshots::{SnapshotCheck, SnapshotReport};
+pub use snapshots::{SnapshotCheck, SnapshotReport, snapshot_of};
 pub use steps::StepByStep;
 pub use strategy::{Database, create_all};
 pub use verifier::SchemaVerifier;

@@ -190,6 +190,13 @@ impl<D: Database> SnapshotCheck<D> {
     }
 }
 
+/// A snapshot of an existing database: its live schema at its stored
+/// `user_version` (for a file made before the project kept snapshots, or by
+/// another tool).
+pub fn snapshot_of(conn: &crate::sqlite::Connection) -> Result<Snapshot> {
+    Ok(Snapshot::new(conn.user_version()?, conn.read_schema()?))
+}
+
 /// The scaffold of one step's migration test.
 fn test_source(database: &str, snapshots: &Path, from: u32, to: u32) -> String {
     format!(
