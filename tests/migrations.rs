@@ -992,3 +992,53 @@ fn drop_column_rebuilds_where_sqlite_refuses_and_names_what_still_uses_the_colum
         assert_eq!(columns_on_disk(&path, "tags"), ["id", "note"]);
     });
 }
+
+#[test]
+fn add_column_rebuilds_where_sqlite_refuses_add_column() {
+    within(60, || {
+        mod extended {
+            use driftwood::prelude::*;
+            #[derive(Table, Debug, Clone, PartialEq)]
+            #[table(name = "categories")]
+            pub struct Category {
+                #[column(primary_key, auto_increment)]
+                pub id: i64,
+                pub description: String,
+                #[column(unique)]
+                pub code: Option<String>,
+                #[column(sql_default = "CURRENT_TIMESTAMP")]
+                pub created: String,
+            }
+        }
+        let (_dir, path) = file_at_v1();
+        let conn = open_raw(&path);
+        // UNIQUE and a non-constant default: SQLite's ADD COLUMN refuses
+        // both, so each is a rebuild, with the rows kept.
+        conn_migrate(
+            &conn,
+            |m| {
+                m.add_column(extended::Category::CODE)?;
+                m.add_column(extended::Category::CREATED)
+            },
+            schema![extended::Category, v1::Todo],
+        );
+        drop(conn);
+        assert_eq!(
+            columns_on_disk(&path, "categories"),
+            ["id", "description", "code", "created"]
+        );
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let stamped: i64 = raw
+            .query_row(
+                "SELECT count(*) FROM categories WHERE created IS NOT NULL AND code IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stamped, 2);
+        let error = raw
+            .execute_batch("UPDATE categories SET code = 'x'")
+            .unwrap_err();
+        assert!(error.to_string().contains("UNIQUE"), "{error}");
+    });
+}
