@@ -377,3 +377,184 @@ fn a_snapshot_written_from_an_existing_file_matches_the_one_the_code_wrote() {
         assert!(diff.is_empty(), "{diff}");
     });
 }
+
+// Scenario (found by a probe): generated tables did not compile for
+// columns named like keywords (`self`, `static`), names that collide once
+// cased (`fooBar`/`foo_bar`, `todo_items`/`todoItems`, a table named like
+// another's companion), names without ASCII letters (`日付`, `_`), a table
+// named `Option`, and references to columns with quotes or commas.
+#[rustfmt::skip]
+#[path = "schemas/odd/schema_v1.rs"]
+mod odd;
+
+#[test]
+fn generated_tables_with_odd_names_compile_and_define_their_snapshot() {
+    within(30, || {
+        let snapshot = Snapshot::read_in("tests/schemas/odd", 1).unwrap();
+        assert_eq!(
+            driftwood::migration::tables_source(&snapshot, "driftwood_schema_v1.json"),
+            include_str!("schemas/odd/schema_v1.rs"),
+            "the committed source is what the generator writes now"
+        );
+        let conn = SchemaVerifier::<NoSchema>::new([snapshot])
+            .start_at(1)
+            .unwrap();
+        let code = schema![
+            odd::Option,
+            odd::TodoItems,
+            odd::TodoItems_2,
+            odd::TodoItemsCompanion_2,
+            odd::WT,
+            odd::Child
+        ];
+        let diff = driftwood::migration::schema_differences(&conn, &code).unwrap();
+        assert!(diff.is_empty(), "{diff}");
+        let at_v1 = Conn::new(&conn);
+        at_v1
+            .insert(odd::OptionCompanion {
+                self_: set(Some("me")),
+                r#static: set(Some(1)),
+                foo_bar: set(Some("camel")),
+                foo_bar_2: set(Some("snake")),
+                column_5: set(Some("today")),
+                ..absent()
+            })
+            .execute()
+            .unwrap();
+        let rows = at_v1.select::<odd::Option>().get().unwrap();
+        assert_eq!(rows[0].foo_bar.as_deref(), Some("camel"));
+        assert_eq!(rows[0].foo_bar_2.as_deref(), Some("snake"));
+        assert_eq!(rows[0].column_5.as_deref(), Some("today"));
+    });
+}
+
+#[test]
+fn step_by_step_refuses_downgrades_duplicate_steps_and_step_zero() {
+    within(30, || {
+        let conn = SchemaVerifier::<History>::new(snapshots())
+            .start_at(1)
+            .unwrap();
+        let m = Migrator::new(Conn::new(&conn), History::schema());
+        let noop = |_: &Migrator<'_>| Ok(());
+        let cases: [(StepByStep<'_>, u32, u32, &str); 5] = [
+            (
+                StepByStep::new().step(2, noop),
+                2,
+                1,
+                "StepByStep only upgrades; write the downgrade in Database::on_downgrade",
+            ),
+            (
+                StepByStep::new().step(2, noop).step(2, noop),
+                1,
+                2,
+                "two steps to version 2",
+            ),
+            (
+                StepByStep::new().step(0, noop),
+                1,
+                2,
+                "a step to version 0 can never run",
+            ),
+            (StepByStep::new(), 1, 2, "no migration steps are defined"),
+            (
+                StepByStep::new().step(3, noop).step(2, noop),
+                1,
+                4,
+                "no migration step to version 4",
+            ),
+        ];
+        for (steps, from, to, expected) in cases {
+            let error = steps.run(&m, from, to).unwrap_err().to_string();
+            assert!(error.ends_with(expected), "{error}");
+        }
+        // Nothing to do is not an error, even below the oldest step.
+        StepByStep::new().step(3, noop).run(&m, 1, 1).unwrap();
+    });
+}
+
+#[test]
+fn verify_all_paths_refuses_to_prove_nothing() {
+    within(30, || {
+        let one = SchemaVerifier::<History>::new(snapshots().into_iter().take(1));
+        let error = one.verify_all_paths().unwrap_err().to_string();
+        assert!(
+            error.contains("at least two versions are needed"),
+            "{error}"
+        );
+        let without_current = SchemaVerifier::<History>::new(snapshots().into_iter().take(3));
+        let error = without_current.verify_all_paths().unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "the newest snapshot is of version Some(3), not the code's SCHEMA_VERSION 4"
+            ),
+            "{error}"
+        );
+    });
+}
+
+// Scenario (found by a probe): the checksum covered only the entities, so
+// copying v3 over v2 and fixing its version passed; and deleting the
+// checksum along with an edit passed too.
+#[test]
+fn a_snapshot_copied_over_another_or_stripped_of_its_checksum_fails_the_check() {
+    let dir = history_copy();
+    let v2 = dir.path().join(Snapshot::file_name(2));
+    let v3 = std::fs::read_to_string(dir.path().join(Snapshot::file_name(3))).unwrap();
+    std::fs::write(
+        &v2,
+        v3.replace("\"schema_version\": 3", "\"schema_version\": 2"),
+    )
+    .unwrap();
+    let error = SnapshotCheck::<History>::new(dir.path())
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("the snapshot of schema version 2 was changed by hand"),
+        "{error}"
+    );
+
+    let dir = history_copy();
+    let v1 = dir.path().join(Snapshot::file_name(1));
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&v1).unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("checksum");
+    std::fs::write(
+        &v1,
+        json.to_string().replacen("\"max\":10", "\"max\":12", 1),
+    )
+    .unwrap();
+    let error = SnapshotCheck::<History>::new(dir.path())
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("schema error: the snapshots of versions [1] in"),
+        "{error}"
+    );
+    assert!(
+        error.contains("have no checksum while the others do"),
+        "{error}"
+    );
+}
+
+// Scenario (found by a probe): a generated file checked out with CRLF line
+// ends counted as out of date in CI.
+#[test]
+fn a_generated_file_with_crlf_line_ends_is_current() {
+    let dir = history_copy();
+    SnapshotCheck::<History>::new(dir.path())
+        .in_ci(false)
+        .tables_in(dir.path())
+        .run()
+        .unwrap();
+    let generated = dir.path().join("schema_v1.rs");
+    let text = std::fs::read_to_string(&generated).unwrap();
+    std::fs::write(&generated, text.replace('\n', "\r\n")).unwrap();
+    let report = SnapshotCheck::<History>::new(dir.path())
+        .in_ci(true)
+        .tables_in(dir.path())
+        .run()
+        .unwrap();
+    assert!(report.written.is_empty());
+}

@@ -41,10 +41,15 @@ pub struct SnapshotReport {
 
 impl<D: Database> SnapshotCheck<D> {
     /// A check of the snapshots (`driftwood_schema_v{N}.json`) in `dir`.
-    /// It runs as in CI when the `CI` environment variable is set (to
-    /// anything but `false` or `0`).
+    /// It runs as in CI when the `CI` (or Azure's `TF_BUILD`) environment
+    /// variable is set to anything but `false`, `0` or `no`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        let set = |name: &str| {
+            std::env::var(name).is_ok_and(|v| {
+                !v.is_empty() && !["false", "0", "no"].contains(&v.to_ascii_lowercase().as_str())
+            })
+        };
+        let in_ci = set("CI") || set("TF_BUILD");
         SnapshotCheck {
             dir: dir.into(),
             tables_dir: None,
@@ -96,6 +101,22 @@ impl<D: Database> SnapshotCheck<D> {
             .iter()
             .map(|&version| Snapshot::read_in(&self.dir, version))
             .collect::<Result<Vec<_>>>()?;
+        // A checksum removed together with an edit would pass the read:
+        // once any snapshot has one, all must.
+        let unsigned: Vec<u32> = found
+            .iter()
+            .copied()
+            .filter(|&version| !has_checksum(&Snapshot::path_in(&self.dir, version)))
+            .collect();
+        if !unsigned.is_empty() && unsigned.len() < found.len() {
+            return Err(Error::schema(format!(
+                "the snapshots of versions {unsigned:?} in {} have no checksum while the others \
+                 do: they were edited by hand (or written before checksums existed — then write \
+                 them again with this version of driftwood, if those versions' schemas are \
+                 unchanged)",
+                self.dir.display()
+            )));
+        }
         if let Some(newer) = snapshots.iter().find(|s| s.schema_version > current) {
             return Err(Error::schema(format!(
                 "{} holds version {}, newer than SCHEMA_VERSION {current}: the code went back, or the version was not bumped",
@@ -141,10 +162,11 @@ impl<D: Database> SnapshotCheck<D> {
             }
         }
         if let Some((dir, database)) = &self.tests_dir {
+            let snapshots_dir = path_in_test(&self.dir);
             for pair in report.versions.clone().windows(2) {
                 let (from, to) = (pair[0], pair[1]);
                 let path = dir.join(format!("migrate_v{from}_to_v{to}.rs"));
-                let source = test_source(database, &self.dir, from, to);
+                let source = test_source(database, &snapshots_dir, from, to);
                 self.keep_written(&path, &source, false, &mut report)?;
             }
         }
@@ -161,9 +183,10 @@ impl<D: Database> SnapshotCheck<D> {
         report: &mut SnapshotReport,
     ) -> Result<()> {
         let existing = fs::read_to_string(path).ok();
+        // A checkout may have turned line ends into CRLF.
         let stale = match &existing {
             None => true,
-            Some(text) => regenerate && text != source,
+            Some(text) => regenerate && text.replace("\r\n", "\n") != source,
         };
         if !stale {
             return Ok(());
@@ -181,10 +204,7 @@ impl<D: Database> SnapshotCheck<D> {
         }
         let fail =
             |e: std::io::Error| Error::schema(format!("cannot write {}: {e}", path.display()));
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(fail)?;
-        }
-        fs::write(path, source).map_err(fail)?;
+        crate::schema::snapshot::write_atomically(path, source).map_err(fail)?;
         report.written.push(path.to_owned());
         Ok(())
     }
@@ -197,8 +217,36 @@ pub fn snapshot_of(conn: &crate::sqlite::Connection) -> Result<Snapshot> {
     Ok(Snapshot::new(conn.user_version()?, conn.read_schema()?))
 }
 
+/// Whether the snapshot file at `path` carries a checksum.
+fn has_checksum(path: &Path) -> bool {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|json| json.get("checksum").is_some())
+}
+
+/// How a test names the folder `dir`: a Rust expression that works on any
+/// machine — `concat!(env!("CARGO_MANIFEST_DIR"), "/…")` for a folder
+/// inside the package being tested (cargo runs tests there), the path as
+/// it is otherwise.
+fn path_in_test(dir: &Path) -> String {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let relative = match &manifest {
+        Some(root) if dir.is_absolute() => dir.strip_prefix(root).ok().map(Path::to_path_buf),
+        _ if dir.is_relative() => Some(dir.to_path_buf()),
+        _ => None,
+    };
+    match relative {
+        Some(relative) => format!(
+            "concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?})",
+            format!("/{}", relative.display())
+        ),
+        None => format!("{:?}", dir.display().to_string()),
+    }
+}
+
 /// The scaffold of one step's migration test.
-fn test_source(database: &str, snapshots: &Path, from: u32, to: u32) -> String {
+fn test_source(database: &str, snapshots: &str, from: u32, to: u32) -> String {
     format!(
         "//! Migration from schema version {from} to {to}, scaffolded by driftwood's\n\
          //! snapshot check. It is yours now: add the rows your app writes at\n\
@@ -206,10 +254,26 @@ fn test_source(database: &str, snapshots: &Path, from: u32, to: u32) -> String {
          use driftwood::migration::SchemaVerifier;\n\n\
          #[test]\n\
          fn upgrade_from_v{from}_to_v{to}() {{\n\
-         \x20   let verifier = SchemaVerifier::<{database}>::from_dir({dir:?}).unwrap();\n\
+         \x20   let verifier = SchemaVerifier::<{database}>::from_dir({snapshots}).unwrap();\n\
          \x20   let conn = verifier.start_at({from}).unwrap();\n\
          \x20   verifier.migrate_and_validate(&conn, {to}).unwrap();\n\
          }}\n",
-        dir = snapshots.display().to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scaffold_names_the_snapshot_folder_relative_to_the_package() {
+        let root = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+        let expected = r#"concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemas")"#;
+        assert_eq!(path_in_test(Path::new("tests/schemas")), expected);
+        assert_eq!(
+            path_in_test(&Path::new(&root).join("tests/schemas")),
+            expected
+        );
+        assert_eq!(path_in_test(Path::new("/elsewhere/s")), r#""/elsewhere/s""#);
+    }
 }

@@ -56,31 +56,39 @@ impl<'f> StepByStep<'f> {
     ///
     /// [`Error::Migration`] when a step in that range is missing — for a
     /// file older than the oldest step the app ships, naming both versions
-    /// — and any step's own error.
+    /// —, when `from > to` (a downgrade is `on_downgrade`'s), when two
+    /// steps go to one version or one to version 0, and any step's own
+    /// error. `from == to` runs nothing.
     pub fn run(mut self, m: &Migrator<'_>, from: u32, to: u32) -> Result<()> {
+        let fail = |message: String| Error::Migration { from, to, message };
+        if from > to {
+            return Err(fail(
+                "StepByStep only upgrades; write the downgrade in Database::on_downgrade".into(),
+            ));
+        }
         self.steps.sort_by_key(|(version, _)| *version);
-        let oldest = self
-            .steps
-            .first()
-            .map_or(to, |(version, _)| version.saturating_sub(1));
+        if self.steps.iter().any(|(version, _)| *version == 0) {
+            return Err(fail("a step to version 0 can never run".into()));
+        }
+        if let Some(pair) = self.steps.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(fail(format!("two steps to version {}", pair[0].0)));
+        }
+        if from == to {
+            return Ok(());
+        }
+        let Some(oldest) = self.steps.first().map(|(version, _)| version - 1) else {
+            return Err(fail("no migration steps are defined".into()));
+        };
         if from < oldest {
-            return Err(Error::Migration {
-                from,
-                to,
-                message: format!(
-                    "the file is at version {from}, older than the oldest version this app can \
-                     migrate from ({oldest}): its steps before version {} were removed",
-                    oldest + 1
-                ),
-            });
+            return Err(fail(format!(
+                "the file is at version {from}, older than the oldest version this app can \
+                 migrate from ({oldest}): its steps before version {} were removed",
+                oldest + 1
+            )));
         }
         for version in from + 1..=to {
             let Some((_, step)) = self.steps.iter().find(|(v, _)| *v == version) else {
-                return Err(Error::Migration {
-                    from,
-                    to,
-                    message: format!("no migration step to version {version}"),
-                });
+                return Err(fail(format!("no migration step to version {version}")));
             };
             let schema = self
                 .snapshots

@@ -111,15 +111,43 @@ impl<D: Database> SchemaVerifier<D> {
     }
 
     /// Proves every upgrade path: from each snapshotted version to every
-    /// later one (each step, and each version to the latest among them),
-    /// each on a fresh database. Runs them all and reports each path that
-    /// fails, not only the first.
+    /// later one (each step, and each version to the current one), each on
+    /// a fresh database. Runs them all and reports each path that fails,
+    /// not only the first.
     ///
     /// # Errors
     ///
-    /// [`Error::Schema`] listing every failed path with its reason.
+    /// [`Error::Schema`] listing every failed path with its reason; also
+    /// when there are fewer than two snapshots, or the newest is not of
+    /// `SCHEMA_VERSION` or differs from the code's schema (a check that
+    /// proves nothing must not pass).
     pub fn verify_all_paths(&self) -> Result<usize> {
         let versions = self.versions();
+        let current = D::SCHEMA_VERSION;
+        if versions.len() < 2 {
+            return Err(Error::schema(format!(
+                "{} snapshot(s) ({versions:?}): at least two versions are needed for an upgrade \
+                 path to prove",
+                versions.len()
+            )));
+        }
+        if versions.last() != Some(&current) {
+            return Err(Error::schema(format!(
+                "the newest snapshot is of version {:?}, not the code's SCHEMA_VERSION {current}: \
+                 the paths to the current version would go unproven (write its snapshot with \
+                 SnapshotCheck)",
+                versions.last()
+            )));
+        }
+        let diff = compare::compare(
+            &read_back(self.schema(current)?)?,
+            &read_back(&D::schema())?,
+        );
+        if !diff.is_empty() {
+            return Err(Error::schema(format!(
+                "the snapshot of version {current} is not the code's schema:\n{diff}"
+            )));
+        }
         let mut failures = Vec::new();
         let mut paths = 0;
         for (i, &from) in versions.iter().enumerate() {

@@ -52,12 +52,31 @@ struct DocumentIn {
     checksum: Option<String>,
 }
 
-/// The checksum written with a snapshot's entities: FNV-1a (64 bits) of
-/// their compact JSON, so an edit that changes what the file means is
-/// noticed when it is read (whitespace and field order do not count).
-fn checksum(entities: &[Entity]) -> String {
+/// Writes `text` to `path` through a temporary file renamed into place, so
+/// a reader never sees a half-written file; creates the folder if needed.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    fs::write(&temporary, text)?;
+    fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = fs::remove_file(&temporary);
+    })
+}
+
+/// The checksum written with a snapshot: FNV-1a (64 bits) of its schema
+/// version and its entities' compact JSON, so an edit that changes what
+/// the file means is noticed when it is read (whitespace and field order
+/// do not count).
+fn checksum(schema_version: u32, entities: &[Entity]) -> String {
     let json = serde_json::to_string(entities).expect("a schema always serializes to JSON");
-    let hash = json.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+    let text = format!("{schema_version}:{json}");
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     });
     format!("{hash:016x}")
@@ -81,7 +100,7 @@ impl Snapshot {
             format_version: FORMAT_VERSION,
             schema_version: self.schema_version,
             entities: &self.schema.entities,
-            checksum: checksum(&self.schema.entities),
+            checksum: checksum(self.schema_version, &self.schema.entities),
         };
         // The model holds only strings, numbers, booleans, lists and structs,
         // which serde_json always serializes.
@@ -116,10 +135,7 @@ impl Snapshot {
                 path.display()
             ))
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(fail)?;
-        }
-        fs::write(path, self.to_json()).map_err(fail)
+        write_atomically(path, &self.to_json()).map_err(fail)
     }
 
     /// Reads the snapshot file at `path`.
@@ -265,7 +281,7 @@ fn parse(json: &str) -> std::result::Result<Snapshot, String> {
     let document: DocumentIn =
         serde_json::from_str(json).map_err(|e| format!("invalid schema snapshot: {e}"))?;
     if let Some(written) = &document.checksum
-        && *written != checksum(&document.entities)
+        && *written != checksum(document.schema_version, &document.entities)
     {
         return Err(format!(
             "the snapshot of schema version {} was changed by hand after it was written (its \
@@ -421,7 +437,7 @@ mod tests {
       "where_clause": "\"done\" = 0"
     }
   ],
-  "checksum": "57b0a6999d4afda3"
+  "checksum": "f013abb49542aea6"
 }
 "#;
 

@@ -6,7 +6,11 @@ use driftwood::migration::SchemaVerifier;
 
 #[test]
 fn upgrade_from_v2_to_v3() {
-    let verifier = SchemaVerifier::<crate::History>::from_dir("tests/schemas").unwrap();
+    let verifier = SchemaVerifier::<crate::History>::from_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/schemas"
+    ))
+    .unwrap();
     let conn = verifier.start_at(2).unwrap();
     verifier.migrate_and_validate(&conn, 3).unwrap();
 }

@@ -6,7 +6,11 @@ use driftwood::migration::SchemaVerifier;
 
 #[test]
 fn upgrade_from_v3_to_v4() {
-    let verifier = SchemaVerifier::<crate::History>::from_dir("tests/schemas").unwrap();
+    let verifier = SchemaVerifier::<crate::History>::from_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/schemas"
+    ))
+    .unwrap();
     let conn = verifier.start_at(3).unwrap();
     verifier.migrate_and_validate(&conn, 4).unwrap();
 }
