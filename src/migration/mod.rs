@@ -21,6 +21,7 @@
 //! snapshots true ([`SnapshotCheck`]) in `snapshots.rs`, with the old
 //! versions' tables as Rust source from `codegen.rs`.
 
+mod auto;
 mod checks;
 mod codegen;
 mod migrator;
@@ -30,6 +31,7 @@ mod steps;
 mod strategy;
 mod verifier;
 
+pub use auto::{AutoMigration, AutoPlan};
 pub use codegen::tables_source;
 pub use migrator::{ColumnRef, Migrator};
 pub use rebuild::{Progress, Step, TableMigration, Transform};
