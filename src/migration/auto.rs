@@ -12,21 +12,38 @@
 //! table that has rows. Column order alone is never a reason to rebuild.
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Migrator;
-use super::rebuild::TableMigration;
+use super::rebuild::{Progress, TableMigration};
 use crate::error::{Error, Result};
 use crate::executor::Runner;
 use crate::schema::sql::{drop_statement, quote_ident};
 use crate::schema::{Entity, Schema, Table, compare};
 
-/// How to migrate automatically: rename hints and what may be lost.
-#[derive(Debug, Clone, Default)]
+/// How to migrate automatically: rename hints, what may be lost, and who
+/// hears the progress of long rebuilds.
+#[derive(Clone, Default)]
 pub struct AutoMigration {
     table_renames: Vec<(String, String)>,
     column_renames: Vec<(String, String, String)>,
     allow_destructive: bool,
     allow_lossy_casts: bool,
+    progress: Option<SharedProgress>,
+}
+
+/// A progress callback shared by the rebuilds of one migration.
+type SharedProgress = Arc<Mutex<dyn FnMut(&Progress) + Send>>;
+
+impl fmt::Debug for AutoMigration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AutoMigration")
+            .field("table_renames", &self.table_renames)
+            .field("column_renames", &self.column_renames)
+            .field("allow_destructive", &self.allow_destructive)
+            .field("allow_lossy_casts", &self.allow_lossy_casts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What an automatic migration does (or, planned, would do).
@@ -78,6 +95,13 @@ impl AutoMigration {
     /// Lets the migration drop tables and columns that hold data.
     pub fn allow_destructive(mut self, allow: bool) -> Self {
         self.allow_destructive = allow;
+        self
+    }
+
+    /// Calls `progress` during each table rebuild (see
+    /// [`TableMigration::on_progress`]).
+    pub fn on_progress(mut self, progress: impl FnMut(&Progress) + Send + 'static) -> Self {
+        self.progress = Some(Arc::new(Mutex::new(progress)));
         self
     }
 
@@ -450,6 +474,12 @@ impl AutoMigration {
                 m.add_column((wanted.name.as_str(), column.as_str()))?;
             }
             return Ok(());
+        }
+        if let Some(progress) = &self.progress {
+            let progress = progress.clone();
+            migration = migration.on_progress(move |p| {
+                (progress.lock().unwrap_or_else(PoisonError::into_inner))(p);
+            });
         }
         let m = m.with_schema(Schema {
             entities: vec![Entity::Table(wanted.clone())],

@@ -119,19 +119,56 @@ pub fn open<D: Database>(conn: &Connection, to: u32) -> Result<OpenDetails> {
             Ok(details)
         });
     }
+    migration_transaction(conn, |handle| migrate::<D>(conn, handle, to))
+}
+
+/// Runs `work` as a migration: foreign keys off before one immediate
+/// transaction (SQLite ignores the pragma inside one), restored after it,
+/// whatever happened.
+fn migration_transaction<R>(
+    conn: &Connection,
+    work: impl FnOnce(&Conn<'_>) -> Result<R>,
+) -> Result<R> {
     let foreign_keys = conn.foreign_keys()?;
     if foreign_keys {
         conn.set_foreign_keys(false)?;
     }
-    let result = write_unit(conn, |handle| migrate::<D>(conn, handle, to));
+    let result = write_unit(conn, work);
     let restored = if foreign_keys {
         conn.set_foreign_keys(true)
     } else {
         Ok(())
     };
-    let details = result?;
+    let value = result?;
     restored?;
-    Ok(details)
+    Ok(value)
+}
+
+/// Migrates the database on `conn` to `target` automatically (see
+/// [`AutoMigration`]), atomically as an opening migration is: foreign keys
+/// off, one transaction, `foreign_key_check`, restored. `user_version` is
+/// kept unless `set_version` says otherwise. What `driftwood migrate`
+/// runs.
+///
+/// # Errors
+///
+/// As [`AutoMigration::run`], and foreign-key violations; nothing changes.
+pub fn migrate_to_schema(
+    conn: &Connection,
+    target: Schema,
+    hints: &AutoMigration,
+    set_version: Option<u32>,
+) -> Result<AutoPlan> {
+    migration_transaction(conn, |handle| {
+        let plan = Migrator::new(*handle, target).migrate_automatically(hints)?;
+        if let Some(version) = set_version {
+            conn.set_user_version(version)?;
+        }
+        for warning in checks::foreign_keys(handle)? {
+            tracing::warn!(target: "driftwood::migration", "{warning}");
+        }
+        Ok(plan)
+    })
 }
 
 /// The migration itself, inside the opening transaction.
