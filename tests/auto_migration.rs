@@ -316,14 +316,23 @@ fn random_value(rng: &mut Rng, column: &RandomColumn, row: u64) -> String {
     }
 }
 
-fn table_sql(columns: &[RandomColumn], index: Option<&str>, view: bool) -> String {
+/// The table's other traits: `STRICT`, a table check every row meets.
+#[derive(Clone, Copy, Debug)]
+struct Traits {
+    strict: bool,
+    check: bool,
+}
+
+fn table_sql(columns: &[RandomColumn], traits: Traits, index: Option<&str>, view: bool) -> String {
+    let check = if traits.check { ", CHECK (id > 0)" } else { "" };
     let mut sql = format!(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, {});",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, {}{check}){};",
         columns
             .iter()
             .map(RandomColumn::sql)
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        if traits.strict { " STRICT" } else { "" }
     );
     if let Some(column) = index {
         sql.push_str(&format!("CREATE INDEX t_by ON t (\"{column}\");"));
@@ -335,8 +344,8 @@ fn table_sql(columns: &[RandomColumn], index: Option<&str>, view: bool) -> Strin
 }
 
 // The property the issue states: for random pairs of schemas (columns
-// added, removed, retyped, reordered; nullability, defaults, uniqueness;
-// an index and a view on top) with random data at the old version, the
+// added, removed, retyped, reordered; nullability, defaults, uniqueness,
+// STRICT, a table check; an index and a view on top) with random data at the old version, the
 // migrated file means the target and every kept value is unchanged (a
 // retyped one equal to the old value cast to the new type).
 #[test]
@@ -400,7 +409,12 @@ fn random_schema_pairs_migrate_to_the_target_keeping_every_value() {
             let new_index =
                 (rng.below(2) == 0).then(|| new[rng.below(new.len() as u64) as usize].name.clone());
             let (old_view, new_view) = (rng.below(2) == 0, rng.below(2) == 0);
-            let mut v1 = table_sql(&old, old_index.as_deref(), old_view);
+            let mut traits = || Traits {
+                strict: rng.below(3) == 0,
+                check: rng.below(3) == 0,
+            };
+            let (old_traits, new_traits) = (traits(), traits());
+            let mut v1 = table_sql(&old, old_traits, old_index.as_deref(), old_view);
             let rows = rng.below(20);
             for row in 0..rows {
                 let values: Vec<String> =
@@ -414,7 +428,7 @@ fn random_schema_pairs_migrate_to_the_target_keeping_every_value() {
                     values.join(", ")
                 ));
             }
-            let v2 = table_sql(&new, new_index.as_deref(), new_view);
+            let v2 = table_sql(&new, new_traits, new_index.as_deref(), new_view);
             let (_dir, path) = file(&v1);
             let before = rows_by_id(&path, &old);
             let result = migrate(&path, &v2, AutoMigration::new().allow_destructive(true));
