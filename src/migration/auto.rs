@@ -56,18 +56,24 @@ pub struct AutoPlan {
     /// What the migration loses: rows of dropped tables, values of
     /// dropped columns, values a cast changes.
     pub losses: Vec<String>,
+    /// Foreign keys SQLite cannot check, with what driftwood's own check
+    /// of them found.
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Display for AutoPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.steps.is_empty() {
-            return writeln!(f, "nothing to migrate");
+            writeln!(f, "nothing to migrate")?;
         }
         for step in &self.steps {
             writeln!(f, "{step}")?;
         }
         for loss in &self.losses {
             writeln!(f, "loses: {loss}")?;
+        }
+        for warning in &self.warnings {
+            writeln!(f, "warning: {warning}")?;
         }
         Ok(())
     }
@@ -112,23 +118,16 @@ impl AutoMigration {
         self
     }
 
-    /// The plan from `m`'s live schema to `m`'s schema, checked against the
-    /// data, without changing anything.
+    /// What the migration from `m`'s live schema to `m`'s schema would do
+    /// and lose: it runs, whole, in a savepoint that is always rolled back,
+    /// so a plan that would fail fails here too (a check or a key the data
+    /// breaks) and nothing changes.
     ///
     /// # Errors
     ///
-    /// [`Error::Schema`] when a step would lose data that is not allowed to
-    /// be lost (listing it), or cannot work (a `NOT NULL` column without a
-    /// default for a table with rows).
+    /// As [`AutoMigration::run`].
     pub fn plan(&self, m: &Migrator<'_>) -> Result<AutoPlan> {
-        // The renames run (the checks read the data under the target's
-        // names) in a savepoint that is always rolled back.
-        let conn = m.connection();
-        let level = conn.begin(crate::sqlite::TxKind::Immediate)?;
-        let mut plan = AutoPlan::default();
-        let result = crate::error::catch(|| self.steps(m, &mut plan, false));
-        conn.rollback(level)?;
-        result.map(|()| plan)
+        rolled_back(m, || self.apply(m))
     }
 
     /// Runs the migration (in the caller's transaction: the opening one, for
@@ -137,10 +136,21 @@ impl AutoMigration {
     ///
     /// # Errors
     ///
-    /// As [`AutoMigration::plan`], before anything changes; a failed step's
-    /// error; [`Error::Schema`] if the result is not the target.
+    /// [`Error::Schema`] before anything changes when a step would lose
+    /// data that is not allowed to be lost (listing it) or cannot work (a
+    /// `NOT NULL` column without a default for a table with rows, a column
+    /// becoming `UNIQUE` over repeated values); a failed step's error;
+    /// foreign-key violations; [`Error::Schema`] if the result is not the
+    /// target.
     pub fn run(&self, m: &Migrator<'_>) -> Result<AutoPlan> {
-        self.plan(m)?;
+        // The data checks first, cheaply (no step runs but the renames, in
+        // a savepoint rolled back), so a refusal comes before any work.
+        rolled_back(m, || self.steps(m, &mut AutoPlan::default(), false))?;
+        self.apply(m)
+    }
+
+    /// Runs the steps, then checks the result: the target, and foreign keys.
+    fn apply(&self, m: &Migrator<'_>) -> Result<AutoPlan> {
         let mut plan = AutoPlan::default();
         self.steps(m, &mut plan, true)?;
         let diff = compare::compare(
@@ -152,6 +162,7 @@ impl AutoMigration {
                 "the automatic migration did not reach the target schema:\n{diff}"
             )));
         }
+        plan.warnings = super::checks::foreign_keys(m)?;
         Ok(plan)
     }
 
@@ -174,52 +185,46 @@ impl AutoMigration {
 
         // Renames first: everything after compares under the new names.
         for (from, to) in &self.table_renames {
-            if live_schema.table(from).is_some() && live_schema.table(to).is_none() {
-                rename(
-                    plan,
-                    format!(
-                        "ALTER TABLE {} RENAME TO {}",
-                        quote_ident(from),
-                        quote_ident(to)
-                    ),
-                )?;
+            if live_schema.table(from).is_none() {
+                return Err(Error::schema(format!(
+                    "the rename hint {from} -> {to} names no table of the database"
+                )));
             }
+            // Names compare without case: a rename of case alone changes
+            // nothing SQLite or the comparison would see.
+            if from.eq_ignore_ascii_case(to) {
+                continue;
+            }
+            if live_schema.table(to).is_some() {
+                return Err(Error::schema(format!(
+                    "the rename hint {from} -> {to}: the database already has a table {to}"
+                )));
+            }
+            rename(
+                plan,
+                format!(
+                    "ALTER TABLE {} RENAME TO {}",
+                    quote_ident(from),
+                    quote_ident(to)
+                ),
+            )?;
         }
-        let renamed_table = |name: &str| -> String {
-            self.table_renames
-                .iter()
-                .find(|(from, _)| from.eq_ignore_ascii_case(name))
-                .map_or_else(|| name.to_owned(), |(_, to)| to.clone())
-        };
-        let mut live = Schema {
-            entities: live_schema
-                .entities
-                .iter()
-                .cloned()
-                .map(|mut entity| {
-                    if let Entity::Table(table) = &mut entity {
-                        table.name = renamed_table(&table.name);
-                    }
-                    entity
-                })
-                .collect(),
-        };
+        let renamed = m.connection().read_schema()?;
         for (table, from, to) in &self.column_renames {
-            let Some(Entity::Table(live_table)) = live
-                .entities
-                .iter_mut()
-                .find(|e| matches!(e, Entity::Table(t) if t.name.eq_ignore_ascii_case(table)))
-            else {
-                continue;
-            };
-            let Some(column) = live_table
-                .columns
-                .iter_mut()
-                .find(|c| c.name.eq_ignore_ascii_case(from))
-            else {
-                continue;
-            };
-            column.name = to.clone();
+            // The hint may name the table as the target does or as it was.
+            let table = self
+                .table_renames
+                .iter()
+                .find(|(old, _)| old.eq_ignore_ascii_case(table))
+                .map_or(table.as_str(), |(_, new)| new.as_str());
+            let found = renamed
+                .table(table)
+                .is_some_and(|t| t.column(from).is_some());
+            if !found {
+                return Err(Error::schema(format!(
+                    "the rename hint {table}.{from} -> {to} names no column of the database"
+                )));
+            }
             rename(
                 plan,
                 format!(
@@ -230,6 +235,7 @@ impl AutoMigration {
                 ),
             )?;
         }
+        let live = m.connection().read_schema()?;
 
         // Indexes, views, triggers and virtual tables that go or change
         // are dropped before the tables change, and created at the end.
@@ -242,12 +248,18 @@ impl AutoMigration {
             .iter()
             .filter(|e| !matches!(e, Entity::Table(_)))
         {
-            let wanted = target.entity(entity.name());
+            let wanted = target
+                .entity(entity.name())
+                .filter(|wanted| same_kind(wanted, entity));
             let changed = wanted.is_none_or(|wanted| differs(wanted, entity));
             if !changed {
                 continue;
             }
-            if let Entity::VirtualTable(virtual_table) = entity {
+            // An external-content FTS index is rebuilt from its table, so
+            // dropping it loses nothing.
+            if let Entity::VirtualTable(virtual_table) = entity
+                && external_content(virtual_table).is_none()
+            {
                 let rows = count(
                     m,
                     &format!("SELECT count(*) FROM {}", quote_ident(&virtual_table.name)),
@@ -297,7 +309,11 @@ impl AutoMigration {
             .iter()
             .filter(|e| !matches!(e, Entity::Table(_)))
         {
-            let new = live.entity(entity.name()).is_none();
+            // New, or replacing something else of that name (a table
+            // that became a view).
+            let new = live
+                .entity(entity.name())
+                .is_none_or(|found| !same_kind(found, entity));
             if new
                 || recreate
                     .iter()
@@ -305,6 +321,15 @@ impl AutoMigration {
             {
                 let sql = crate::schema::sql::create_statement(entity);
                 run(plan, sql)?;
+                if let Entity::VirtualTable(virtual_table) = entity
+                    && external_content(virtual_table).is_some()
+                {
+                    let name = quote_ident(&virtual_table.name);
+                    run(
+                        plan,
+                        format!("INSERT INTO {name} ({name}) VALUES ('rebuild')"),
+                    )?;
+                }
             }
         }
         if refusals.is_empty() {
@@ -422,20 +447,31 @@ impl AutoMigration {
             let to = wanted
                 .column(column)
                 .expect("a retyped column is in the target");
-            // A column of no declared affinity keeps whatever it holds.
-            if to.sql_type == crate::types::SqlType::Any {
+            // A column of no declared affinity keeps whatever it holds; a
+            // generated one is computed, never copied.
+            if to.sql_type == crate::types::SqlType::Any || to.generated.is_some() {
                 continue;
             }
-            let cast = format!(
-                "CAST({} AS {})",
-                quote_ident(column),
-                to.sql_type.sql_name()
-            );
+            let quoted = quote_ident(column);
+            let cast = format!("CAST({quoted} AS {})", to.sql_type.sql_name());
+            // A value changes if the cast's value differs, or if text no
+            // longer reads the same as a number: '007' becomes 7; '15'
+            // becoming 15.0 keeps its value.
+            let text_check = match to.sql_type {
+                crate::types::SqlType::Integer => {
+                    format!("CAST(CAST({quoted} AS INTEGER) AS TEXT) IS NOT {quoted}")
+                }
+                crate::types::SqlType::Real | crate::types::SqlType::Numeric => format!(
+                    "(CAST(CAST({quoted} AS REAL) AS TEXT) IS NOT {quoted} AND \
+                     CAST(CAST({quoted} AS INTEGER) AS TEXT) IS NOT {quoted})"
+                ),
+                _ => "0".to_owned(),
+            };
             let changed = count(
                 m,
                 &format!(
-                    "SELECT count(*) FROM {name} WHERE {0} IS NOT NULL AND {cast} IS NOT {0}",
-                    quote_ident(column)
+                    "SELECT count(*) FROM {name} WHERE {quoted} IS NOT NULL AND ({cast} IS NOT \
+                     {quoted} OR (typeof({quoted}) = 'text' AND {text_check}))"
                 ),
             )?;
             if changed > 0 {
@@ -448,9 +484,42 @@ impl AutoMigration {
                 }
                 plan.losses.push(loss);
             }
-            migration = migration.transform((wanted.name.as_str(), column.as_str()), cast);
+            // A nullable column made NOT NULL with a default keeps its
+            // rows' NULLs out, as a plain copy would through IFNULL.
+            let was_nullable = found.column(column).is_some_and(|c| c.nullable);
+            let source = match &to.default {
+                Some(default) if was_nullable && !to.nullable => {
+                    format!("IFNULL({cast}, {default})")
+                }
+                _ => cast,
+            };
+            migration = migration.transform((wanted.name.as_str(), column.as_str()), source);
         }
-        let native = only_columns;
+        for column in wanted.columns.iter().filter(|c| c.generated.is_some()) {
+            let Some(old) = found.column(&column.name).filter(|c| c.generated.is_none()) else {
+                continue;
+            };
+            // Its stored values give way to computed ones.
+            let values = count(
+                m,
+                &format!("SELECT count({}) FROM {name}", quote_ident(&old.name)),
+            )?;
+            if values > 0 {
+                let loss = format!(
+                    "column {}.{}: {values} values (it becomes generated)",
+                    wanted.name, column.name
+                );
+                self.lose(plan, refusals, loss);
+            }
+        }
+        // SQLite's ADD COLUMN cannot add a NOT NULL column without a
+        // default, even to an empty table: a rebuild can.
+        let needs_rebuild = added.iter().any(|column| {
+            wanted
+                .column(column)
+                .is_some_and(|c| !c.nullable && c.default.is_none() && c.generated.is_none())
+        });
+        let native = only_columns && !needs_rebuild;
         let step = if native {
             let mut parts: Vec<String> = added.iter().map(|c| format!("add column {c}")).collect();
             parts.extend(dropped.iter().map(|c| format!("drop column {c}")));
@@ -486,6 +555,33 @@ impl AutoMigration {
         });
         m.alter_table(migration)
     }
+}
+
+/// Whether two entities are the same kind of thing.
+fn same_kind(a: &Entity, b: &Entity) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+/// The content table of an FTS5 table that indexes another table's rows
+/// (`content='docs'`), if it is one.
+fn external_content(table: &crate::schema::VirtualTable) -> Option<String> {
+    if !table.module.eq_ignore_ascii_case("fts5") {
+        return None;
+    }
+    table.arguments.iter().find_map(|argument| {
+        let (key, value) = argument.split_once('=')?;
+        let value = value.trim().trim_matches(['\'', '"']);
+        (key.trim().eq_ignore_ascii_case("content") && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+/// Runs `work` in a savepoint that is rolled back whatever it returns.
+fn rolled_back<R>(m: &Migrator<'_>, work: impl FnOnce() -> Result<R>) -> Result<R> {
+    let conn = m.connection();
+    let level = conn.begin(crate::sqlite::TxKind::Immediate)?;
+    let result = crate::error::catch(work);
+    conn.rollback(level)?;
+    result
 }
 
 fn single(entity: Entity) -> Schema {

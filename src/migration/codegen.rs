@@ -201,6 +201,7 @@ fn rust_type(column: &Column) -> String {
         SqlType::Text => "::std::string::String",
         SqlType::Blob => "::std::vec::Vec<u8>",
         SqlType::Any => "::driftwood::types::SqlValue",
+        SqlType::Numeric => "::driftwood::types::Numeric",
     };
     if column.nullable {
         format!("::core::option::Option<{base}>")

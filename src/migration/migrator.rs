@@ -314,7 +314,21 @@ impl<'c> Migrator<'c> {
                     [],
                 )?[0]
                     .get(0)?;
-                if nulls > 0 {
+                if nulls > 0
+                    && let Some(default) = &wanted.default
+                {
+                    // Rows without a value take the default, as a copy
+                    // through IFNULL(column, default) would give them.
+                    self.custom_statement(
+                        format!(
+                            "UPDATE {} SET {} = {default} WHERE {} IS NULL",
+                            quote_ident(&target.name),
+                            quote_ident(&column.name),
+                            quote_ident(&column.name)
+                        ),
+                        [],
+                    )?;
+                } else if nulls > 0 {
                     return Err(schema_error(format!(
                         "cannot make column {} of {} NOT NULL: it holds {nulls} NULL value(s); \
                          give it a transformer (e.g. IFNULL({}, …)) in the TableMigration",

@@ -164,7 +164,7 @@ pub fn migrate_to_schema(
         if let Some(version) = set_version {
             conn.set_user_version(version)?;
         }
-        for warning in checks::foreign_keys(handle)? {
+        for warning in &plan.warnings {
             tracing::warn!(target: "driftwood::migration", "{warning}");
         }
         Ok(plan)

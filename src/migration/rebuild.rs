@@ -205,7 +205,9 @@ fn rebuild(m: &Migrator<'_>, target: &Table, mut migration: TableMigration) -> R
         return Err(fail("the database has no such table".into()));
     }
     // Check everything before touching data.
-    let plan = plan_copy(&migration, target, &old_columns).map_err(fail)?;
+    let total: i64 =
+        m.custom_select(format!("SELECT count(*) FROM {}", quote_ident(&table)), [])?[0].get(0)?;
+    let plan = plan_copy(&migration, target, &old_columns, total == 0).map_err(fail)?;
     for column in &plan.must_hold_values {
         let nulls: i64 = m.custom_select(
             format!(
@@ -226,8 +228,6 @@ fn rebuild(m: &Migrator<'_>, target: &Table, mut migration: TableMigration) -> R
     let CopyPlan {
         columns, sources, ..
     } = plan;
-    let total: i64 =
-        m.custom_select(format!("SELECT count(*) FROM {}", quote_ident(&table)), [])?[0].get(0)?;
     let mut progress = Progress {
         table: table.clone(),
         step: Step::Creating,
@@ -421,6 +421,7 @@ fn plan_copy(
     migration: &TableMigration,
     target: &Table,
     old_columns: &[OldColumn],
+    empty: bool,
 ) -> std::result::Result<CopyPlan, String> {
     for (column, _) in &migration.transforms {
         match target.column(column) {
@@ -468,7 +469,8 @@ fn plan_copy(
                     args: Vec::new(),
                 }
             }
-            (None, None) if column.nullable || column.default.is_some() => continue,
+            // An empty table has no rows that would lack a value.
+            (None, None) if column.nullable || column.default.is_some() || empty => continue,
             (None, None) if migration.is_new(name) => {
                 return Err(format!(
                     "new column {name} is NOT NULL without a default or a transformer: existing rows would have no value"

@@ -61,7 +61,8 @@ pub struct SchemaRow {
 ///   a name containing `INT` is `Integer`; `CHAR`, `CLOB` or `TEXT` is
 ///   `Text`; `BLOB` is `Blob` (SQLite gives it the same affinity as no type,
 ///   but the intent to store bytes is plain); `REAL`, `FLOA` or `DOUB` is
-///   `Real`; anything else (`NUMERIC`, `BOOLEAN`, `DATE`, no type) is `Any`.
+///   `Real`; no type (or `ANY`) is `Any`; anything else (`NUMERIC`, `DECIMAL`,
+///   `BOOLEAN`, `DATE`) is `Numeric`, SQLite's NUMERIC affinity.
 ///   `varchar(20)` thus reads as `Text` and is written back as `TEXT`.
 /// - `DEFAULT` keeps its expression's text: `DEFAULT (expr)` without the
 ///   parentheses, `DEFAULT 0`, `DEFAULT -1`, `DEFAULT 'x'` or
@@ -428,7 +429,7 @@ fn sql_type(declared: &str) -> SqlType {
     if has("REAL") || has("FLOA") || has("DOUB") {
         return SqlType::Real;
     }
-    SqlType::Any
+    SqlType::Numeric
 }
 
 /// A cursor over the tokens of one statement, limited to `end` while a
@@ -1448,17 +1449,17 @@ mod tests {
                 ("name", SqlType::Text, false),
                 ("price", SqlType::Real, true),
                 ("data", SqlType::Any, true),
-                ("flag", SqlType::Any, true),
+                ("flag", SqlType::Numeric, true),
                 ("n", SqlType::Integer, true),
                 ("at", SqlType::Any, true),
                 ("weird col", SqlType::Text, true),
                 ("b`q", SqlType::Blob, true),
                 ("big", SqlType::Integer, true),
                 ("c", SqlType::Text, true),
-                ("amount", SqlType::Any, true),
+                ("amount", SqlType::Numeric, true),
                 ("bin", SqlType::Blob, true),
                 ("f", SqlType::Real, true),
-                ("d", SqlType::Any, true),
+                ("d", SqlType::Numeric, true),
             ]
         );
         assert!(table.columns[0].primary_key);

@@ -43,6 +43,10 @@ pub enum SqlType {
     Blob,
     /// No declared type affinity (`ANY` in STRICT tables, empty type otherwise).
     Any,
+    /// `NUMERIC` affinity: text that looks like a number is stored as one
+    /// (`NUMERIC`, `DECIMAL(10, 2)`, `BOOLEAN`, `DATETIME`, … in files made by
+    /// other tools).
+    Numeric,
 }
 
 impl SqlType {
@@ -54,6 +58,7 @@ impl SqlType {
             SqlType::Text => "TEXT",
             SqlType::Blob => "BLOB",
             SqlType::Any => "ANY",
+            SqlType::Numeric => "NUMERIC",
         }
     }
 }
@@ -261,6 +266,29 @@ impl FromSql for SqlValue {
     fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
         Ok(value.to_owned())
     }
+}
+
+/// A value of a `NUMERIC`-affinity column (a file made by another tool may
+/// declare `NUMERIC`, `DECIMAL`, `BOOLEAN`, `DATETIME`, …): whatever
+/// SQLite stored, after it turned number-like text into a number.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Numeric(pub SqlValue);
+
+impl ToSql for Numeric {
+    fn to_sql(&self) -> SqlArg<'_> {
+        self.0.to_sql()
+    }
+}
+
+impl FromSql for Numeric {
+    fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
+        SqlValue::from_sql(value).map(Numeric)
+    }
+}
+
+impl ColumnType for Numeric {
+    type Base = Numeric;
+    const SQL_TYPE: SqlType = SqlType::Numeric;
 }
 
 /// A column of no declared affinity (`ANY`) holds whatever is stored.
