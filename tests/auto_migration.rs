@@ -58,6 +58,13 @@ fn migrate(path: &std::path::Path, target: &str, hints: AutoMigration) -> Result
     Ok(PLAN.with(|p| p.borrow_mut().take()).unwrap_or_default())
 }
 
+/// Migrates the file at `path` to `target` as `driftwood migrate` does
+/// (whatever its version, which is kept).
+fn migrate_file(path: &std::path::Path, target: &str) -> Result<AutoPlan> {
+    let conn = Connection::open(path, &OpenOptions::default())?;
+    migration::migrate_to_schema(&conn, schema_of(target), &AutoMigration::new(), None)
+}
+
 /// Rows of `sql`, read by a plain connection, as text.
 fn rows(path: &std::path::Path, sql: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -492,4 +499,136 @@ fn cast(value: &rusqlite::types::Value, kind: &str) -> rusqlite::types::Value {
     }
     conn.query_row(&format!("SELECT CAST(?1 AS {kind})"), [value], |r| r.get(0))
         .unwrap()
+}
+
+/// The schema history of drift's own `migrations_example` (versions 1 to
+/// 11, converted by hand from its `drift_schemas` snapshots to the CREATE
+/// statements drift generates): a real app's history, with an FTS5 table,
+/// a view over a subquery, `BOOLEAN` columns, AUTOINCREMENT, a composite
+/// UNIQUE and CHECKs added late.
+fn drift_versions() -> Vec<String> {
+    let users1 = r#"CREATE TABLE "users" ("id" INTEGER NOT NULL PRIMARY KEY);"#;
+    let users2 =
+        r#"CREATE TABLE "users" ("id" INTEGER NOT NULL PRIMARY KEY, "name" TEXT NOT NULL);"#;
+    let users4 = r#"CREATE TABLE "users" ("id" INTEGER NOT NULL PRIMARY KEY, "name" TEXT NOT NULL DEFAULT 'name');"#;
+    let users5 = r#"CREATE TABLE "users" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "name" TEXT NOT NULL DEFAULT 'name', "next_user" INTEGER NULL REFERENCES "users" ("id"));"#;
+    let users6 = r#"CREATE TABLE "users" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "name" TEXT NOT NULL DEFAULT 'name', "birthday" INTEGER NULL, "next_user" INTEGER NULL REFERENCES "users" ("id"));"#;
+    let users8 = r#"CREATE TABLE "users" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "name" TEXT NOT NULL DEFAULT 'name', "birthday" INTEGER NULL, "next_user" INTEGER NULL REFERENCES "users" ("id"), UNIQUE ("name", "birthday"));"#;
+    let users9 = r#"CREATE TABLE "users" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "name" TEXT NOT NULL DEFAULT 'name', "birthday" INTEGER NULL, "next_user" INTEGER NULL REFERENCES users (id), UNIQUE ("name", "birthday"), CHECK (LENGTH(name) < 10));"#;
+    let users11 = r#"CREATE TABLE "users" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "name" TEXT NOT NULL DEFAULT 'name', "birthday" INTEGER NULL CHECK ("birthday" > -2208988800), "next_user" INTEGER NULL REFERENCES users (id), UNIQUE ("name", "birthday"), CHECK (LENGTH(name) < 10));"#;
+    let groups = "CREATE TABLE \"groups\" (\n    id INTEGER NOT NULL,\n    title TEXT NOT NULL,\n    deleted BOOLEAN DEFAULT FALSE,\n    owner INTEGER NOT NULL REFERENCES users (id),\n\n    PRIMARY KEY (id)\n);";
+    let groups11 = "CREATE TABLE \"groups\" (id INTEGER NOT NULL, title TEXT NOT NULL, deleted BOOLEAN NULL DEFAULT FALSE, owner INTEGER NOT NULL REFERENCES users(id), PRIMARY KEY(id));";
+    let view5 = r#"CREATE VIEW group_count AS SELECT users.*, (SELECT COUNT(*) FROM "groups" WHERE owner = users.id) AS group_count FROM users;"#;
+    let view9 = "CREATE VIEW group_count AS SELECT\n    users.*,\n    (SELECT COUNT(*) FROM \"groups\" WHERE owner = users.id) AS group_count\n  FROM users;";
+    let notes7 = "CREATE VIRTUAL TABLE notes USING fts5(\n    title,\n    content,\n    search_terms,\n    tokenize = \"unicode61 tokenchars '.'\"\n);";
+    let notes9 = r#"CREATE VIRTUAL TABLE "notes" USING fts5(title, content, search_terms, tokenize = "unicode61 tokenchars '.'");"#;
+    let index10 = "CREATE INDEX user_name ON users (name);";
+    vec![
+        String::new(),
+        users1.into(),
+        users2.into(),
+        format!("{users2}\n{groups}"),
+        format!("{users4}\n{groups}"),
+        format!("{users5}\n{groups}\n{view5}"),
+        format!("{users6}\n{groups}\n{view5}"),
+        format!("{users6}\n{groups}\n{view5}\n{notes7}"),
+        format!("{users8}\n{groups}\n{view5}\n{notes7}"),
+        format!("{users9}\n{groups11}\n{notes9}\n{view9}"),
+        format!("{users9}\n{groups11}\n{notes9}\n{view9}\n{index10}"),
+        format!("{users11}\n{groups11}\n{notes9}\n{view9}\n{index10}"),
+    ]
+}
+
+// A real history: every step of drift's example app, with data written
+// along the way, and the whole way at once.
+#[test]
+fn a_real_apps_schema_history_migrates_step_by_step_and_at_once() {
+    within(120, || {
+        let v = drift_versions();
+        let (_dir, path) = file(&format!(
+            "{} INSERT INTO users VALUES (1, 'alice'), (2, 'bob');",
+            v[2]
+        ));
+        for n in 3..=11 {
+            let plan =
+                migrate_file(&path, &v[n]).unwrap_or_else(|e| panic!("v{} -> v{n}: {e}", n - 1));
+            let conn = Connection::open(&path, &OpenOptions::default()).unwrap();
+            let diff = migration::schema_differences(&conn, &schema_of(&v[n])).unwrap();
+            assert!(diff.is_empty(), "v{n}: {diff}");
+            drop(conn);
+            if n == 9 {
+                // The FTS table and the view were only respelled.
+                assert!(!plan.steps.iter().any(|s| s.contains("notes")), "{plan}");
+            }
+            let data = match n {
+                3 => "INSERT INTO groups (id, title, owner) VALUES (1, 'g1', 1), (2, 'g2', 1);",
+                5 => {
+                    "INSERT INTO users (name, next_user) VALUES ('carol', 1); DELETE FROM users WHERE name = 'carol'; INSERT INTO users (name) VALUES ('dave');"
+                }
+                6 => "UPDATE users SET birthday = 631152000 WHERE id = 1;",
+                7 => {
+                    "INSERT INTO notes VALUES ('shopping', 'milk eggs', 'a.b'), ('todo', 'call bob', '');"
+                }
+                _ => "",
+            };
+            rusqlite::Connection::open(&path)
+                .unwrap()
+                .execute_batch(data)
+                .unwrap();
+        }
+        assert_eq!(
+            rows(
+                &path,
+                "SELECT id || ':' || name || ':' || coalesce(birthday, '-') FROM users ORDER BY id"
+            ),
+            [
+                "Text(\"1:alice:631152000\")",
+                "Text(\"2:bob:-\")",
+                "Text(\"4:dave:-\")"
+            ]
+        );
+        assert_eq!(
+            rows(&path, "SELECT title FROM notes WHERE notes MATCH 'milk'"),
+            ["Text(\"shopping\")"]
+        );
+        assert_eq!(
+            rows(
+                &path,
+                "SELECT seq FROM sqlite_sequence WHERE name = 'users'"
+            ),
+            ["Integer(4)"]
+        );
+        assert_eq!(
+            rows(&path, "SELECT group_count FROM group_count ORDER BY id"),
+            ["Integer(2)", "Integer(0)", "Integer(0)"]
+        );
+        // groups.deleted is BOOLEAN: NUMERIC affinity, kept.
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO groups (id, title, deleted, owner) VALUES (3, 'g3', '1', 1)",
+            )
+            .unwrap();
+        assert_eq!(
+            rows(&path, "SELECT typeof(deleted) FROM groups WHERE id = 3"),
+            ["Text(\"integer\")"]
+        );
+
+        let (_dir, path) = file(&format!(
+            "{} INSERT INTO users VALUES (1, 'alice'), (2, 'bob');",
+            v[2]
+        ));
+        migrate_file(&path, &v[11]).unwrap();
+        assert_eq!(
+            rows(&path, "SELECT name FROM users ORDER BY id"),
+            ["Text(\"alice\")", "Text(\"bob\")"]
+        );
+
+        let (_dir, path) = file(&format!("{} INSERT INTO users VALUES (1), (2);", v[1]));
+        let error = migrate_file(&path, &v[2]).unwrap_err().to_string();
+        assert!(
+            error.contains("table users: new column name is NOT NULL without a default, and the table has 2 rows"),
+            "{error}"
+        );
+    });
 }
