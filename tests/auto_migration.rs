@@ -549,11 +549,11 @@ fn a_real_apps_schema_history_migrates_step_by_step_and_at_once() {
             "{} INSERT INTO users VALUES (1, 'alice'), (2, 'bob');",
             v[2]
         ));
-        for n in 3..=11 {
+        for (n, version) in v.iter().enumerate().skip(3) {
             let plan =
-                migrate_file(&path, &v[n]).unwrap_or_else(|e| panic!("v{} -> v{n}: {e}", n - 1));
+                migrate_file(&path, version).unwrap_or_else(|e| panic!("v{} -> v{n}: {e}", n - 1));
             let conn = Connection::open(&path, &OpenOptions::default()).unwrap();
-            let diff = migration::schema_differences(&conn, &schema_of(&v[n])).unwrap();
+            let diff = migration::schema_differences(&conn, &schema_of(version)).unwrap();
             assert!(diff.is_empty(), "v{n}: {diff}");
             drop(conn);
             if n == 9 {
