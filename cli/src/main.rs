@@ -239,7 +239,7 @@ fn conn_plan(conn: &Connection, from: &Schema, to: Schema) -> Result<AutoPlan> {
 }
 
 fn plan_only(conn: &Connection, target: Schema, hints: &AutoMigration) -> Result<AutoPlan> {
-    hints.plan(&Migrator::new(Conn::new(conn), target))
+    migration::plan_to_schema(conn, target, hints)
 }
 
 /// `hints` with a progress bar for long rebuilds, when stderr is a terminal.

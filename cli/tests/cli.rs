@@ -84,9 +84,8 @@ fn dump_writes_a_snapshot_without_touching_the_file() {
     );
     let snapshot = driftwood::schema::Snapshot::read_from(dir.path().join("v1.json")).unwrap();
     assert_eq!(snapshot.schema_version, 1);
-    assert_eq!(
-        file_bytes(&db),
-        before,
+    assert!(
+        file_bytes(&db) == before,
         "reading never changes the file, its journal mode included"
     );
 }
@@ -154,7 +153,7 @@ fn migrate_applies_the_plan_keeping_rows_version_and_journal_mode() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).ends_with("(dry run: nothing changed)\n"));
-    assert_eq!(file_bytes(&db), before, "a dry run changes nothing");
+    assert!(file_bytes(&db) == before, "a dry run changes nothing");
 
     let out = driftwood(&["migrate", &db_arg, "--to", &path(&dir, "v2.sql")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -209,7 +208,7 @@ fn migrate_refuses_to_lose_data_unless_allowed_and_names_what() {
         text(&out.stderr),
         "error: schema error: the automatic migration is refused:\n  column notes.body: 1 values would be lost (allow_destructive to drop them)\n"
     );
-    assert_eq!(file_bytes(&db), before);
+    assert!(file_bytes(&db) == before, "a refusal changes nothing");
     let out = driftwood(&[
         "migrate",
         &db_arg,
@@ -320,4 +319,42 @@ fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
     assert!(text(&out.stderr).contains("expected old=new or table.old=new"));
     let out = driftwood(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2), "clap's usage errors");
+}
+
+// Scenario (found by a probe): the dry run planned with the connection's
+// foreign keys on, so a foreign key SQLite cannot check (a non-unique
+// parent column) failed the dry run although the run succeeds.
+#[test]
+fn a_dry_run_sees_what_the_run_would_see_with_an_uncheckable_foreign_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let conn = Connection::open(&db, &OpenOptions::default().foreign_keys(false)).unwrap();
+    conn.raw()
+        .execute_batch(
+            "CREATE TABLE parent (code TEXT);
+             CREATE TABLE child (id INTEGER PRIMARY KEY, code TEXT REFERENCES parent (code), n TEXT);
+             INSERT INTO parent VALUES ('a'); INSERT INTO child (code, n) VALUES ('a', '1'), ('zz', '2');",
+        )
+        .unwrap();
+    drop(conn);
+    std::fs::write(
+        dir.path().join("target.sql"),
+        "CREATE TABLE parent (code TEXT);
+         CREATE TABLE child (id INTEGER PRIMARY KEY, code TEXT REFERENCES parent (code), n INTEGER);",
+    )
+    .unwrap();
+    let db_arg = db.display().to_string();
+    let dry = driftwood(&[
+        "migrate",
+        &db_arg,
+        "--to",
+        &path(&dir, "target.sql"),
+        "--dry-run",
+    ]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let run = driftwood(&["migrate", &db_arg, "--to", &path(&dir, "target.sql")]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let warning = "warning: foreign key child(code) → parent(code) cannot be checked by SQLite";
+    assert!(text(&dry.stdout).contains(warning), "{}", text(&dry.stdout));
+    assert!(text(&run.stdout).contains(warning), "{}", text(&run.stdout));
 }

@@ -601,4 +601,10 @@ impl Migrator<'_> {
     pub fn migrate_automatically(&self, auto: &AutoMigration) -> Result<AutoPlan> {
         auto.run(self)
     }
+
+    /// What [`Migrator::migrate_automatically`] would do, changing nothing
+    /// (see [`AutoMigration::plan`]).
+    pub fn plan_automatically(&self, auto: &AutoMigration) -> Result<AutoPlan> {
+        auto.plan(self)
+    }
 }

@@ -144,6 +144,43 @@ fn migration_transaction<R>(
     Ok(value)
 }
 
+/// What [`migrate_to_schema`] would do and lose, found the way it would
+/// run (foreign keys off, the whole migration in a transaction), rolled
+/// back: nothing changes. What `driftwood migrate --dry-run` runs.
+///
+/// # Errors
+///
+/// As [`migrate_to_schema`]: a dry run fails where the run would.
+pub fn plan_to_schema(
+    conn: &Connection,
+    target: Schema,
+    hints: &AutoMigration,
+) -> Result<AutoPlan> {
+    // Like `migration_transaction`, but the transaction is rolled back: not
+    // even the file's change counter moves.
+    let foreign_keys = conn.foreign_keys()?;
+    if foreign_keys {
+        conn.set_foreign_keys(false)?;
+    }
+    let planned = conn
+        .begin(crate::sqlite::TxKind::Immediate)
+        .and_then(|level| {
+            let handle = Conn::new(conn);
+            let plan =
+                crate::error::catch(|| Migrator::new(handle, target).plan_automatically(hints));
+            conn.rollback(level)?;
+            plan
+        });
+    let restored = if foreign_keys {
+        conn.set_foreign_keys(true)
+    } else {
+        Ok(())
+    };
+    let plan = planned?;
+    restored?;
+    Ok(plan)
+}
+
 /// Migrates the database on `conn` to `target` automatically (see
 /// [`AutoMigration`]), atomically as an opening migration is: foreign keys
 /// off, one transaction, `foreign_key_check`, restored. `user_version` is
