@@ -360,6 +360,61 @@ impl<D: Database> Db<D> {
             backend.run_work(lane, Route::Writer, |conn| conn.read_schema())
         })
     }
+
+    /// Copies the live database to `target` while clients keep reading and
+    /// writing (SQLite's backup API, on a reader where there is one): one
+    /// consistent snapshot, never part of a transaction, written beside
+    /// `target` and renamed into place. `progress` hears each step.
+    pub fn backup_to(
+        &self,
+        target: impl AsRef<Path>,
+        progress: impl FnMut(crate::sqlite::BackupProgress) + Send + 'static,
+    ) -> Pending<()> {
+        let target = target.as_ref().to_path_buf();
+        self.dispatch(move |backend, lane| {
+            backend.run_work(lane, Route::Reader, move |conn| {
+                conn.backup_to(&target, progress)
+            })
+        })
+    }
+
+    /// Writes a compacted copy to `target` (`VACUUM INTO`), one snapshot.
+    pub fn vacuum_into(&self, target: impl AsRef<Path>) -> Pending<()> {
+        let target = target.as_ref().to_path_buf();
+        self.dispatch(move |backend, lane| {
+            backend.run_work(lane, Route::Writer, move |conn| conn.vacuum_into(&target))
+        })
+    }
+
+    /// Runs a WAL checkpoint in `mode` and says how many frames it wrote
+    /// and how many the WAL holds (see [`crate::sqlite::CheckpointMode`]).
+    pub fn checkpoint(
+        &self,
+        mode: crate::sqlite::CheckpointMode,
+    ) -> Pending<crate::sqlite::Checkpoint> {
+        self.dispatch(move |backend, lane| {
+            backend.run_work(lane, Route::Writer, move |conn| conn.checkpoint(mode))
+        })
+    }
+
+    /// `PRAGMA integrity_check` (`quick`: `quick_check`), its findings as
+    /// data: empty when the file is sound.
+    pub fn integrity_check(&self, quick: bool) -> Pending<Vec<String>> {
+        self.dispatch(move |backend, lane| {
+            backend.run_work(lane, Route::Reader, move |conn| conn.integrity_check(quick))
+        })
+    }
+
+    /// Pages, free pages and the WAL's size.
+    pub fn stats(&self) -> Pending<crate::sqlite::Stats> {
+        self.dispatch(|backend, lane| backend.run_work(lane, Route::Writer, |conn| conn.stats()))
+    }
+
+    /// `PRAGMA optimize` (SQLite recommends it before closing and now and
+    /// then on long-lived connections).
+    pub fn optimize(&self) -> Pending<()> {
+        self.dispatch(|backend, lane| backend.run_work(lane, Route::Writer, |conn| conn.optimize()))
+    }
 }
 
 impl<D: Database> crate::watch::sealed::Watches for Db<D> {

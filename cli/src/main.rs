@@ -55,6 +55,26 @@ enum Command {
         #[arg(long, value_name = "N")]
         set_version: Option<u32>,
     },
+    /// Copies a database file while others may keep using it: one
+    /// consistent snapshot, written beside the target and renamed into
+    /// place.
+    Backup {
+        /// The database file.
+        db: PathBuf,
+        /// The copy to write.
+        out: PathBuf,
+    },
+    /// Checks a database file's integrity and foreign keys; exits 1 on
+    /// findings.
+    Check {
+        /// The database file (opened read-only).
+        db: PathBuf,
+    },
+    /// Prints a database file's size statistics.
+    Stats {
+        /// The database file (opened read-only).
+        db: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,6 +174,51 @@ fn run(command: Command) -> Result<ExitCode> {
                 Error::invalid_argument(format!("cannot write {}: {e}", out.display()))
             })?;
             println!("wrote {}", out.display());
+        }
+        Command::Backup { db, out } => {
+            let conn = source::read_only(&db)?;
+            conn.backup_to(&out, |_| {})?;
+            println!("wrote {}", out.display());
+        }
+        Command::Check { db } => {
+            let conn = source::read_only(&db)?;
+            let mut findings = conn.integrity_check(false)?;
+            if findings.is_empty() {
+                let violations = Conn::new(&conn).custom_select(
+                    "SELECT \"table\" || ' rowid ' || coalesce(rowid, '?') || ' points at no row of ' || parent FROM pragma_foreign_key_check",
+                    [],
+                );
+                match violations {
+                    Ok(rows) => {
+                        for row in rows {
+                            findings.push(row.get::<String>(0)?);
+                        }
+                    }
+                    Err(error) => findings.push(format!("foreign key check: {error}")),
+                }
+            }
+            if findings.is_empty() {
+                println!("{}: ok", db.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            for finding in &findings {
+                println!("{finding}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        Command::Stats { db } => {
+            let conn = source::read_only(&db)?;
+            let stats = conn.stats()?;
+            println!("page size: {} bytes", stats.page_size);
+            println!(
+                "pages: {} ({} bytes)",
+                stats.pages,
+                stats.pages * stats.page_size
+            );
+            println!("free pages: {}", stats.free_pages);
+            println!("wal: {} bytes", stats.wal_bytes);
+            println!("journal mode: {}", conn.journal_mode()?);
+            println!("user_version: {}", conn.user_version()?);
         }
         Command::Migrate {
             db,

@@ -358,3 +358,53 @@ fn a_dry_run_sees_what_the_run_would_see_with_an_uncheckable_foreign_key() {
     assert!(text(&dry.stdout).contains(warning), "{}", text(&dry.stdout));
     assert!(text(&run.stdout).contains(warning), "{}", text(&run.stdout));
 }
+
+#[test]
+fn check_reports_a_damaged_file_and_backup_and_stats_work() {
+    let (dir, db) = fixture();
+    let db_arg = db.display().to_string();
+    let conn = Connection::open(
+        &db,
+        &OpenOptions::default().journal_mode(driftwood::sqlite::JournalMode::Delete),
+    )
+    .unwrap();
+    conn.raw()
+        .execute_batch(
+            "CREATE TABLE big (n INTEGER, pad TEXT);
+             CREATE INDEX big_by_n ON big (n);
+             WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 3000)
+             INSERT INTO big SELECT n, printf('%0500d', n) FROM s;",
+        )
+        .unwrap();
+    drop(conn);
+    let out = driftwood(&["check", &db_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), format!("{db_arg}: ok\n"));
+
+    let copy = path(&dir, "copy.db");
+    let out = driftwood(&["backup", &db_arg, &copy]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        query(Path::new(&copy), "SELECT count(*) FROM big"),
+        ["Integer(3000)"]
+    );
+    let out = driftwood(&["stats", &copy]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("page size: 4096 bytes\npages: "),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Damage the index's pages in the middle of the file.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let middle = bytes.len() / 2 / 4096 * 4096;
+    for byte in &mut bytes[middle + 100..middle + 4000] {
+        *byte = 0x5a;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let out = driftwood(&["check", &db_arg]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(!text(&out.stdout).is_empty());
+    println!("{}", text(&out.stdout));
+}

@@ -15,9 +15,11 @@ mod connection;
 mod error;
 mod guard;
 mod levels;
+mod operations;
 mod options;
 
 pub use changes::{TableUpdate, UpdateKind};
 pub use connection::{Connection, Execution, RawMut};
 pub use levels::{Level, TxKind};
+pub use operations::{BackupProgress, Checkpoint, CheckpointMode, Stats};
 pub use options::{JournalMode, OpenOptions, Synchronous};

@@ -1,0 +1,199 @@
+//! Operations on a live database: an online backup taken during a stream
+//! of writes holds a prefix of the committed transactions, a backup killed
+//! half-way leaves the source untouched and no file under the target's
+//! name, checkpoints shrink the WAL unless a reader holds it, and the
+//! checks report what they find.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{block_on, within};
+use driftwood::prelude::*;
+use driftwood::sqlite::CheckpointMode;
+
+/// Rows of `sql` in the file at `path`, read by a plain connection.
+fn column(path: &std::path::Path, sql: &str) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+#[test]
+fn a_backup_taken_during_writes_holds_a_prefix_of_whole_transactions() {
+    within(120, || {
+        let dir = tempfile::tempdir().unwrap();
+        let db: Db = block_on(Db::open_in_background(dir.path().join("live.db"))).unwrap();
+        block_on(db.custom_statement("CREATE TABLE t (tx INTEGER, n INTEGER, pad TEXT)", []))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut tx = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    tx += 1;
+                    block_on(db.write(move |conn| {
+                        for n in 0..10 {
+                            conn.custom_statement(
+                                "INSERT INTO t VALUES (?1, ?2, randomblob(200))",
+                                args![tx, n],
+                            )?;
+                        }
+                        Ok(())
+                    }))
+                    .unwrap();
+                }
+                tx
+            })
+        };
+        let mut last = 0;
+        for round in 0..5 {
+            std::thread::sleep(Duration::from_millis(40));
+            let copy = dir.path().join(format!("copy{round}.db"));
+            let last_step = Arc::new(std::sync::Mutex::new(None));
+            let heard = last_step.clone();
+            block_on(db.backup_to(&copy, move |p| *heard.lock().unwrap() = Some(p))).unwrap();
+            let last_step = last_step.lock().unwrap().expect("progress was reported");
+            assert_eq!(last_step.remaining, 0, "the last step copied everything");
+            assert!(last_step.total > 0);
+            let conn = rusqlite::Connection::open(&copy).unwrap();
+            let check: String = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(check, "ok");
+            drop(conn);
+            let sizes = column(&copy, "SELECT count(*) FROM t GROUP BY tx ORDER BY tx");
+            assert!(
+                sizes.iter().all(|&n| n == 10),
+                "round {round}: a partial transaction: {sizes:?}"
+            );
+            let txs = column(&copy, "SELECT DISTINCT tx FROM t ORDER BY tx");
+            assert!(
+                txs.iter().enumerate().all(|(i, &tx)| tx == i as i64 + 1),
+                "round {round}: not a prefix"
+            );
+            assert!(txs.len() >= last, "later backups hold at least as much");
+            last = txs.len();
+        }
+        stop.store(true, Ordering::Relaxed);
+        let written = writer.join().unwrap();
+        assert!(last > 0 && (last as i64) <= written, "{last} of {written}");
+    });
+}
+
+#[test]
+fn a_backup_killed_half_way_leaves_the_source_untouched_and_no_file_under_its_name() {
+    if let Ok(path) = std::env::var("DRIFTWOOD_BACKUP_CHILD") {
+        let db: Db = block_on(Db::open(&path)).unwrap();
+        let target = format!("{path}.copy");
+        block_on(db.backup_to(&target, |_| std::thread::sleep(Duration::from_millis(20)))).unwrap();
+        return;
+    }
+    within(120, || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.db");
+        let db: Db = block_on(Db::open(&path)).unwrap();
+        block_on(db.write(|conn| {
+            conn.custom_statement("CREATE TABLE t (n INTEGER, pad BLOB)", [])?;
+            conn.custom_statement(
+                "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 20000) \
+                 INSERT INTO t SELECT n, randomblob(500) FROM s",
+                [],
+            )?;
+            Ok(())
+        }))
+        .unwrap();
+        block_on(db.close()).unwrap();
+        let before = column(&path, "SELECT sum(n) FROM t");
+        let mut interrupted = 0;
+        for round in 0..5 {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "a_backup_killed_half_way_leaves_the_source_untouched_and_no_file_under_its_name",
+                    "--test-threads=1",
+                ])
+                .env("DRIFTWOOD_BACKUP_CHILD", &path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(60 + 40 * round));
+            let _ = child.kill();
+            let _ = child.wait();
+            let copy = dir.path().join("big.db.copy");
+            if copy.exists() {
+                // The backup finished before the kill: it is whole.
+                assert_eq!(column(&copy, "SELECT sum(n) FROM t"), before);
+                std::fs::remove_file(&copy).unwrap();
+            } else {
+                interrupted += 1;
+            }
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            let check: String = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(check, "ok", "round {round}");
+            drop(conn);
+            assert_eq!(
+                column(&path, "SELECT sum(n) FROM t"),
+                before,
+                "round {round}"
+            );
+        }
+        assert!(interrupted > 0, "no kill landed during a backup");
+    });
+}
+
+#[test]
+fn a_truncating_checkpoint_shrinks_the_wal_unless_a_reader_holds_it() {
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db");
+        let db: Db = block_on(Db::open(&path)).unwrap();
+        block_on(db.custom_statement("CREATE TABLE t (pad BLOB)", [])).unwrap();
+        block_on(db.custom_statement(
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 2000) \
+             INSERT INTO t SELECT randomblob(1000) FROM s",
+            [],
+        ))
+        .unwrap();
+        // Another connection in a read transaction pins the WAL.
+        let reader = rusqlite::Connection::open(&path).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT count(*) FROM t;")
+            .unwrap();
+        block_on(db.custom_statement("INSERT INTO t VALUES (randomblob(1000))", [])).unwrap();
+        let pinned = block_on(db.checkpoint(CheckpointMode::Truncate)).unwrap();
+        assert!(pinned.busy, "{pinned:?}");
+        assert!(block_on(db.stats()).unwrap().wal_bytes > 0);
+        reader.execute_batch("COMMIT").unwrap();
+        let done = block_on(db.checkpoint(CheckpointMode::Truncate)).unwrap();
+        assert!(!done.busy, "{done:?}");
+        assert_eq!(block_on(db.stats()).unwrap().wal_bytes, 0, "truncated");
+        let stats = block_on(db.stats()).unwrap();
+        assert!(stats.pages > 400 && stats.page_size == 4096, "{stats:?}");
+    });
+}
+
+#[test]
+fn integrity_checks_report_findings_as_data_and_vacuum_into_copies() {
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let db: Db = block_on(Db::open(dir.path().join("ok.db"))).unwrap();
+        block_on(db.custom_statement("CREATE TABLE t (x)", [])).unwrap();
+        block_on(db.custom_statement("INSERT INTO t VALUES (1), (2)", [])).unwrap();
+        assert!(block_on(db.integrity_check(false)).unwrap().is_empty());
+        assert!(block_on(db.integrity_check(true)).unwrap().is_empty());
+        block_on(db.optimize()).unwrap();
+        let copy = dir.path().join("compact.db");
+        block_on(db.vacuum_into(&copy)).unwrap();
+        assert_eq!(column(&copy, "SELECT count(*) FROM t"), [2]);
+    });
+}
