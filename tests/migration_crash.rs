@@ -350,7 +350,7 @@ fn schema_dump(path: &Path) -> Vec<String> {
     let mut stmt = conn
         .prepare(
             "SELECT type || ' ' || name || ' on ' || tbl_name || ': ' || coalesce(sql, '') \
-             FROM sqlite_schema ORDER BY type, name",
+             FROM sqlite_schema WHERE name NOT LIKE 'sqlite_stat%' ORDER BY type, name",
         )
         .unwrap();
     stmt.query_map([], |r| r.get(0))

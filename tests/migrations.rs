@@ -150,7 +150,7 @@ fn on_disk(path: &std::path::Path) -> (u32, Vec<String>, Vec<String>) {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     let mut stmt = conn
-        .prepare("SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_schema ORDER BY name")
+        .prepare("SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_stat%' ORDER BY name")
         .unwrap();
     let schema: Vec<String> = stmt
         .query_map([], |r| r.get(0))
@@ -158,7 +158,7 @@ fn on_disk(path: &std::path::Path) -> (u32, Vec<String>, Vec<String>) {
         .collect::<rusqlite::Result<_>>()
         .unwrap();
     let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_stat%' ORDER BY name")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()

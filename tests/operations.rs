@@ -197,3 +197,59 @@ fn integrity_checks_report_findings_as_data_and_vacuum_into_copies() {
         assert_eq!(column(&copy, "SELECT count(*) FROM t"), [2]);
     });
 }
+
+#[test]
+fn connections_limit_the_wal_and_optimize_when_they_close() {
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.db");
+        let conn = driftwood::sqlite::Connection::open(
+            &path,
+            &OpenOptions::default().optimize_on_close(true),
+        )
+        .unwrap();
+        assert_eq!(
+            conn.query_value("PRAGMA journal_size_limit").unwrap(),
+            SqlValue::Integer(64 * 1024 * 1024)
+        );
+        conn.raw()
+            .execute_batch(
+                "CREATE TABLE t (a INTEGER, b TEXT); CREATE INDEX t_by_a ON t (a);
+                 WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 2000)
+                 INSERT INTO t SELECT n % 7, 'x' FROM s;
+                 SELECT count(*) FROM t WHERE a = 3;",
+            )
+            .unwrap();
+        drop(conn);
+        // PRAGMA optimize ran at close: the planner's statistics exist.
+        let stats = column(
+            &path,
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'",
+        );
+        assert_eq!(stats, [1], "PRAGMA optimize analyzed the table");
+
+        let other = dir.path().join("no_policy.db");
+        let options = OpenOptions::default()
+            .journal_size_limit(None)
+            .optimize_on_close(false);
+        let conn = driftwood::sqlite::Connection::open(&other, &options).unwrap();
+        assert_eq!(
+            conn.query_value("PRAGMA journal_size_limit").unwrap(),
+            SqlValue::Integer(-1)
+        );
+        conn.raw()
+            .execute_batch(
+                "CREATE TABLE t (a INTEGER); CREATE INDEX t_by_a ON t (a);
+                 WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 2000)
+                 INSERT INTO t SELECT n % 7 FROM s;
+                 SELECT count(*) FROM t WHERE a = 3;",
+            )
+            .unwrap();
+        drop(conn);
+        let stats = column(
+            &other,
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'",
+        );
+        assert_eq!(stats, [0]);
+    });
+}

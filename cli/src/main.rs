@@ -275,9 +275,12 @@ fn exclusive(path: &Path) -> Result<Connection> {
     } else {
         JournalMode::Delete
     };
+    // A dry run must leave the file's bytes as they were: no statistics
+    // written at close.
     let options = OpenOptions::default()
         .journal_mode(journal)
-        .busy_timeout(Duration::from_secs(1));
+        .busy_timeout(Duration::from_secs(1))
+        .optimize_on_close(false);
     let conn = Connection::open(path, &options)?;
     conn.raw()
         .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; COMMIT;")

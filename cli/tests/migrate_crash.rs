@@ -688,7 +688,7 @@ fn schema_dump(path: &Path) -> Vec<String> {
     strings(
         &conn,
         "SELECT type || ' ' || name || ' on ' || tbl_name || ': ' || coalesce(sql, '') \
-         FROM sqlite_schema ORDER BY type, name",
+         FROM sqlite_schema WHERE name NOT LIKE 'sqlite_stat%' ORDER BY type, name",
     )
 }
 

@@ -68,6 +68,17 @@ pub struct Connection {
     /// Where the update hook notes the rowids statements change, while it
     /// is installed (while anyone watches rows by rowid).
     reported_rows: Option<Arc<std::sync::Mutex<ReportedRows>>>,
+    /// `PRAGMA optimize` runs when the connection is dropped.
+    optimize_on_close: bool,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.optimize_on_close {
+            // Best effort: closing goes on whatever SQLite answers.
+            let _ = self.raw.execute_batch("PRAGMA optimize");
+        }
+    }
 }
 
 /// Mutable access to a [`Connection`]'s rusqlite connection (see
@@ -183,6 +194,7 @@ impl Connection {
             watched_writes: OnceCell::new(),
             recording: Cell::new(false),
             reported_rows: None,
+            optimize_on_close: options.optimize_on_close && !options.read_only && !in_memory,
         })
     }
 

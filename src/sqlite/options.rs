@@ -44,6 +44,16 @@ pub struct OpenOptions {
     pub statement_cache_capacity: usize,
     /// Open read-only.
     pub read_only: bool,
+    /// The size, in bytes, a WAL (or journal) is truncated to after a
+    /// checkpoint when it grew beyond it (`PRAGMA journal_size_limit`), so a
+    /// burst of writes does not leave a large file behind; `None` keeps
+    /// SQLite's (no limit).
+    pub journal_size_limit: Option<u64>,
+    /// Run `PRAGMA optimize` when the connection closes, as SQLite
+    /// recommends for long-lived applications. Off by default: it may write
+    /// the planner's statistics (`sqlite_stat1`) at close, so a file opened
+    /// only to be refused (a downgrade) would not be left untouched.
+    pub optimize_on_close: bool,
 }
 
 impl Default for OpenOptions {
@@ -55,6 +65,8 @@ impl Default for OpenOptions {
             busy_timeout: Duration::from_secs(5),
             statement_cache_capacity: 256,
             read_only: false,
+            journal_size_limit: Some(64 * 1024 * 1024),
+            optimize_on_close: false,
         }
     }
 }
@@ -96,6 +108,18 @@ impl OpenOptions {
         self
     }
 
+    /// Sets `PRAGMA journal_size_limit` (`None`: no limit).
+    pub fn journal_size_limit(mut self, bytes: Option<u64>) -> Self {
+        self.journal_size_limit = bytes;
+        self
+    }
+
+    /// Runs `PRAGMA optimize` when the connection closes, or not.
+    pub fn optimize_on_close(mut self, on: bool) -> Self {
+        self.optimize_on_close = on;
+        self
+    }
+
     /// The pragmas these settings amount to, for a file database or not.
     pub(crate) fn pragmas(&self, in_memory: bool) -> String {
         let mut sql = String::new();
@@ -117,6 +141,12 @@ impl OpenOptions {
             "PRAGMA foreign_keys = {};",
             if self.foreign_keys { "ON" } else { "OFF" }
         ));
+        if let Some(limit) = self
+            .journal_size_limit
+            .filter(|_| !in_memory && !self.read_only)
+        {
+            sql.push_str(&format!("PRAGMA journal_size_limit = {limit};"));
+        }
         sql
     }
 }
