@@ -253,3 +253,45 @@ fn connections_limit_the_wal_and_optimize_when_they_close() {
         assert_eq!(stats, [0]);
     });
 }
+
+// A read transaction held long holds back checkpoints: it is named in a
+// warning with its duration, and so is the checkpoint it kept from
+// finishing.
+#[test]
+fn a_long_read_transaction_and_the_checkpoint_it_blocks_are_logged() {
+    within(60, || {
+        let warnings = common::Warnings::default();
+        let seen = warnings.0.clone();
+        tracing::subscriber::with_default(warnings, || {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("long.db");
+            let options = OpenOptions::default().long_read_warning(Duration::from_millis(100));
+            let db: Db = block_on(Db::open_with(&path, options)).unwrap();
+            block_on(db.custom_statement("CREATE TABLE t (x)", [])).unwrap();
+            block_on(db.read(|_| {
+                std::thread::sleep(Duration::from_millis(150));
+                Ok(())
+            }))
+            .unwrap();
+            block_on(db.read(|_| Ok(()))).unwrap();
+            let reader = rusqlite::Connection::open(&path).unwrap();
+            reader
+                .execute_batch("BEGIN; SELECT count(*) FROM t;")
+                .unwrap();
+            block_on(db.custom_statement("INSERT INTO t VALUES (1)", [])).unwrap();
+            block_on(db.checkpoint(CheckpointMode::Truncate)).unwrap();
+            reader.execute_batch("COMMIT").unwrap();
+        });
+        let seen = seen.lock().unwrap();
+        let long_reads = seen
+            .iter()
+            .filter(|m| m.starts_with("a read transaction was open for "))
+            .count();
+        assert_eq!(long_reads, 1, "only the long one: {seen:?}");
+        assert!(
+            seen.iter()
+                .any(|m| m.starts_with("a checkpoint could not finish")),
+            "{seen:?}"
+        );
+    });
+}

@@ -70,6 +70,8 @@ pub struct Connection {
     reported_rows: Option<Arc<std::sync::Mutex<ReportedRows>>>,
     /// `PRAGMA optimize` runs when the connection is dropped.
     optimize_on_close: bool,
+    /// See `OpenOptions::long_read_warning`.
+    long_read_warning: Duration,
 }
 
 impl Drop for Connection {
@@ -195,6 +197,7 @@ impl Connection {
             recording: Cell::new(false),
             reported_rows: None,
             optimize_on_close: options.optimize_on_close && !options.read_only && !in_memory,
+            long_read_warning: options.long_read_warning,
         })
     }
 
@@ -740,6 +743,20 @@ impl Connection {
     /// always rolled back, so whatever `work` wrote anyway (after turning
     /// `query_only` off) is undone, and reported as [`Error::WriteInRead`].
     pub(crate) fn read_only<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<R> {
+        let started = std::time::Instant::now();
+        let result = self.read_only_unlogged(work);
+        let open = started.elapsed();
+        if open >= self.long_read_warning {
+            tracing::warn!(
+                target: "driftwood",
+                open_ms = open.as_millis() as u64,
+                "a read transaction was open for {open:.1?}: while one is, checkpoints cannot finish and the WAL grows"
+            );
+        }
+        result
+    }
+
+    fn read_only_unlogged<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<R> {
         let changes_before = self.raw.total_changes();
         let level = self.begin(TxKind::Deferred)?;
         let was_on = self.query_only.get();

@@ -150,7 +150,8 @@ impl Connection {
     /// Runs a WAL checkpoint in `mode`.
     pub fn checkpoint(&self, mode: CheckpointMode) -> Result<Checkpoint> {
         let sql = format!("PRAGMA wal_checkpoint({})", mode.sql());
-        self.raw
+        let done = self
+            .raw
             .query_row(&sql, [], |row| {
                 Ok(Checkpoint {
                     busy: row.get::<_, i64>(0)? != 0,
@@ -158,7 +159,16 @@ impl Connection {
                     checkpointed_frames: row.get(2)?,
                 })
             })
-            .map_err(|e| from_rusqlite(e, &sql))
+            .map_err(|e| from_rusqlite(e, &sql))?;
+        if done.busy || done.checkpointed_frames < done.wal_frames {
+            tracing::warn!(
+                target: "driftwood",
+                wal_frames = done.wal_frames,
+                checkpointed_frames = done.checkpointed_frames,
+                "a checkpoint could not finish: another connection holds the WAL (a long read transaction?)"
+            );
+        }
+        Ok(done)
     }
 
     /// `PRAGMA integrity_check` (or the faster `quick_check`), its

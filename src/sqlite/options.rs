@@ -54,6 +54,10 @@ pub struct OpenOptions {
     /// the planner's statistics (`sqlite_stat1`) at close, so a file opened
     /// only to be refused (a downgrade) would not be left untouched.
     pub optimize_on_close: bool,
+    /// A read transaction open longer than this is logged (a `tracing`
+    /// warning with its duration): while it is open, checkpoints cannot
+    /// finish and the WAL grows.
+    pub long_read_warning: Duration,
 }
 
 impl Default for OpenOptions {
@@ -67,6 +71,7 @@ impl Default for OpenOptions {
             read_only: false,
             journal_size_limit: Some(64 * 1024 * 1024),
             optimize_on_close: false,
+            long_read_warning: Duration::from_secs(10),
         }
     }
 }
@@ -111,6 +116,12 @@ impl OpenOptions {
     /// Sets `PRAGMA journal_size_limit` (`None`: no limit).
     pub fn journal_size_limit(mut self, bytes: Option<u64>) -> Self {
         self.journal_size_limit = bytes;
+        self
+    }
+
+    /// Sets how long a read transaction may stay open before it is logged.
+    pub fn long_read_warning(mut self, after: Duration) -> Self {
+        self.long_read_warning = after;
         self
     }
 
