@@ -127,7 +127,7 @@ impl AutoMigration {
     ///
     /// As [`AutoMigration::run`].
     pub fn plan(&self, m: &Migrator<'_>) -> Result<AutoPlan> {
-        rolled_back(m, || self.apply(m))
+        rolled_back(m, || self.apply(m, &Counts::default()))
     }
 
     /// Runs the migration (in the caller's transaction: the opening one, for
@@ -145,14 +145,19 @@ impl AutoMigration {
     pub fn run(&self, m: &Migrator<'_>) -> Result<AutoPlan> {
         // The data checks first, cheaply (no step runs but the renames, in
         // a savepoint rolled back), so a refusal comes before any work.
-        rolled_back(m, || self.steps(m, &mut AutoPlan::default(), false))?;
-        self.apply(m)
+        // The applying pass reuses the checking pass's counts: each is taken
+        // just before its table changes, where both passes see the same rows.
+        let counts = Counts::default();
+        rolled_back(m, || {
+            self.steps(m, &counts, &mut AutoPlan::default(), false)
+        })?;
+        self.apply(m, &counts)
     }
 
     /// Runs the steps, then checks the result: the target, and foreign keys.
-    fn apply(&self, m: &Migrator<'_>) -> Result<AutoPlan> {
+    fn apply(&self, m: &Migrator<'_>, counts: &Counts) -> Result<AutoPlan> {
         let mut plan = AutoPlan::default();
-        self.steps(m, &mut plan, true)?;
+        self.steps(m, counts, &mut plan, true)?;
         let diff = compare::compare(
             &super::read_back(m.schema())?,
             &m.connection().read_schema()?,
@@ -167,7 +172,13 @@ impl AutoMigration {
     }
 
     /// Finds the steps (checking the data), and runs them if `apply`.
-    fn steps(&self, m: &Migrator<'_>, plan: &mut AutoPlan, apply: bool) -> Result<()> {
+    fn steps(
+        &self,
+        m: &Migrator<'_>,
+        counts: &Counts,
+        plan: &mut AutoPlan,
+        apply: bool,
+    ) -> Result<()> {
         let target = super::read_back(m.schema())?;
         let mut refusals = Vec::new();
         let live_schema = m.connection().read_schema()?;
@@ -260,7 +271,7 @@ impl AutoMigration {
             if let Entity::VirtualTable(virtual_table) = entity
                 && external_content(virtual_table).is_none()
             {
-                let rows = count(
+                let rows = counts.get(
                     m,
                     &format!("SELECT count(*) FROM {}", quote_ident(&virtual_table.name)),
                 )?;
@@ -283,11 +294,13 @@ impl AutoMigration {
                     let sql = crate::schema::sql::create_statement(&Entity::Table(wanted.clone()));
                     run(plan, sql)?;
                 }
-                Some(found) => self.change_table(m, plan, &mut refusals, wanted, found, apply)?,
+                Some(found) => {
+                    self.change_table(m, counts, plan, &mut refusals, wanted, found, apply)?
+                }
             }
         }
         for gone in live.tables().filter(|t| target.table(&t.name).is_none()) {
-            let rows = count(
+            let rows = counts.get(
                 m,
                 &format!("SELECT count(*) FROM {}", quote_ident(&gone.name)),
             )?;
@@ -352,9 +365,11 @@ impl AutoMigration {
     }
 
     /// The steps that bring table `found` to `wanted`.
+    #[allow(clippy::too_many_arguments)]
     fn change_table(
         &self,
         m: &Migrator<'_>,
+        counts: &Counts,
         plan: &mut AutoPlan,
         refusals: &mut Vec<String>,
         wanted: &Table,
@@ -369,7 +384,7 @@ impl AutoMigration {
             return Ok(());
         }
         let name = quote_ident(&wanted.name);
-        let rows = count(m, &format!("SELECT count(*) FROM {name}"))?;
+        let rows = counts.get(m, &format!("SELECT count(*) FROM {name}"))?;
         let column_of = |what: &str| {
             what.strip_prefix("column ")
                 .filter(|c| !c.contains(':'))
@@ -416,7 +431,7 @@ impl AutoMigration {
                 continue;
             }
             let quoted = quote_ident(&column.name);
-            let duplicates = count(
+            let duplicates = counts.get(
                 m,
                 &format!("SELECT count({quoted}) - count(DISTINCT {quoted}) FROM {name}"),
             )?;
@@ -429,7 +444,7 @@ impl AutoMigration {
             }
         }
         for column in &dropped {
-            let values = count(
+            let values = counts.get(
                 m,
                 &format!("SELECT count({}) FROM {name}", quote_ident(column)),
             )?;
@@ -467,7 +482,7 @@ impl AutoMigration {
                 ),
                 _ => "0".to_owned(),
             };
-            let changed = count(
+            let changed = counts.get(
                 m,
                 &format!(
                     "SELECT count(*) FROM {name} WHERE {quoted} IS NOT NULL AND ({cast} IS NOT \
@@ -500,7 +515,7 @@ impl AutoMigration {
                 continue;
             };
             // Its stored values give way to computed ones.
-            let values = count(
+            let values = counts.get(
                 m,
                 &format!("SELECT count({}) FROM {name}", quote_ident(&old.name)),
             )?;
@@ -590,8 +605,20 @@ fn single(entity: Entity) -> Schema {
     }
 }
 
-fn count(m: &Migrator<'_>, sql: &str) -> Result<i64> {
-    m.custom_select(sql, [])?[0].get(0)
+/// Counts taken by the data checks, by query, so the pass that applies a
+/// migration does not scan the tables again.
+#[derive(Default)]
+struct Counts(std::cell::RefCell<std::collections::HashMap<String, i64>>);
+
+impl Counts {
+    fn get(&self, m: &Migrator<'_>, sql: &str) -> Result<i64> {
+        if let Some(&known) = self.0.borrow().get(sql) {
+            return Ok(known);
+        }
+        let found: i64 = m.custom_select(sql, [])?[0].get(0)?;
+        self.0.borrow_mut().insert(sql.to_owned(), found);
+        Ok(found)
+    }
 }
 
 impl Migrator<'_> {
