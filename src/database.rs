@@ -410,6 +410,16 @@ impl<D: Database> Db<D> {
         self.dispatch(|backend, lane| backend.run_work(lane, Route::Writer, |conn| conn.stats()))
     }
 
+    /// Returns up to `pages` free pages (all with `None`) to the system, in
+    /// a file opened with `OpenOptions::auto_vacuum(AutoVacuum::Incremental)`.
+    pub fn incremental_vacuum(&self, pages: Option<u32>) -> Pending<()> {
+        self.dispatch(move |backend, lane| {
+            backend.run_work(lane, Route::Writer, move |conn| {
+                conn.incremental_vacuum(pages)
+            })
+        })
+    }
+
     /// `PRAGMA optimize` (SQLite recommends it before closing and now and
     /// then on long-lived connections).
     pub fn optimize(&self) -> Pending<()> {

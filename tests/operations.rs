@@ -295,3 +295,30 @@ fn a_long_read_transaction_and_the_checkpoint_it_blocks_are_logged() {
         );
     });
 }
+
+#[test]
+fn incremental_vacuum_returns_the_pages_deletes_freed() {
+    within(60, || {
+        let dir = tempfile::tempdir().unwrap();
+        let options =
+            OpenOptions::default().auto_vacuum(driftwood::sqlite::AutoVacuum::Incremental);
+        let db: Db = block_on(Db::open_with(dir.path().join("vacuum.db"), options)).unwrap();
+        block_on(db.custom_statement("CREATE TABLE t (pad BLOB)", [])).unwrap();
+        block_on(db.custom_statement(
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 1000) \
+             INSERT INTO t SELECT randomblob(2000) FROM s",
+            [],
+        ))
+        .unwrap();
+        block_on(db.custom_statement("DELETE FROM t", [])).unwrap();
+        let before = block_on(db.stats()).unwrap();
+        assert!(before.free_pages > 400, "{before:?}");
+        block_on(db.incremental_vacuum(Some(100))).unwrap();
+        let partly = block_on(db.stats()).unwrap();
+        assert_eq!(partly.free_pages, before.free_pages - 100);
+        block_on(db.incremental_vacuum(None)).unwrap();
+        let after = block_on(db.stats()).unwrap();
+        assert_eq!(after.free_pages, 0);
+        assert!(after.pages < before.pages - 400, "{before:?} -> {after:?}");
+    });
+}

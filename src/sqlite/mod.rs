@@ -22,4 +22,4 @@ pub use changes::{TableUpdate, UpdateKind};
 pub use connection::{Connection, Execution, RawMut};
 pub use levels::{Level, TxKind};
 pub use operations::{BackupProgress, Checkpoint, CheckpointMode, Stats};
-pub use options::{JournalMode, OpenOptions, Synchronous};
+pub use options::{AutoVacuum, JournalMode, OpenOptions, Synchronous};

@@ -207,6 +207,23 @@ impl Connection {
         })
     }
 
+    /// Returns up to `pages` free pages (all of them with `None`) to the
+    /// system, in a file whose `auto_vacuum` is `Incremental`.
+    pub fn incremental_vacuum(&self, pages: Option<u32>) -> Result<()> {
+        let sql = match pages {
+            Some(pages) => format!("PRAGMA incremental_vacuum({pages})"),
+            None => "PRAGMA incremental_vacuum".to_owned(),
+        };
+        // Each step frees one page: step to the end.
+        let run = || -> rusqlite::Result<()> {
+            let mut stmt = self.raw.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+            Ok(())
+        };
+        run().map_err(|e| from_rusqlite(e, &sql))
+    }
+
     /// `PRAGMA optimize`: lets SQLite refresh the statistics its planner
     /// uses where they are stale (SQLite recommends it before closing and
     /// now and then on long-lived connections).

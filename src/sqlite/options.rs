@@ -24,6 +24,19 @@ pub enum Synchronous {
     Full,
 }
 
+/// SQLite's `auto_vacuum` setting: what happens to the pages deletes free.
+/// It takes effect on a new file (set before its first table) or after a
+/// `VACUUM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoVacuum {
+    /// Freed pages stay in the file for reuse (SQLite's default).
+    None,
+    /// Freed pages are returned to the system at every commit.
+    Full,
+    /// Freed pages are kept until `incremental_vacuum` returns them.
+    Incremental,
+}
+
 /// Connection settings, applied before any transaction when a connection
 /// opens (some pragmas are no-ops or errors inside one). Build them from
 /// `OpenOptions::default()` and its setters; new settings can be added
@@ -58,6 +71,8 @@ pub struct OpenOptions {
     /// warning with its duration): while it is open, checkpoints cannot
     /// finish and the WAL grows.
     pub long_read_warning: Duration,
+    /// `PRAGMA auto_vacuum` for a new file; `None` leaves the file's.
+    pub auto_vacuum: Option<AutoVacuum>,
 }
 
 impl Default for OpenOptions {
@@ -72,6 +87,7 @@ impl Default for OpenOptions {
             journal_size_limit: Some(64 * 1024 * 1024),
             optimize_on_close: false,
             long_read_warning: Duration::from_secs(10),
+            auto_vacuum: None,
         }
     }
 }
@@ -125,6 +141,12 @@ impl OpenOptions {
         self
     }
 
+    /// Sets `PRAGMA auto_vacuum` (effective on a new file, or after `VACUUM`).
+    pub fn auto_vacuum(mut self, mode: AutoVacuum) -> Self {
+        self.auto_vacuum = Some(mode);
+        self
+    }
+
     /// Runs `PRAGMA optimize` when the connection closes, or not.
     pub fn optimize_on_close(mut self, on: bool) -> Self {
         self.optimize_on_close = on;
@@ -134,6 +156,15 @@ impl OpenOptions {
     /// The pragmas these settings amount to, for a file database or not.
     pub(crate) fn pragmas(&self, in_memory: bool) -> String {
         let mut sql = String::new();
+        // Before the journal mode: SQLite reads it when it writes page 1.
+        if let Some(mode) = self.auto_vacuum.filter(|_| !self.read_only) {
+            let mode = match mode {
+                AutoVacuum::None => "NONE",
+                AutoVacuum::Full => "FULL",
+                AutoVacuum::Incremental => "INCREMENTAL",
+            };
+            sql.push_str(&format!("PRAGMA auto_vacuum = {mode};"));
+        }
         if !in_memory && !self.read_only {
             let mode = match self.journal_mode {
                 JournalMode::Wal => "WAL",
