@@ -127,7 +127,7 @@ impl AutoMigration {
     ///
     /// As [`AutoMigration::run`].
     pub fn plan(&self, m: &Migrator<'_>) -> Result<AutoPlan> {
-        rolled_back(m, || self.apply(m, &Counts::default()))
+        super::rolled_back(m.connection(), || self.apply(m, &Counts::default()))
     }
 
     /// Runs the migration (in the caller's transaction: the opening one, for
@@ -148,7 +148,7 @@ impl AutoMigration {
         // The applying pass reuses the checking pass's counts: each is taken
         // just before its table changes, where both passes see the same rows.
         let counts = Counts::default();
-        rolled_back(m, || {
+        super::rolled_back(m.connection(), || {
             self.steps(m, &counts, &mut AutoPlan::default(), false)
         })?;
         self.apply(m, &counts)
@@ -588,15 +588,6 @@ fn external_content(table: &crate::schema::VirtualTable) -> Option<String> {
         let value = value.trim().trim_matches(['\'', '"']);
         (key.trim().eq_ignore_ascii_case("content") && !value.is_empty()).then(|| value.to_owned())
     })
-}
-
-/// Runs `work` in a savepoint that is rolled back whatever it returns.
-fn rolled_back<R>(m: &Migrator<'_>, work: impl FnOnce() -> Result<R>) -> Result<R> {
-    let conn = m.connection();
-    let level = conn.begin(crate::sqlite::TxKind::Immediate)?;
-    let result = crate::error::catch(work);
-    conn.rollback(level)?;
-    result
 }
 
 fn single(entity: Entity) -> Schema {

@@ -129,11 +129,16 @@ fn migration_transaction<R>(
     conn: &Connection,
     work: impl FnOnce(&Conn<'_>) -> Result<R>,
 ) -> Result<R> {
+    with_foreign_keys_off(conn, || write_unit(conn, work))
+}
+
+/// Runs `work` with foreign keys off, restoring them whatever happened.
+fn with_foreign_keys_off<R>(conn: &Connection, work: impl FnOnce() -> Result<R>) -> Result<R> {
     let foreign_keys = conn.foreign_keys()?;
     if foreign_keys {
         conn.set_foreign_keys(false)?;
     }
-    let result = write_unit(conn, work);
+    let result = work();
     let restored = if foreign_keys {
         conn.set_foreign_keys(true)
     } else {
@@ -142,6 +147,16 @@ fn migration_transaction<R>(
     let value = result?;
     restored?;
     Ok(value)
+}
+
+/// Runs `work` in a transaction (a savepoint inside one) that is rolled
+/// back whatever it returns, panics included: not even the file's change
+/// counter moves.
+pub(crate) fn rolled_back<R>(conn: &Connection, work: impl FnOnce() -> Result<R>) -> Result<R> {
+    let level = conn.begin(crate::sqlite::TxKind::Immediate)?;
+    let result = crate::error::catch(work);
+    conn.rollback(level)?;
+    result
 }
 
 /// What [`migrate_to_schema`] would do and lose, found the way it would
@@ -156,29 +171,11 @@ pub fn plan_to_schema(
     target: Schema,
     hints: &AutoMigration,
 ) -> Result<AutoPlan> {
-    // Like `migration_transaction`, but the transaction is rolled back: not
-    // even the file's change counter moves.
-    let foreign_keys = conn.foreign_keys()?;
-    if foreign_keys {
-        conn.set_foreign_keys(false)?;
-    }
-    let planned = conn
-        .begin(crate::sqlite::TxKind::Immediate)
-        .and_then(|level| {
-            let handle = Conn::new(conn);
-            let plan =
-                crate::error::catch(|| Migrator::new(handle, target).plan_automatically(hints));
-            conn.rollback(level)?;
-            plan
-        });
-    let restored = if foreign_keys {
-        conn.set_foreign_keys(true)
-    } else {
-        Ok(())
-    };
-    let plan = planned?;
-    restored?;
-    Ok(plan)
+    with_foreign_keys_off(conn, || {
+        rolled_back(conn, || {
+            Migrator::new(Conn::new(conn), target).plan_automatically(hints)
+        })
+    })
 }
 
 /// Migrates the database on `conn` to `target` automatically (see
