@@ -87,7 +87,7 @@ impl<D> std::fmt::Debug for Db<D> {
 }
 
 impl<D> Db<D> {
-    fn from_backend(backend: Backend) -> Self {
+    pub(crate) fn from_backend(backend: Backend) -> Self {
         Db {
             target: Target::Ready(backend),
             marker: PhantomData,
@@ -447,9 +447,7 @@ impl<D: Database> Runner for Db<D> {
     }
 
     fn run_batch(&self, batch: Batch) -> Pending<Execution> {
-        self.dispatch(move |backend, lane| {
-            backend.run_work(lane, Route::Writer, move |conn| batch.run_on(conn))
-        })
+        self.dispatch(move |backend, lane| backend.run_batch(lane, batch))
     }
 }
 

@@ -221,6 +221,55 @@ pub enum Error {
         "called from the database's own thread, which would wait for itself: inside a unit of work, use the `Conn` you were given"
     )]
     Reentrant,
+    /// A remote client tried what a served database does not allow
+    /// (attaching a database, a pragma that sets, a write on a read-only
+    /// server, …); nothing ran.
+    #[error("not permitted: {message} (statement: {sql})")]
+    NotPermitted {
+        /// What is not allowed, and why.
+        message: String,
+        /// The statement.
+        sql: String,
+    },
+    /// The other side of a remote connection broke the protocol (wrong
+    /// magic value, incompatible version, a malformed or oversized frame)
+    /// or the connection failed; the connection is closed.
+    #[error("remote protocol error: {message}")]
+    Protocol {
+        /// What went wrong.
+        message: String,
+    },
+    /// A remote server refused the client's credentials (a wrong or
+    /// missing token, a peer it does not trust).
+    #[error("not authorized: {message}")]
+    Unauthorized {
+        /// Why.
+        message: String,
+    },
+    /// A remote server's limit refused a connection or closed it (too many
+    /// connections, idle too long).
+    #[error("limit reached: {message}")]
+    LimitReached {
+        /// Which limit, and its value.
+        message: String,
+    },
+    /// The connection to a remote server was lost while this request was in
+    /// flight: it may or may not have run (a write may have committed).
+    /// driftwood never retries it by itself.
+    #[error(
+        "outcome unknown: the connection to the server was lost while the request was in flight ({message})"
+    )]
+    OutcomeUnknown {
+        /// How the connection ended.
+        message: String,
+    },
+    /// This backend cannot do what was asked (a closure-based unit of work
+    /// over a socket: a closure cannot cross it).
+    #[error("not supported by this backend: {message}")]
+    Unsupported {
+        /// What, and what to use instead.
+        message: String,
+    },
     /// A thread of the background server died (a panic escaped driftwood's
     /// own handling, or it did not stop when shut down); the server no
     /// longer accepts work.

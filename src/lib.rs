@@ -71,6 +71,8 @@ pub mod migration;
 mod plan;
 mod queries;
 pub mod query;
+#[cfg(feature = "remote")]
+pub mod remote;
 pub mod row;
 pub mod schema;
 pub mod sqlite;

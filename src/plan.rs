@@ -14,12 +14,15 @@ use crate::error::{Error, Result};
 use crate::query::Statement;
 use crate::row::{FromRow, OwnedRow, Row, Scalars};
 use crate::sqlite::Execution;
+use crate::sqlite::policy::Restriction;
 
 /// A statement and how its results become a `T`. Built by the typed API;
 /// run by a backend.
 pub struct Plan<T> {
     pub(crate) statement: Statement,
     pub(crate) collect: Collect<T>,
+    /// Set for a remote client's statement: what the connection must refuse.
+    pub(crate) restriction: Option<Restriction>,
 }
 
 /// How a plan turns what its statement produced into its value.
@@ -53,6 +56,7 @@ impl<T> Plan<T> {
         Plan {
             statement,
             collect: Collect::Rows(fold),
+            restriction: None,
         }
     }
 
@@ -61,6 +65,7 @@ impl<T> Plan<T> {
         Plan {
             statement,
             collect: Collect::Done(finish),
+            restriction: None,
         }
     }
 }

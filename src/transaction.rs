@@ -164,8 +164,7 @@ impl Runner for Transaction<'_> {
     }
 
     fn run_batch(&self, batch: Batch) -> Pending<Execution> {
-        self.backend
-            .run_work(self.lane, Route::Writer, move |conn| batch.run_on(conn))
+        self.backend.run_batch(self.lane, batch)
     }
 }
 

@@ -29,9 +29,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use pending::Pending;
 
+use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::sqlite::{Connection, Level, TxKind};
+use crate::sqlite::{Connection, Execution, Level, TxKind};
 use local::Local;
 use server::Client;
 
@@ -47,6 +48,12 @@ impl Lane {
     pub(crate) fn fresh() -> Lane {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Lane(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Its number (0 for [`Lane::NONE`]), as the wire protocol sends it.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn id(self) -> u64 {
+        self.0
     }
 }
 
@@ -73,6 +80,9 @@ pub(crate) enum Backend {
     Local(Arc<Local>),
     /// On a background server's threads.
     Server(Arc<Client>),
+    /// On a server in another process, over a byte stream.
+    #[cfg(feature = "remote")]
+    Remote(Arc<crate::remote::client::Remote>),
 }
 
 impl Backend {
@@ -82,6 +92,8 @@ impl Backend {
         match self {
             Backend::Local(local) => local.id(),
             Backend::Server(client) => client.server_id(),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => Arc::as_ptr(remote) as usize,
         }
     }
 
@@ -91,6 +103,8 @@ impl Backend {
         match self {
             Backend::Local(local) => Arc::as_ptr(local) as usize,
             Backend::Server(client) => Arc::as_ptr(client) as usize,
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => Arc::as_ptr(remote) as usize,
         }
     }
 
@@ -99,6 +113,8 @@ impl Backend {
         match self {
             Backend::Local(local) => local.feed(),
             Backend::Server(client) => client.feed(),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.feed(),
         }
     }
 
@@ -107,6 +123,8 @@ impl Backend {
         match self {
             Backend::Local(local) => local.run(lane, plan),
             Backend::Server(client) => client.run(lane, plan),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.run(lane, plan),
         }
     }
 
@@ -120,6 +138,20 @@ impl Backend {
         match self {
             Backend::Local(local) => local.run_work(lane, work),
             Backend::Server(client) => client.run_work(lane, route, work),
+            #[cfg(feature = "remote")]
+            Backend::Remote(_) => Pending::ready(Err(Error::Unsupported {
+                message: "a closure-based unit of work (write, read, run, savepoint, watch_read) runs where the connection lives and cannot cross a socket: use statements, batches and transactions".into(),
+            })),
+        }
+    }
+
+    /// Runs `batch` for `lane` in one round trip, in one transaction (a
+    /// savepoint of the lane's).
+    pub(crate) fn run_batch(&self, lane: Lane, batch: Batch) -> Pending<Execution> {
+        match self {
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.run_batch(lane, batch),
+            _ => self.run_work(lane, Route::Writer, move |conn| batch.run_on(conn)),
         }
     }
 
@@ -136,6 +168,8 @@ impl Backend {
         match self {
             Backend::Local(local) => local.begin(lane, level, kind, parent),
             Backend::Server(client) => client.begin(lane, level, kind, parent),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.begin(lane, level, kind, parent),
         }
     }
 
@@ -144,6 +178,8 @@ impl Backend {
         match self {
             Backend::Local(local) => local.commit(lane, level),
             Backend::Server(client) => client.commit(lane, level),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.commit(lane, level),
         }
     }
 
@@ -152,6 +188,8 @@ impl Backend {
         match self {
             Backend::Local(local) => local.rollback(lane, level),
             Backend::Server(client) => client.rollback(lane, level),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.rollback(lane, level),
         }
     }
 
@@ -161,6 +199,8 @@ impl Backend {
         match self {
             Backend::Local(local) => local.rollback_detached(lane, level),
             Backend::Server(client) => client.rollback_detached(lane, level),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.rollback_detached(lane, level),
         }
     }
 
@@ -169,6 +209,8 @@ impl Backend {
         match self {
             Backend::Local(local) => local.close(),
             Backend::Server(client) => client.close(),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.close(),
         }
     }
 
@@ -177,6 +219,8 @@ impl Backend {
         match self {
             Backend::Local(local) => local.is_closed(),
             Backend::Server(client) => client.is_closed(),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.is_closed(),
         }
     }
 
@@ -185,6 +229,8 @@ impl Backend {
         match self {
             Backend::Local(_) => "in-thread",
             Backend::Server(_) => "background server",
+            #[cfg(feature = "remote")]
+            Backend::Remote(_) => "remote",
         }
     }
 }

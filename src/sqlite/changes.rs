@@ -65,7 +65,8 @@ pub struct TableUpdate {
 }
 
 /// Some columns of a table, or all of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Columns {
     /// Every column (or columns nobody can name: a `count(*)`).
     All,
@@ -111,7 +112,8 @@ impl Columns {
 const MAX_ROWIDS: usize = 10_000;
 
 /// The rowids a change touched, when known.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Rows {
     /// Any row may have changed.
     Unknown,
@@ -155,7 +157,7 @@ pub(crate) fn report_row(log: &mut ReportedRows, table: &str, rowid: i64) {
 }
 
 /// How one table was (or may be) changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TableChange {
     /// Lowercase.
     table: String,
@@ -232,6 +234,8 @@ pub(crate) struct Footprint {
     other_writes: bool,
     /// Whether a trigger it fires deletes rows (perhaps unreported).
     trigger_deletes: bool,
+    /// Why a remote client may not run it (see `policy`), if so.
+    remote_refusal: Option<String>,
 }
 
 impl Footprint {
@@ -252,6 +256,9 @@ impl Footprint {
         // reports no rows to the update hook.
         if accessor.is_some() && matches!(action, A::Delete { .. }) {
             self.trigger_deletes = true;
+        }
+        if self.remote_refusal.is_none() {
+            self.remote_refusal = super::policy::refusal(action);
         }
         match *action {
             A::Read {
@@ -385,14 +392,20 @@ impl Footprint {
         self.other_writes = true;
     }
 
+    /// Why a remote client may not run it, if so.
+    pub(crate) fn remote_refusal(&self) -> Option<&str> {
+        self.remote_refusal.as_deref()
+    }
+
     /// Whether it writes rows, the schema, or anything else.
     pub(crate) fn writes_anything(&self) -> bool {
         self.schema || self.other_writes || !self.writes.is_empty()
     }
 }
 
-/// What a transaction (or some of its levels) changed.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What a transaction (or some of its levels) changed. It crosses the
+/// wire to remote clients' feeds as it is (see `docs/PROTOCOL.md`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Changes {
     tables: Vec<TableChange>,
     /// Something changed that no footprint describes: anything may have.
@@ -490,8 +503,8 @@ impl Changes {
 }
 
 /// What a watched query read: the union of its statements' read
-/// footprints.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// footprints. It crosses the wire with a remote watched query's rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ReadSet {
     tables: Vec<(String, Columns)>,
     /// Some statement's reads were unknown: any change may matter.

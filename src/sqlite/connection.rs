@@ -22,6 +22,7 @@ use super::changes::{
 use super::error::from_rusqlite;
 use super::guard::Guard;
 use super::levels::{Levels, TxKind};
+use super::policy::Restriction;
 use crate::error::{Error, Result};
 use crate::plan::{self, Collect, Cursor, Plan};
 use crate::query::Statement;
@@ -512,6 +513,22 @@ impl Connection {
 
     /// Runs a plan: its statement, folded into its value.
     pub(crate) fn run<T>(&self, plan: &Plan<T>) -> Result<T> {
+        if let Some(restriction) = plan.restriction {
+            return self
+                .guard
+                .restricted(restriction, || self.run_unrestricted(plan));
+        }
+        self.run_unrestricted(plan)
+    }
+
+    /// Runs `work` as a remote client's request: every statement it runs
+    /// is judged against `restriction` (see `policy`).
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn restricted<R>(&self, restriction: Restriction, work: impl FnOnce() -> R) -> R {
+        self.guard.restricted(restriction, work)
+    }
+
+    fn run_unrestricted<T>(&self, plan: &Plan<T>) -> Result<T> {
         match plan.collect {
             Collect::Done(finish) => self.execute(&plan.statement).map(finish),
             Collect::Rows(fold) => self.query(&plan.statement, fold),
@@ -695,6 +712,51 @@ impl Connection {
             self.ensure_not_poisoned()?;
             refuse_setup_pragma(sql)?;
         }
+        if let Some(restriction) = self.guard.restriction() {
+            return self
+                .restricted_statement(sql, restriction, || self.tracked_statement(sql, args, run));
+        }
+        self.tracked_statement(sql, args, run)
+    }
+
+    /// Runs a remote client's statement: refused up front if its footprint
+    /// shows what `restriction` forbids (a statement cached for another
+    /// client is judged again here), and a refusal while it runs becomes
+    /// [`Error::NotPermitted`] with its reason.
+    #[cold]
+    fn restricted_statement<R>(
+        &self,
+        sql: &str,
+        restriction: Restriction,
+        run: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        let not_permitted = |message: String| Error::NotPermitted {
+            message,
+            sql: sql.to_owned(),
+        };
+        self.guard.take_remote_refusal();
+        if let Some(footprint) = self.footprint(sql) {
+            if let Some(reason) = footprint.remote_refusal() {
+                return Err(not_permitted(reason.to_owned()));
+            }
+            if restriction == Restriction::RemoteReadOnly && footprint.writes_anything() {
+                return Err(not_permitted("this server is read-only".to_owned()));
+            }
+        }
+        let result = run();
+        match (result, self.guard.take_remote_refusal()) {
+            (Err(_), Some(reason)) => Err(not_permitted(reason)),
+            (result, _) => result,
+        }
+    }
+
+    /// Runs one statement, tracking what it changed when anyone watches.
+    fn tracked_statement<R>(
+        &self,
+        sql: &str,
+        args: usize,
+        run: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
         // While nobody watches: one atomic load before and after.
         let watching = self.writes_watched();
         let watched = (self.recording.get() || watching.is_some_and(Watching::is_on))

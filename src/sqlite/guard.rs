@@ -9,14 +9,17 @@
 //! itself while running one (`VACUUM` attaches a database and begins a
 //! transaction). So the guard judges only while the connection prepares a
 //! user statement ([`Guard::preparing`]); what it saw describes the
-//! statement prepared last.
+//! statement prepared last. The one exception is a remote client's
+//! request: while it runs, the guard judges everything SQLite authorizes,
+//! prepared or running, against the client's [`Restriction`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
 use super::changes::Footprint;
+use super::policy::{self, Restriction};
 
 /// Functions whose value depends on the connection that runs them.
 const CONNECTION_STATE_FUNCTIONS: [&str; 3] = ["last_insert_rowid", "changes", "total_changes"];
@@ -41,6 +44,10 @@ pub(crate) struct Guard {
     footprint: Mutex<Footprint>,
     /// The user's own authorizer, asked after driftwood's checks.
     user: Mutex<Option<UserAuthorizer>>,
+    /// The restriction of the remote request running now (0: none).
+    restriction: AtomicU8,
+    /// Why the guard refused something a remote request tried.
+    refused_remotely: Mutex<Option<String>>,
 }
 
 /// An authorizer a user adds with `Connection::set_authorizer`.
@@ -94,6 +101,15 @@ impl Guard {
 
     /// driftwood's own verdict, noting what the statement needs.
     fn judge(&self, context: &AuthContext<'_>) -> Authorization {
+        if self.restriction().is_some()
+            && let Some(reason) = policy::refusal(&context.action)
+        {
+            *self
+                .refused_remotely
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+            return Authorization::Deny;
+        }
         if !self.preparing.load(Ordering::Relaxed) {
             return Authorization::Allow;
         }
@@ -162,6 +178,38 @@ impl Guard {
     /// Whether the statement prepared last needs this very connection.
     pub(crate) fn needs_this_connection(&self) -> bool {
         self.needs_this_connection.load(Ordering::Relaxed)
+    }
+
+    /// Runs `work` judging everything against `restriction` (see
+    /// [`policy`]), then goes back to the restriction before.
+    pub(crate) fn restricted<R>(&self, restriction: Restriction, work: impl FnOnce() -> R) -> R {
+        let code = match restriction {
+            Restriction::Remote => 1,
+            Restriction::RemoteReadOnly => 2,
+        };
+        let before = self.restriction.swap(code, Ordering::Relaxed);
+        let result = work();
+        self.restriction.store(before, Ordering::Relaxed);
+        result
+    }
+
+    /// The restriction in force, if a remote request runs.
+    #[inline]
+    pub(crate) fn restriction(&self) -> Option<Restriction> {
+        match self.restriction.load(Ordering::Relaxed) {
+            0 => None,
+            1 => Some(Restriction::Remote),
+            _ => Some(Restriction::RemoteReadOnly),
+        }
+    }
+
+    /// Why the guard refused what a remote request tried, if it did since
+    /// the last call.
+    pub(crate) fn take_remote_refusal(&self) -> Option<String> {
+        self.refused_remotely
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Whether this connection holds objects no other connection sees.

@@ -37,6 +37,12 @@ impl Level {
         Level(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Its number, as the wire protocol sends it.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn id(self) -> u64 {
+        self.0
+    }
+
     fn savepoint(self) -> String {
         format!("dw_{}", self.0)
     }

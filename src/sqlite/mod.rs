@@ -17,6 +17,7 @@ mod guard;
 mod levels;
 mod operations;
 mod options;
+pub(crate) mod policy;
 
 pub use changes::{TableUpdate, UpdateKind};
 pub use connection::{Connection, Execution, RawMut};

@@ -1,0 +1,923 @@
+//! Serving a database to remote clients: [`RemoteServer`] answers the wire
+//! protocol on any byte stream, and listens on TCP or a Unix socket.
+//!
+//! Each connection is one client of the background [`Server`]: its
+//! requests become the same backend calls an in-process client makes, so
+//! transactions, lanes, routing to readers, cancellation and errors behave
+//! the same. A connection is its own pair of tasks (reading requests,
+//! writing replies) with bounded buffers: a client that stops reading
+//! stalls only itself, because once its replies back up the server stops
+//! reading its requests. Every statement runs under the remote
+//! [`Restriction`], and a broken frame, a failed handshake or a limit
+//! closes only that connection, with a logged reason and a counter.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::Token;
+use super::wire::{
+    self, BatchEntry, ClientMessage, Op, Outcome, PROTOCOL_VERSION, ReadError, ServerMessage,
+    WireValue,
+};
+use crate::Pending;
+use crate::backend::{Backend, Lane, Route};
+use crate::batch::Batch;
+use crate::error::{Error, Result};
+use crate::plan::{Cursor, Plan};
+use crate::query::{Access, Statement};
+use crate::server::Server;
+use crate::sqlite::policy::Restriction;
+use crate::sqlite::{Level, TxKind};
+
+/// How long a new connection has to send its preamble and hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves a background [`Server`] to remote clients. Cheap to clone; every
+/// clone shares the configuration, the counters and the shutdown.
+#[derive(Clone)]
+pub struct RemoteServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    server: Server,
+    token: Option<Token>,
+    read_only: bool,
+    max_frame: u32,
+    max_in_flight: usize,
+    max_connections: usize,
+    idle_timeout: Option<Duration>,
+    counters: Counters,
+    /// Becomes `true` once the server shuts down.
+    stopping: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for RemoteServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteServer")
+            .field("token", &self.inner.token)
+            .field("read_only", &self.inner.read_only)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`RemoteServer`] has done so far: read them with
+/// [`RemoteServer::stats`]; `driftwood serve` logs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServeStats {
+    /// Connections that completed the handshake.
+    pub connections: u64,
+    /// Connections open right now.
+    pub active_connections: u64,
+    /// Connections refused for a wrong or missing token or peer.
+    pub unauthorized: u64,
+    /// Connections refused because `max_connections` were open.
+    pub over_connection_limit: u64,
+    /// Connections closed for breaking the protocol (bad magic value,
+    /// incompatible version, malformed or oversized frames).
+    pub protocol_errors: u64,
+    /// Connections closed for being idle longer than the idle timeout.
+    pub idle_timeouts: u64,
+    /// Requests received.
+    pub requests: u64,
+    /// Times a connection had `max_in_flight` requests running and the
+    /// server stopped reading from it until one finished.
+    pub in_flight_waits: u64,
+    /// Requests the client cancelled.
+    pub cancelled: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    active_connections: AtomicU64,
+    unauthorized: AtomicU64,
+    over_connection_limit: AtomicU64,
+    protocol_errors: AtomicU64,
+    idle_timeouts: AtomicU64,
+    requests: AtomicU64,
+    in_flight_waits: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl RemoteServer {
+    /// Serves `server`: no token, writes accepted, 16 MiB frames, 256
+    /// requests in flight per connection, 64 connections, connections idle
+    /// for 15 minutes closed.
+    pub fn new(server: Server) -> Self {
+        RemoteServer {
+            inner: Arc::new(Inner {
+                server,
+                token: None,
+                read_only: false,
+                max_frame: wire::DEFAULT_MAX_FRAME,
+                max_in_flight: 256,
+                max_connections: 64,
+                idle_timeout: Some(Duration::from_secs(15 * 60)),
+                counters: Counters::default(),
+                stopping: watch::channel(false).0,
+            }),
+        }
+    }
+
+    fn configure(mut self, change: impl FnOnce(&mut Inner)) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => change(inner),
+            None => {
+                tracing::warn!(target: "driftwood::remote", "a remote server is configured after it was cloned; the change applies to this handle only");
+                let inner = &*self.inner;
+                let mut copy = Inner {
+                    server: inner.server.clone(),
+                    token: inner.token.clone(),
+                    read_only: inner.read_only,
+                    max_frame: inner.max_frame,
+                    max_in_flight: inner.max_in_flight,
+                    max_connections: inner.max_connections,
+                    idle_timeout: inner.idle_timeout,
+                    counters: Counters::default(),
+                    stopping: watch::channel(false).0,
+                };
+                change(&mut copy);
+                self.inner = Arc::new(copy);
+            }
+        }
+        self
+    }
+
+    /// Requires clients to present `token` (compared in constant time).
+    /// Required for TCP on any address but loopback.
+    pub fn token(self, token: Token) -> Self {
+        self.configure(|inner| inner.token = Some(token))
+    }
+
+    /// Refuses every write, whatever the client sends.
+    pub fn read_only(self, read_only: bool) -> Self {
+        self.configure(|inner| inner.read_only = read_only)
+    }
+
+    /// The largest frame accepted, in bytes; a longer one closes the
+    /// connection.
+    pub fn max_frame(self, bytes: u32) -> Self {
+        self.configure(|inner| inner.max_frame = bytes.max(1024))
+    }
+
+    /// Requests one connection may have running at once; past it, the
+    /// server reads nothing more from that connection until one finishes.
+    pub fn max_in_flight(self, requests: usize) -> Self {
+        self.configure(|inner| inner.max_in_flight = requests.max(1))
+    }
+
+    /// Connections open at once; one more is refused with
+    /// [`Error::LimitReached`].
+    pub fn max_connections(self, connections: usize) -> Self {
+        self.configure(|inner| inner.max_connections = connections)
+    }
+
+    /// Closes a connection that sent nothing and had nothing running for
+    /// this long (`None`: never).
+    pub fn idle_timeout(self, timeout: Option<Duration>) -> Self {
+        self.configure(|inner| inner.idle_timeout = timeout)
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ServeStats {
+        let c = &self.inner.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        ServeStats {
+            connections: load(&c.connections),
+            active_connections: load(&c.active_connections),
+            unauthorized: load(&c.unauthorized),
+            over_connection_limit: load(&c.over_connection_limit),
+            protocol_errors: load(&c.protocol_errors),
+            idle_timeouts: load(&c.idle_timeouts),
+            requests: load(&c.requests),
+            in_flight_waits: load(&c.in_flight_waits),
+            cancelled: load(&c.cancelled),
+        }
+    }
+
+    /// Tells every connection the server is closing (their clients get
+    /// [`Error::Closed`]), rolls back their transactions and stops the
+    /// listeners. The background server itself keeps running.
+    pub fn shutdown(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Serves one client on `io` until it leaves, breaks the protocol or
+    /// the server shuts down. `peer` names it in logs.
+    pub async fn serve_connection<S>(&self, io: S, peer: &str)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let counters = &inner.counters;
+        bump(&counters.active_connections);
+        let active = counters.active_connections.load(Ordering::Relaxed);
+        let over_limit = active > inner.max_connections as u64;
+        let ended = Connection::run(inner.clone(), io, peer, over_limit).await;
+        counters.active_connections.fetch_sub(1, Ordering::Relaxed);
+        match ended {
+            Ok(reason) => {
+                tracing::info!(target: "driftwood::remote", peer, "connection closed: {reason}");
+            }
+            Err(error) => {
+                tracing::warn!(target: "driftwood::remote", peer, %error, "connection closed");
+            }
+        }
+    }
+
+    /// Listens on TCP at `addr` (`127.0.0.1:0` picks a free port).
+    /// Refuses an address other than loopback unless a token is set.
+    pub async fn listen_tcp(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<Listening> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::invalid_argument(format!("cannot listen on TCP: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::invalid_argument(format!("cannot listen on TCP: {e}")))?;
+        if !local.ip().is_loopback() && self.inner.token.is_none() {
+            return Err(Error::invalid_argument(format!(
+                "refusing to serve on {local} without a token: anyone who can reach it could read and write the database (set RemoteServer::token, or listen on 127.0.0.1)"
+            )));
+        }
+        let server = self.clone();
+        let listener = Arc::new(listener);
+        let task = tokio::spawn(server.accept_loop(move || {
+            let listener = listener.clone();
+            async move {
+                let (stream, peer) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok((stream, peer.to_string()))
+            }
+        }));
+        tracing::info!(target: "driftwood::remote", %local, "serving on TCP");
+        Ok(Listening {
+            endpoint: Endpoint::Tcp(local),
+            task,
+            server: self.clone(),
+        })
+    }
+
+    /// Listens on a Unix socket at `path`, readable and writable by this
+    /// user only; only peers running as this user are served. A socket
+    /// left by a process that died is replaced; one a live server answers
+    /// on is an error.
+    #[cfg(unix)]
+    pub async fn listen_unix(&self, path: impl AsRef<Path>) -> Result<Listening> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let path = path.as_ref().to_path_buf();
+        let failed = |e: std::io::Error| {
+            Error::invalid_argument(format!("cannot listen on {}: {e}", path.display()))
+        };
+        if path.exists() {
+            if tokio::net::UnixStream::connect(&path).await.is_ok() {
+                return Err(Error::invalid_argument(format!(
+                    "{} is already served by a live process",
+                    path.display()
+                )));
+            }
+            std::fs::remove_file(&path).map_err(failed)?;
+        }
+        let listener = tokio::net::UnixListener::bind(&path).map_err(failed)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+        let owner = std::fs::metadata(&path).map_err(failed)?.uid();
+        let server = self.clone();
+        let listener = Arc::new(listener);
+        let task = tokio::spawn(server.accept_loop(move || {
+            let listener = listener.clone();
+            async move {
+                loop {
+                    let (stream, _) = listener.accept().await?;
+                    match stream.peer_cred() {
+                        Ok(cred) if cred.uid() == owner => {
+                            let peer = format!("unix peer pid {:?} uid {}", cred.pid(), cred.uid());
+                            return Ok((stream, peer));
+                        }
+                        other => {
+                            tracing::warn!(target: "driftwood::remote", peer = ?other.map(|c| c.uid()), "refused a Unix socket peer running as another user");
+                        }
+                    }
+                }
+            }
+        }));
+        tracing::info!(target: "driftwood::remote", path = %path.display(), "serving on a Unix socket");
+        Ok(Listening {
+            endpoint: Endpoint::Unix(path),
+            task,
+            server: self.clone(),
+        })
+    }
+
+    /// Accepts connections with `accept` until the server shuts down,
+    /// serving each on a task of its own.
+    async fn accept_loop<S, F, Fut>(self, accept: F)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::io::Result<(S, String)>> + Send,
+    {
+        let mut stopping = self.inner.stopping.subscribe();
+        loop {
+            let accepted = tokio::select! {
+                accepted = accept() => accepted,
+                _ = stopping.wait_for(|stop| *stop) => return,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let server = self.clone();
+                    tokio::spawn(async move { server.serve_connection(stream, &peer).await });
+                }
+                Err(error) => {
+                    tracing::warn!(target: "driftwood::remote", %error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Where a [`Listening`] server can be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket's path.
+    Unix(PathBuf),
+}
+
+/// A listener serving connections; it stops on [`Listening::shutdown`] or
+/// [`RemoteServer::shutdown`] (dropping it leaves it running).
+#[derive(Debug)]
+pub struct Listening {
+    endpoint: Endpoint,
+    task: JoinHandle<()>,
+    server: RemoteServer,
+}
+
+impl Listening {
+    /// Where clients connect.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The TCP address, for a TCP listener.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.endpoint {
+            Endpoint::Tcp(addr) => Some(*addr),
+            Endpoint::Unix(_) => None,
+        }
+    }
+
+    /// Shuts the server down (see [`RemoteServer::shutdown`]) and waits for
+    /// the listener to stop; a Unix socket's file is removed.
+    pub async fn shutdown(self) {
+        self.server.shutdown();
+        let _ = self.task.await;
+        if let Endpoint::Unix(path) = &self.endpoint {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The transactions one connection has open: its wire lanes and levels,
+/// mapped to this process's.
+#[derive(Default)]
+struct Lanes {
+    lanes: HashMap<u64, Lane>,
+    /// Each open level: its lane and whether it is the lane's outermost.
+    levels: HashMap<u64, (Lane, Level, bool)>,
+}
+
+/// One client connection being served.
+struct Connection {
+    inner: Arc<Inner>,
+    backend: Backend,
+    restriction: Restriction,
+    lanes: Mutex<Lanes>,
+    /// Replies (encoded frames) on their way to the writer task.
+    replies: mpsc::Sender<Vec<u8>>,
+    /// Requests running, by id, to cancel them.
+    running: Mutex<HashMap<u64, tokio::task::AbortHandle>>,
+}
+
+impl Connection {
+    /// Runs the handshake, then serves requests; says why it ended.
+    async fn run<S>(
+        inner: Arc<Inner>,
+        io: S,
+        peer: &str,
+        over_limit: bool,
+    ) -> std::result::Result<String, Error>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (mut reader, mut writer) = tokio::io::split(io);
+        let counters = &inner.counters;
+        let handshake = async {
+            wire::write_frame(&mut writer, &wire::preamble())
+                .await
+                .map_err(|e| wire::protocol(format!("writing the preamble failed: {e}")))?;
+            let version = wire::read_preamble(&mut reader).await?;
+            if version != PROTOCOL_VERSION {
+                let error = wire::protocol(format!(
+                    "the client speaks protocol version {version}; this server speaks version {PROTOCOL_VERSION}"
+                ));
+                return Err(refuse(&mut writer, error).await);
+            }
+            let hello = match wire::read_frame(&mut reader, inner.max_frame).await {
+                Ok(body) => wire::decode::<ClientMessage>(&body)?,
+                Err(ReadError::Closed) => {
+                    return Err(wire::protocol("the client left before its hello"));
+                }
+                Err(ReadError::Broken(error)) => return Err(error),
+            };
+            let ClientMessage::Hello { token, client } = hello else {
+                return Err(wire::protocol("the first frame was not a hello"));
+            };
+            Ok((token, client))
+        };
+        let (token, client) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(hello)) => hello,
+            Ok(Err(error)) => {
+                bump(&counters.protocol_errors);
+                return Err(error);
+            }
+            Err(_) => {
+                bump(&counters.protocol_errors);
+                return Err(wire::protocol(format!(
+                    "no handshake within {HANDSHAKE_TIMEOUT:?}"
+                )));
+            }
+        };
+        if let Err(error) = check_token(inner.token.as_ref(), token.as_deref()) {
+            bump(&counters.unauthorized);
+            return Err(refuse(&mut writer, error).await);
+        }
+        if over_limit {
+            bump(&counters.over_connection_limit);
+            let error = Error::LimitReached {
+                message: format!(
+                    "the server has {} connections open, its limit",
+                    inner.max_connections
+                ),
+            };
+            return Err(refuse(&mut writer, error).await);
+        }
+        let backend = Backend::Server(inner.server.client(false));
+        let schema_version = match user_version(&backend).await {
+            Ok(version) => version,
+            Err(error) => return Err(refuse(&mut writer, error).await),
+        };
+        let welcome = ServerMessage::Welcome {
+            server: format!("driftwood {}", env!("CARGO_PKG_VERSION")),
+            schema_version,
+            read_only: inner.read_only,
+            max_frame: inner.max_frame,
+        };
+        wire::write_frame(&mut writer, &wire::encode(&welcome))
+            .await
+            .map_err(|e| wire::protocol(format!("writing the welcome failed: {e}")))?;
+        bump(&counters.connections);
+        tracing::info!(target: "driftwood::remote", peer, client, "client connected");
+
+        let (replies, outgoing) = mpsc::channel(inner.max_in_flight + 16);
+        let connection = Arc::new(Connection {
+            restriction: if inner.read_only {
+                Restriction::RemoteReadOnly
+            } else {
+                Restriction::Remote
+            },
+            inner: inner.clone(),
+            backend,
+            lanes: Mutex::default(),
+            replies,
+            running: Mutex::default(),
+        });
+        let writing = tokio::spawn(write_replies(writer, outgoing, inner.idle_timeout));
+        let ended = connection.clone().serve(reader).await;
+        connection.finish(&ended);
+        // The writer ends once every reply sender is gone: the last ones
+        // belong to requests just aborted.
+        drop(connection);
+        let _ = writing.await;
+        ended
+    }
+
+    /// Reads requests until the connection ends; says why it ended.
+    async fn serve(
+        self: Arc<Self>,
+        reader: impl AsyncRead + Send + Unpin + 'static,
+    ) -> std::result::Result<String, Error> {
+        let inner = self.inner.clone();
+        let counters = &inner.counters;
+        let permits = Arc::new(Semaphore::new(inner.max_in_flight));
+        let mut stopping = inner.stopping.subscribe();
+        // Frames are read on a task of their own, one ahead: a read cut off
+        // half-way (by the idle timer, a shutdown) would lose bytes.
+        let (mut frames, reading) = read_frames(reader, inner.max_frame);
+        let _stop_reading = AbortOnDrop(reading);
+        loop {
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    bump(&counters.in_flight_waits);
+                    tokio::select! {
+                        permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+                        _ = stopping.wait_for(|stop| *stop) => return Ok(self.closing("the server is shutting down")),
+                    }
+                }
+            };
+            let idle = async {
+                match inner.idle_timeout {
+                    Some(timeout) => tokio::time::sleep(timeout).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let frame = tokio::select! {
+                frame = frames.recv() => frame.unwrap_or(Err(ReadError::Closed)),
+                _ = stopping.wait_for(|stop| *stop) => {
+                    return Ok(self.closing("the server is shutting down"));
+                }
+                _ = idle => {
+                    // Not idle while requests run.
+                    if permits.available_permits() + 1 < inner.max_in_flight {
+                        continue;
+                    }
+                    bump(&counters.idle_timeouts);
+                    let timeout = inner.idle_timeout.unwrap_or_default();
+                    return Ok(self.closing(&format!("idle for {timeout:?}, the server's limit")));
+                }
+            };
+            let message = match frame {
+                Ok(body) => wire::decode::<ClientMessage>(&body),
+                Err(ReadError::Closed) => return Ok("the client disconnected".into()),
+                Err(ReadError::Broken(error)) => Err(error),
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => return Err(self.broken(error)),
+            };
+            match message {
+                ClientMessage::Request { id, op } => {
+                    bump(&counters.requests);
+                    let pending = self.dispatch(op);
+                    self.spawn_reply(id, pending, permit);
+                }
+                ClientMessage::Cancel { id } => {
+                    let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(task) = running.get(&id) {
+                        task.abort();
+                        bump(&counters.cancelled);
+                    }
+                }
+                ClientMessage::Goodbye {} => return Ok("the client said goodbye".into()),
+                ClientMessage::Hello { .. } => {
+                    return Err(self.broken(wire::protocol("a second hello")));
+                }
+            }
+        }
+    }
+
+    /// The client broke the protocol: counted, told, and the connection
+    /// closes.
+    fn broken(&self, error: Error) -> Error {
+        bump(&self.inner.counters.protocol_errors);
+        self.closing(&error.to_string());
+        error
+    }
+
+    /// Tells the client the connection is closing, and why.
+    fn closing(&self, reason: &str) -> String {
+        let frame = wire::encode(&ServerMessage::Closing {
+            reason: reason.to_owned(),
+        });
+        let _ = self.replies.try_send(frame);
+        reason.to_owned()
+    }
+
+    /// The connection ended: requests still running are cancelled (a
+    /// commit runs anyway), and every transaction still open is rolled
+    /// back, behind its lane's earlier requests.
+    fn finish(&self, ended: &std::result::Result<String, Error>) {
+        let running =
+            std::mem::take(&mut *self.running.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in running.values() {
+            task.abort();
+        }
+        let lanes = std::mem::take(&mut *self.lanes.lock().unwrap_or_else(PoisonError::into_inner));
+        let open = lanes
+            .levels
+            .values()
+            .filter(|(_, _, outermost)| *outermost)
+            .count();
+        for (lane, level, outermost) in lanes.levels.into_values() {
+            if outermost {
+                self.backend.rollback_detached(lane, level);
+            }
+        }
+        if open > 0 {
+            tracing::info!(target: "driftwood::remote", open, ended = ?ended.as_ref().map_err(ToString::to_string), "rolled back the transactions a closed connection left open");
+        }
+        drop(self.backend.close());
+    }
+
+    /// Awaits `pending` on a task of its own and sends its reply; the
+    /// permit is returned when it is done.
+    fn spawn_reply(
+        self: &Arc<Self>,
+        id: u64,
+        pending: Pending<Outcome>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let connection = self.clone();
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let task = tokio::spawn(async move {
+            let outcome = pending
+                .await
+                .unwrap_or_else(|error| Outcome::Failed { error });
+            let frame = wire::encode(&ServerMessage::Reply { id, outcome });
+            let _ = connection.replies.send(frame).await;
+            connection
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+            drop(permit);
+        });
+        if !task.is_finished() {
+            running.insert(id, task.abort_handle());
+        }
+    }
+
+    /// Starts `op` on the backend: sent now, so requests run in the order
+    /// they arrived.
+    fn dispatch(&self, op: Op) -> Pending<Outcome> {
+        match self.start(op) {
+            Ok(pending) => pending,
+            Err(error) => Pending::ready(Err(error)),
+        }
+    }
+
+    fn start(&self, op: Op) -> Result<Pending<Outcome>> {
+        let backend = &self.backend;
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(match op {
+            Op::Run {
+                lane,
+                sql,
+                args,
+                read,
+                rows,
+            } => {
+                let lane = lanes.lane(lane)?;
+                let access = match (read, rows) {
+                    (true, _) => Access::Read,
+                    (false, true) => Access::Unknown,
+                    (false, false) => Access::Write,
+                };
+                let statement = Statement {
+                    sql: sql.into(),
+                    args: wire::from_wire(args),
+                    access,
+                };
+                let mut plan = if rows {
+                    Plan::rows(statement, rows_for_the_wire)
+                } else {
+                    Plan::done(statement, Outcome::from)
+                };
+                plan.restriction = Some(self.restriction);
+                backend.run(lane, plan)
+            }
+            Op::Batch { lane, entries } => {
+                let lane = lanes.lane(lane)?;
+                let batch = batch_of(entries);
+                let restriction = self.restriction;
+                let pending = backend.run_work(lane, Route::Writer, move |conn| {
+                    conn.restricted(restriction, || batch.run_on(conn))
+                });
+                Pending::boxed(async move { pending.await.map(Outcome::from) })
+            }
+            Op::Begin {
+                lane,
+                level,
+                immediate,
+                parent,
+            } => {
+                if immediate && self.inner.read_only {
+                    return Err(Error::NotPermitted {
+                        message: "this server is read-only: a write transaction cannot begin"
+                            .into(),
+                        sql: "BEGIN IMMEDIATE".into(),
+                    });
+                }
+                let parent = parent.map(|parent| lanes.lane(parent)).transpose()?;
+                let local_lane = *lanes.lanes.entry(lane).or_insert_with(Lane::fresh);
+                let local_level = Level::fresh();
+                let outermost = parent.is_none();
+                lanes
+                    .levels
+                    .insert(level, (local_lane, local_level, outermost));
+                let kind = if immediate {
+                    TxKind::Immediate
+                } else {
+                    TxKind::Deferred
+                };
+                ok(backend.begin(local_lane, local_level, kind, parent))
+            }
+            Op::Commit { lane, level } => {
+                let Some((local_lane, local_level)) = lanes.end(lane, level) else {
+                    return Err(Error::ended(
+                        "cannot commit: it was already committed or rolled back",
+                    ));
+                };
+                ok(backend.commit(local_lane, local_level))
+            }
+            Op::Rollback { lane, level } => match lanes.end(lane, level) {
+                Some((local_lane, local_level)) => ok(backend.rollback(local_lane, local_level)),
+                // A level that never began, or already ended: nothing to do.
+                None => Pending::ready(Ok(Outcome::Ok {})),
+            },
+        })
+    }
+}
+
+impl Lanes {
+    /// This process's lane for wire lane `lane` (0: none).
+    fn lane(&self, lane: u64) -> Result<Lane> {
+        if lane == 0 {
+            return Ok(Lane::NONE);
+        }
+        self.lanes
+            .get(&lane)
+            .copied()
+            .ok_or_else(|| Error::ended("its transaction was already committed or rolled back"))
+    }
+
+    /// Forgets `level` (committed or rolled back), and its lane with its
+    /// outermost level.
+    fn end(&mut self, lane: u64, level: u64) -> Option<(Lane, Level)> {
+        let (local_lane, local_level, outermost) = self.levels.remove(&level)?;
+        if outermost {
+            self.lanes.remove(&lane);
+            self.levels.retain(|_, (other, _, _)| *other != local_lane);
+        }
+        Some((local_lane, local_level))
+    }
+}
+
+/// Reads frames from `reader` on a task of its own, one ahead, until the
+/// first error or the end.
+fn read_frames(
+    mut reader: impl AsyncRead + Send + Unpin + 'static,
+    max_frame: u32,
+) -> (
+    mpsc::Receiver<std::result::Result<Vec<u8>, ReadError>>,
+    JoinHandle<()>,
+) {
+    let (frames, received) = mpsc::channel(1);
+    let task = tokio::spawn(async move {
+        loop {
+            let frame = wire::read_frame(&mut reader, max_frame).await;
+            let last = frame.is_err();
+            if frames.send(frame).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    (received, task)
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A transaction request's reply.
+fn ok(pending: Pending<()>) -> Pending<Outcome> {
+    Pending::boxed(async move { pending.await.map(|()| Outcome::Ok {}) })
+}
+
+/// A batch from its wire entries.
+fn batch_of(entries: Vec<BatchEntry>) -> Batch {
+    Batch {
+        entries: entries
+            .into_iter()
+            .map(|entry| {
+                let arg_sets = entry.arg_sets.into_iter().map(wire::from_wire).collect();
+                (entry.sql.into(), arg_sets)
+            })
+            .collect(),
+    }
+}
+
+/// Every row with its column names, ready to send.
+fn rows_for_the_wire(rows: &mut dyn Cursor, _sql: &str) -> Result<Outcome> {
+    let mut columns = Vec::new();
+    let mut out = Vec::new();
+    while rows.next_row(&mut |row| {
+        if columns.is_empty() {
+            columns = (0..row.len())
+                .map(|i| row.column_name(i).to_owned())
+                .collect();
+        }
+        let values = (0..row.len())
+            .map(|i| row.get_ref(i).map(|v| WireValue(v.to_owned())))
+            .collect::<Result<_>>()?;
+        out.push(values);
+        Ok(())
+    })? {}
+    Ok(Outcome::Rows { columns, rows: out })
+}
+
+/// The database's `user_version`, for the welcome.
+async fn user_version(backend: &Backend) -> Result<i64> {
+    let statement = Statement {
+        sql: "PRAGMA user_version".into(),
+        args: Vec::new(),
+        access: Access::Unknown,
+    };
+    backend
+        .run(Lane::NONE, Plan::rows(statement, crate::plan::count))
+        .await
+}
+
+/// Checks the client's token against the server's, in constant time.
+fn check_token(expected: Option<&Token>, given: Option<&str>) -> Result<()> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let Some(given) = given else {
+        return Err(Error::Unauthorized {
+            message: "this server requires a token and the client sent none".into(),
+        });
+    };
+    if bool::from(expected.secret().as_bytes().ct_eq(given.as_bytes())) {
+        return Ok(());
+    }
+    Err(Error::Unauthorized {
+        message: "the token is wrong".into(),
+    })
+}
+
+/// Sends the client a refusal and gives back its error.
+async fn refuse(writer: &mut (impl AsyncWrite + Unpin), error: Error) -> Error {
+    let frame = wire::encode(&ServerMessage::Refused {
+        error: error.clone(),
+    });
+    let _ = wire::write_frame(writer, &frame).await;
+    error
+}
+
+/// Writes replies until every sender is gone; a client that takes longer
+/// than the idle timeout to take one is dropped.
+async fn write_replies(
+    mut writer: impl AsyncWrite + Unpin,
+    mut outgoing: mpsc::Receiver<Vec<u8>>,
+    timeout: Option<Duration>,
+) {
+    while let Some(frame) = outgoing.recv().await {
+        let write = wire::write_frame(&mut writer, &frame);
+        let written = match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, write)
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+            None => write.await,
+        };
+        if let Err(error) = written {
+            tracing::warn!(target: "driftwood::remote", %error, "writing a reply failed; dropping the connection");
+            return;
+        }
+    }
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut writer).await;
+}
+
+/// Reads a token from a file (its first line, trimmed): the way to give
+/// `driftwood serve` one without putting it on the command line.
+pub(crate) fn token_from_file(path: &Path) -> Result<Token> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid_argument(format!(
+            "cannot read the token file {}: {e}",
+            path.display()
+        ))
+    })?;
+    Token::new(text.lines().next().unwrap_or("").trim())
+}

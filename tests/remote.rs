@@ -1,0 +1,716 @@
+//! A database served over TCP, Unix sockets and in-memory streams: the
+//! same API as in-process, the handshake's refusals, the policy, faults
+//! (garbage, oversized and truncated frames, a client that stops reading,
+//! a disconnect mid-transaction, shutdown with requests in flight) — each
+//! with a well-behaved client served throughout.
+#![cfg(feature = "remote")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use driftwood::prelude::*;
+use driftwood::remote::wire::{self, ClientMessage, Op, ServerMessage};
+use driftwood::remote::{RemoteOptions, RemoteServer, Token};
+use driftwood::{ConstraintKind, Error, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How a test client reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Transport {
+    Duplex,
+    Tcp,
+    Unix,
+}
+
+const TRANSPORTS: [Transport; 3] = [Transport::Duplex, Transport::Tcp, Transport::Unix];
+
+/// A served database file: the background server, an in-process client
+/// of it, and the remote server listening on TCP and a Unix socket.
+struct Served {
+    dir: tempfile::TempDir,
+    local: Db<TodoDb>,
+    remote: RemoteServer,
+    tcp: std::net::SocketAddr,
+    unix: std::path::PathBuf,
+}
+
+async fn serve(configure: impl FnOnce(RemoteServer) -> RemoteServer) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::open(dir.path().join("todos.db")).await.unwrap();
+    let local = server.connect::<TodoDb>().await.unwrap();
+    let remote = configure(RemoteServer::new(server));
+    let tcp = remote.listen_tcp("127.0.0.1:0").await.unwrap();
+    let unix = dir.path().join("todos.sock");
+    remote.listen_unix(&unix).await.unwrap();
+    Served {
+        tcp: tcp.local_addr().unwrap(),
+        dir,
+        local,
+        remote,
+        unix,
+    }
+}
+
+impl Served {
+    async fn connect(&self, transport: Transport, options: RemoteOptions) -> Result<Db<TodoDb>> {
+        match transport {
+            Transport::Tcp => Db::connect_tcp(self.tcp, options).await,
+            Transport::Unix => Db::connect_unix(&self.unix, options).await,
+            Transport::Duplex => {
+                let (client, server) = tokio::io::duplex(64 * 1024);
+                let remote = self.remote.clone();
+                tokio::spawn(async move { remote.serve_connection(server, "duplex").await });
+                Db::connect_remote(client, options).await
+            }
+        }
+    }
+
+    async fn client(&self, transport: Transport) -> Db<TodoDb> {
+        self.connect(transport, RemoteOptions::new()).await.unwrap()
+    }
+
+    /// A raw TCP connection that has sent its preamble and hello.
+    async fn raw(&self, token: Option<&str>) -> tokio::net::TcpStream {
+        let mut stream = tokio::net::TcpStream::connect(self.tcp).await.unwrap();
+        stream.write_all(&wire::preamble()).await.unwrap();
+        let hello = ClientMessage::Hello {
+            token: token.map(str::to_owned),
+            client: "raw".into(),
+        };
+        stream.write_all(&wire::encode(&hello)).await.unwrap();
+        let version = wire::read_preamble(&mut stream).await.unwrap();
+        assert_eq!(version, wire::PROTOCOL_VERSION);
+        let welcome = wire::read_frame(&mut stream, wire::DEFAULT_MAX_FRAME)
+            .await
+            .unwrap();
+        assert!(matches!(
+            wire::decode::<ServerMessage>(&welcome).unwrap(),
+            ServerMessage::Welcome { .. }
+        ));
+        stream
+    }
+
+    /// The well-behaved client still gets answers.
+    async fn still_serves(&self) {
+        let db = self.client(Transport::Tcp).await;
+        let count = db.select::<Todo>().count().await.unwrap();
+        assert_eq!(count, self.local.select::<Todo>().count().await.unwrap());
+    }
+}
+
+/// Runs `test` on a tokio runtime, failing if it takes over a minute.
+fn run<F: std::future::Future<Output = ()> + Send + 'static>(
+    test: impl FnOnce() -> F + Send + 'static,
+) {
+    within(60, move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(test())
+    })
+}
+
+#[test]
+fn queries_batches_and_transactions_work_over_every_transport() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        for transport in TRANSPORTS {
+            let db = served.client(transport).await;
+            db.delete::<Todo>().await.unwrap();
+            let id = db
+                .insert(todo("Remote one", "x", None))
+                .execute()
+                .await
+                .unwrap()
+                .last_insert_id;
+            let found = db.find::<Todo>(id).await.unwrap().unwrap();
+            assert_eq!(found.title, "Remote one", "over {transport:?}");
+
+            // Owned transaction with a savepoint rolled back inside it.
+            let mut tx = db.begin().await.unwrap();
+            tx.insert(todo("Outer tx", "x", None)).await.unwrap();
+            {
+                let inner = tx.begin().await.unwrap();
+                inner.insert(todo("Inner A", "x", None)).await.unwrap();
+                inner.commit().await.unwrap();
+            }
+            {
+                let inner = tx.begin().await.unwrap();
+                inner.insert(todo("Inner B", "x", None)).await.unwrap();
+            }
+            assert_eq!(tx.select::<Todo>().count().await.unwrap(), 3);
+            assert_eq!(
+                served.local.select::<Todo>().count().await.unwrap(),
+                1,
+                "uncommitted work is invisible to other clients"
+            );
+            tx.commit().await.unwrap();
+
+            // A scoped transaction whose body fails rolls back.
+            let failed: Result<()> = db
+                .transaction(|| async {
+                    db.insert(todo("Scoped", "x", None)).await?;
+                    db.insert(todo("bad", "x", None)).await?;
+                    Ok(())
+                })
+                .await;
+            assert_eq!(
+                failed.unwrap_err().constraint_kind(),
+                Some(ConstraintKind::Check),
+                "the error kind crosses the wire"
+            );
+
+            let mut batch = Batch::new();
+            batch.insert(todo("Batched 1", "x", None));
+            batch.insert(todo("Batched 2", "x", None));
+            assert_eq!(db.run_batch(batch).await.unwrap().rows_affected, 2);
+
+            let mut titles: Vec<String> = db
+                .select::<Todo>()
+                .get()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| t.title)
+                .collect();
+            titles.sort();
+            assert_eq!(
+                titles,
+                [
+                    "Batched 1",
+                    "Batched 2",
+                    "Inner A",
+                    "Outer tx",
+                    "Remote one"
+                ],
+                "over {transport:?}"
+            );
+            // What the remote client wrote is what the file holds.
+            assert_eq!(titles_on_disk(&served.dir), titles);
+
+            let unique = db
+                .custom_statement(
+                    "INSERT INTO categories (description) VALUES (?), (?)",
+                    args!["same", "same"],
+                )
+                .await
+                .unwrap_err();
+            println!("a constraint over the wire: {unique}");
+            assert_eq!(unique.constraint_kind(), Some(ConstraintKind::Unique));
+            let bad = db.custom_select("SELEC 1", []).await.unwrap_err();
+            assert!(matches!(bad, Error::Sql { .. }), "{bad:?}");
+
+            let units = db.write(|_| Ok(())).await.unwrap_err();
+            println!("a unit of work over the wire: {units}");
+            assert!(matches!(units, Error::Unsupported { .. }));
+        }
+    });
+}
+
+#[test]
+fn values_cross_the_wire_exactly() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let db = served.client(Transport::Tcp).await;
+        let rows = db
+            .custom_select(
+                "SELECT ?, ?, ?, ?, ?, ?, 1.0, 9223372036854775807",
+                args![
+                    i64::MIN,
+                    1.0_f64,
+                    "text\u{0}with nul",
+                    vec![0_u8, 255, 7],
+                    Option::<i64>::None,
+                    -0.5_f64
+                ],
+            )
+            .await
+            .unwrap();
+        let values: Vec<SqlValue> = (0..8)
+            .map(|i| rows[0].get::<SqlValue>(i).unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                SqlValue::Integer(i64::MIN),
+                SqlValue::Real(1.0),
+                SqlValue::Text("text\u{0}with nul".into()),
+                SqlValue::Blob(vec![0, 255, 7]),
+                SqlValue::Null,
+                SqlValue::Real(-0.5),
+                SqlValue::Real(1.0),
+                SqlValue::Integer(i64::MAX),
+            ]
+        );
+    });
+}
+
+#[test]
+fn pipelined_requests_each_resolve_with_their_own_result() {
+    run(|| async {
+        let served = serve(|remote| remote.max_in_flight(8)).await;
+        let db = served.client(Transport::Unix).await;
+        let tx = db.begin().await.unwrap();
+        let queued: Vec<_> = (0..500)
+            .map(|i| {
+                let title = if i == 250 {
+                    "bad".to_owned()
+                } else {
+                    format!("Todo {i:04}")
+                };
+                tx.insert(todo(&title, "x", None)).execute()
+            })
+            .collect();
+        let mut failures = 0;
+        for (i, pending) in queued.into_iter().enumerate() {
+            match pending.await {
+                Ok(done) => assert_eq!(done.rows_affected, 1),
+                Err(error) => {
+                    assert_eq!(i, 250, "only the bad row fails");
+                    assert_eq!(error.constraint_kind(), Some(ConstraintKind::Check));
+                    failures += 1;
+                }
+            }
+        }
+        assert_eq!(failures, 1);
+        tx.commit().await.unwrap();
+        assert_eq!(served.local.select::<Todo>().count().await.unwrap(), 499);
+        assert!(
+            served.remote.stats().in_flight_waits > 0,
+            "500 pipelined requests ran into the limit of 8 in flight and waited: {:?}",
+            served.remote.stats()
+        );
+    });
+}
+
+#[test]
+fn a_wrong_or_missing_token_is_refused() {
+    run(|| async {
+        let served = serve(|remote| remote.token(Token::new("s3cret").unwrap())).await;
+        let missing = served
+            .connect(Transport::Tcp, RemoteOptions::new())
+            .await
+            .unwrap_err();
+        println!("no token: {missing}");
+        assert!(matches!(missing, Error::Unauthorized { .. }), "{missing:?}");
+        let wrong = served
+            .connect(
+                Transport::Unix,
+                RemoteOptions::new().token(Token::new("s3cres").unwrap()),
+            )
+            .await
+            .unwrap_err();
+        println!("wrong token: {wrong}");
+        assert_eq!(wrong.to_string(), "not authorized: the token is wrong");
+        assert_eq!(served.remote.stats().unauthorized, 2);
+
+        let db = served
+            .connect(
+                Transport::Duplex,
+                RemoteOptions::new().token(Token::new("s3cret").unwrap()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
+        assert_eq!(
+            format!("{:?}", Token::new("s3cret").unwrap()),
+            "Token(<redacted>)"
+        );
+    });
+}
+
+#[test]
+fn listening_beyond_loopback_without_a_token_is_refused() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::open(dir.path().join("x.db")).await.unwrap();
+        let error = RemoteServer::new(server)
+            .listen_tcp("0.0.0.0:0")
+            .await
+            .unwrap_err();
+        println!("{error}");
+        assert!(error.to_string().contains("without a token"), "{error}");
+    });
+}
+
+#[test]
+fn incompatible_versions_fail_the_handshake_naming_both() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        // A client of a later version.
+        let mut stream = tokio::net::TcpStream::connect(served.tcp).await.unwrap();
+        let mut preamble = wire::preamble();
+        preamble[6..].copy_from_slice(&99_u16.to_be_bytes());
+        stream.write_all(&preamble).await.unwrap();
+        assert_eq!(
+            wire::read_preamble(&mut stream).await.unwrap(),
+            wire::PROTOCOL_VERSION
+        );
+        let refused = wire::read_frame(&mut stream, wire::DEFAULT_MAX_FRAME)
+            .await
+            .unwrap();
+        let ServerMessage::Refused { error } = wire::decode(&refused).unwrap() else {
+            panic!("a refusal expected");
+        };
+        println!("server side: {error}");
+        assert!(
+            error
+                .to_string()
+                .contains("the client speaks protocol version 99; this server speaks version 1")
+        );
+
+        // A server of a later version, seen by this client.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut peer, _) = listener.accept().await.unwrap();
+            let mut preamble = wire::preamble();
+            preamble[6..].copy_from_slice(&2_u16.to_be_bytes());
+            peer.write_all(&preamble).await.unwrap();
+            let mut sink = Vec::new();
+            let _ = peer.read_to_end(&mut sink).await;
+        });
+        let error = Db::<TodoDb>::connect_tcp(addr, RemoteOptions::new())
+            .await
+            .unwrap_err();
+        println!("client side: {error}");
+        assert!(
+            error
+                .to_string()
+                .contains("the server speaks protocol version 2; this client speaks version 1")
+        );
+
+        // Something that is not driftwood at all.
+        let mut http = tokio::net::TcpStream::connect(served.tcp).await.unwrap();
+        http.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut rest = Vec::new();
+        let _ = http.read_to_end(&mut rest).await;
+        assert_eq!(
+            &rest[..8],
+            &wire::preamble(),
+            "only the server's preamble, then closed"
+        );
+        served.still_serves().await;
+    });
+}
+
+#[test]
+fn garbage_oversized_and_truncated_frames_close_only_that_connection() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let keeper = served.client(Transport::Unix).await;
+        keeper.insert(todo("Survivor", "x", None)).await.unwrap();
+
+        let hostile: [&[u8]; 4] = [
+            // A 4 GiB length prefix.
+            &[0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+            // A frame that is not MessagePack of any message.
+            &[0, 0, 0, 3, 0xc1, 0xc1, 0xc1],
+            // A frame cut short: 100 bytes announced, 2 sent.
+            &[0, 0, 0, 100, 0x81, 0xa1],
+            // Valid MessagePack, not a message.
+            &[0, 0, 0, 1, 0x2a],
+        ];
+        for bytes in hostile {
+            let before = served.remote.stats().protocol_errors;
+            let mut stream = served.raw(None).await;
+            stream.write_all(bytes).await.unwrap();
+            stream.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest).await;
+            if !rest.is_empty() {
+                let closing = wire::decode::<ServerMessage>(&rest[4..]).unwrap();
+                println!("hostile {:?}: {closing:?}", &bytes[..4]);
+                assert!(matches!(closing, ServerMessage::Closing { .. }));
+            }
+            assert_eq!(
+                served.remote.stats().protocol_errors,
+                before + 1,
+                "{bytes:?}"
+            );
+            assert_eq!(keeper.select::<Todo>().count().await.unwrap(), 1);
+        }
+        served.still_serves().await;
+    });
+}
+
+#[test]
+fn a_client_that_stops_reading_does_not_stall_others() {
+    run(|| async {
+        let served = serve(|remote| remote.max_in_flight(4)).await;
+        let mut rows = Batch::new();
+        for i in 0..2000 {
+            rows.insert(todo(&format!("Row {i:05}"), &"y".repeat(500), None));
+        }
+        served.local.run_batch(rows).await.unwrap();
+        // Asks for a megabyte of rows again and again, reading nothing.
+        let mut stuck = served.raw(None).await;
+        for id in 1..=200 {
+            let request = ClientMessage::Request {
+                id,
+                op: Op::Run {
+                    lane: 0,
+                    sql: "SELECT * FROM todos".into(),
+                    args: vec![],
+                    read: true,
+                    rows: true,
+                },
+            };
+            let sent = tokio::time::timeout(
+                Duration::from_secs(2),
+                stuck.write_all(&wire::encode(&request)),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                break; // The server stopped reading from it: backpressure.
+            }
+        }
+        for _ in 0..20 {
+            served.still_serves().await;
+        }
+        let writer = served.client(Transport::Duplex).await;
+        writer.insert(todo("Written", "x", None)).await.unwrap();
+        assert_eq!(served.local.select::<Todo>().count().await.unwrap(), 2001);
+        assert!(served.remote.stats().in_flight_waits > 0);
+        drop(stuck);
+    });
+}
+
+#[test]
+fn a_disconnect_mid_transaction_rolls_it_back() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let mut stream = served.raw(None).await;
+        let requests = [
+            Op::Begin {
+                lane: 7,
+                level: 70,
+                immediate: true,
+                parent: None,
+            },
+            Op::Run {
+                lane: 7,
+                sql: "INSERT INTO todos (title, body) VALUES ('Vanished', 'x')".into(),
+                args: vec![],
+                read: false,
+                rows: false,
+            },
+        ];
+        for (id, op) in requests.into_iter().enumerate() {
+            let frame = wire::encode(&ClientMessage::Request { id: id as u64, op });
+            stream.write_all(&frame).await.unwrap();
+        }
+        for _ in 0..2 {
+            let reply = wire::read_frame(&mut stream, wire::DEFAULT_MAX_FRAME)
+                .await
+                .unwrap();
+            let ServerMessage::Reply { outcome, .. } = wire::decode(&reply).unwrap() else {
+                panic!("a reply expected");
+            };
+            assert!(
+                !matches!(outcome, wire::Outcome::Failed { .. }),
+                "{outcome:?}"
+            );
+        }
+        drop(stream);
+        // The writer is free again (a write would wait for the lane and
+        // fail with Busy otherwise) and the row never landed.
+        served
+            .local
+            .insert(todo("After it", "x", None))
+            .await
+            .unwrap();
+        assert_eq!(titles_on_disk(&served.dir), ["After it"]);
+    });
+}
+
+#[test]
+fn shutdown_with_requests_in_flight_ends_them_without_a_hang() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let db = served.client(Transport::Tcp).await;
+        let slow = db.custom_select(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
+            [],
+        );
+        let slow = tokio::spawn(slow);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        served.remote.shutdown();
+        let error = slow.await.unwrap().unwrap_err();
+        println!("in flight at shutdown: {error}");
+        assert!(matches!(error, Error::OutcomeUnknown { .. }), "{error:?}");
+        let after = db.select::<Todo>().count().await.unwrap_err();
+        assert!(
+            matches!(after, Error::Closed | Error::OutcomeUnknown { .. }),
+            "{after:?}"
+        );
+        // The database itself is fine.
+        assert_eq!(served.local.select::<Todo>().count().await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn dropping_a_remote_request_interrupts_it_on_the_server() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let db = served.client(Transport::Unix).await;
+        let slow = db.custom_select(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
+            [],
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), slow)
+                .await
+                .is_err()
+        );
+        // The reader that ran it is free again: these are answered.
+        for _ in 0..5 {
+            assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while served.remote.stats().cancelled == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cancel never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+}
+
+#[test]
+fn the_policy_refuses_what_reaches_beyond_rows_and_schema() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let db = served.client(Transport::Tcp).await;
+        let attach_sql = "ATTACH DATABASE ':memory:' AS other";
+        let refused = [
+            attach_sql.to_owned(),
+            "DETACH DATABASE other".to_owned(),
+            "PRAGMA query_only = 0".to_owned(),
+            "PRAGMA wal_checkpoint".to_owned(),
+            format!(
+                "VACUUM INTO '{}'",
+                served.dir.path().join("copy.db").display()
+            ),
+            "SELECT load_extension('x')".to_owned(),
+        ];
+        for sql in &refused {
+            let error = db.custom_statement(sql.clone(), []).await.unwrap_err();
+            println!("{error}");
+            assert!(
+                matches!(error, Error::NotPermitted { .. }),
+                "{sql}: {error:?}"
+            );
+        }
+        assert!(!served.dir.path().join("copy.db").exists());
+        // A statement an in-process client prepared (and the server cached)
+        // is judged again when a remote client runs it.
+        served.local.custom_statement(attach_sql, []).await.unwrap();
+        let cached = db.custom_statement(attach_sql, []).await.unwrap_err();
+        assert!(matches!(cached, Error::NotPermitted { .. }), "{cached:?}");
+        // Reporting pragmas are fine.
+        let info = db
+            .custom_select("PRAGMA table_info(todos)", [])
+            .await
+            .unwrap();
+        assert!(info.len() >= 5);
+        assert_eq!(
+            db.custom_select("PRAGMA user_version", []).await.unwrap()[0]
+                .get::<i64>(0)
+                .unwrap(),
+            1
+        );
+    });
+}
+
+#[test]
+fn a_read_only_server_refuses_every_write() {
+    run(|| async {
+        let served = serve(|remote| remote.read_only(true)).await;
+        served
+            .local
+            .insert(todo("Existing", "x", None))
+            .await
+            .unwrap();
+        let db = served.client(Transport::Duplex).await;
+        assert_eq!(db.select::<Todo>().count().await.unwrap(), 1);
+        let insert = db.insert(todo("Refused", "x", None)).await.unwrap_err();
+        println!("{insert}");
+        assert!(matches!(insert, Error::NotPermitted { .. }), "{insert:?}");
+        let begin = db.begin().await.unwrap_err();
+        assert!(matches!(begin, Error::NotPermitted { .. }), "{begin:?}");
+        let batch = {
+            let mut batch = Batch::new();
+            batch.insert(todo("Refused", "x", None));
+            db.run_batch(batch).await.unwrap_err()
+        };
+        assert!(matches!(batch, Error::NotPermitted { .. }), "{batch:?}");
+        let off = db
+            .custom_statement("PRAGMA query_only = OFF", [])
+            .await
+            .unwrap_err();
+        assert!(matches!(off, Error::NotPermitted { .. }), "{off:?}");
+        assert_eq!(titles_on_disk(&served.dir), ["Existing"]);
+    });
+}
+
+#[test]
+fn limits_refuse_extra_connections_and_close_idle_ones() {
+    run(|| async {
+        let served = serve(|remote| {
+            remote
+                .max_connections(1)
+                .idle_timeout(Some(Duration::from_millis(300)))
+        })
+        .await;
+        let first = served.client(Transport::Tcp).await;
+        assert_eq!(first.select::<Todo>().count().await.unwrap(), 0);
+        let second = served
+            .connect(Transport::Unix, RemoteOptions::new())
+            .await
+            .unwrap_err();
+        println!("{second}");
+        assert!(matches!(second, Error::LimitReached { .. }), "{second:?}");
+        assert_eq!(served.remote.stats().over_connection_limit, 1);
+
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let idle = first.select::<Todo>().count().await.unwrap_err();
+        println!("{idle}");
+        assert!(
+            matches!(idle, Error::Closed | Error::OutcomeUnknown { .. }),
+            "{idle:?}"
+        );
+        assert_eq!(served.remote.stats().idle_timeouts, 1);
+        // The slot is free again.
+        let third = served.client(Transport::Unix).await;
+        assert_eq!(third.select::<Todo>().count().await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn a_client_of_another_schema_version_is_refused() {
+    struct Later;
+    impl Database for Later {
+        const SCHEMA_VERSION: u32 = 2;
+        fn schema() -> Schema {
+            TodoDb::schema()
+        }
+    }
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let error = Db::<Later>::connect_tcp(served.tcp, RemoteOptions::new())
+            .await
+            .unwrap_err();
+        println!("{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("schema version 1 but this client's schema is version 2")
+        );
+    });
+}
