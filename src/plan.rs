@@ -44,6 +44,14 @@ impl<T> Collect<T> {
     }
 }
 
+impl<T> Clone for Collect<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Collect<T> {}
+
 /// Result rows, handed out one at a time.
 pub(crate) trait Cursor {
     /// Calls `visit` with the next row; `false` once there are none.

@@ -108,6 +108,11 @@ struct Query<T: Watched> {
     interest: Arc<Interest>,
     backend: Backend,
     run: Run<T>,
+    /// The statement and fold, for a query of a plan: what a remote
+    /// backend sends instead of running `run` (a closure cannot cross a
+    /// socket).
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    plan: Option<(crate::query::Statement, crate::plan::Collect<T>)>,
     /// Runs started.
     runs: AtomicU64,
     /// The table and column a keyed query takes for the rowid.
@@ -168,6 +173,7 @@ impl<T: Watched> Query<T> {
             feed,
             backend,
             run,
+            plan: None,
             runs: AtomicU64::new(0),
             state: Mutex::new(State {
                 latest: None,
@@ -192,6 +198,11 @@ impl<T: Watched> Query<T> {
         if let Some(Ok(query)) = found.map(|query| query.downcast::<Query<T>>()) {
             return query;
         }
+        // A remote backend's feed learns what commits changed by table and
+        // column; rowids of keyed queries are not checked there.
+        #[cfg(feature = "remote")]
+        let keys = keys.filter(|_| !matches!(backend, Backend::Remote(_)));
+        let remote_plan = (plan.statement.clone(), plan.collect);
         let mut query = Query::new(
             backend,
             // A watched statement that writes fails instead of waking itself
@@ -203,6 +214,7 @@ impl<T: Watched> Query<T> {
             keys,
         );
         query.key = Some(key.clone());
+        query.plan = Some(remote_plan);
         let query = Arc::new(query);
         let shared: Arc<dyn Any + Send + Sync> = query.clone();
         queries.insert(key, Arc::downgrade(&shared));
@@ -212,6 +224,10 @@ impl<T: Watched> Query<T> {
     /// Starts a run on a reader (the writer without one).
     fn start(&self) -> Shared<Pending<Outcome<T>>> {
         self.runs.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "remote")]
+        if let (Backend::Remote(remote), Some((statement, collect))) = (&self.backend, &self.plan) {
+            return remote.run_watched(statement.clone(), *collect).shared();
+        }
         let run = self.run.clone();
         let feed = self.feed.clone();
         let rowid = self.rowid.clone();

@@ -714,3 +714,106 @@ fn a_client_of_another_schema_version_is_refused() {
         );
     });
 }
+
+/// The next item of `stream`, failing after ten seconds.
+async fn next_of<S: futures::Stream + Unpin>(stream: &mut S) -> S::Item {
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("an item within ten seconds")
+        .expect("the stream goes on")
+}
+
+#[test]
+fn watched_queries_update_over_the_wire() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        for transport in TRANSPORTS {
+            let watcher = served.client(transport).await;
+            let writer = served.client(Transport::Tcp).await;
+            watcher.delete::<Todo>().await.unwrap();
+            let mut todos = watcher.select::<Todo>().order_by(Todo::TITLE.asc()).watch();
+            let mut updates = watcher.table_updates(UpdateFilter::all().on("todos"));
+            assert_eq!(
+                next_of(&mut todos).await.unwrap(),
+                vec![],
+                "over {transport:?}"
+            );
+
+            // A commit by an in-process client, then one by another remote
+            // client: each reaches the remote watcher.
+            served
+                .local
+                .insert(todo("From local", "x", None))
+                .await
+                .unwrap();
+            let titles = |todos: Vec<Todo>| todos.into_iter().map(|t| t.title).collect::<Vec<_>>();
+            let mut seen = titles(next_of(&mut todos).await.unwrap());
+            while seen != ["From local"] {
+                seen = titles(next_of(&mut todos).await.unwrap());
+            }
+            let tx = writer.begin().await.unwrap();
+            tx.insert(todo("By remote", "x", None)).await.unwrap();
+            tx.commit().await.unwrap();
+            while seen != ["By remote", "From local"] {
+                seen = titles(next_of(&mut todos).await.unwrap());
+            }
+            // A rolled-back transaction tells nobody; a commit does.
+            let tx = writer.begin().await.unwrap();
+            tx.insert(todo("Undone", "x", None)).await.unwrap();
+            tx.rollback().await.unwrap();
+            writer.insert(todo("Last one", "x", None)).await.unwrap();
+            while seen.len() < 3 {
+                seen = titles(next_of(&mut todos).await.unwrap());
+                assert!(!seen.contains(&"Undone".to_owned()));
+            }
+            assert_eq!(seen, ["By remote", "From local", "Last one"]);
+
+            let update = next_of(&mut updates).await;
+            assert!(
+                update.updates.iter().all(|u| u.table == "todos"),
+                "{update:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_watch_that_writes_or_runs_a_closure_fails_over_the_wire() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let db = served.client(Transport::Unix).await;
+        let mut closure = db.watch_read(|conn| conn.select::<Todo>().count());
+        let error = next_of(&mut closure).await.unwrap_err();
+        println!("{error}");
+        assert!(matches!(error, Error::Unsupported { .. }), "{error:?}");
+        let mut writes = db.watch_custom_select(
+            "INSERT INTO todos (title, body) VALUES ('Sneaky', 'x') RETURNING id",
+            [],
+        );
+        let error = next_of(&mut writes).await.unwrap_err();
+        println!("{error}");
+        assert!(error.to_string().contains("must only read"), "{error}");
+        assert_eq!(served.local.select::<Todo>().count().await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn watches_end_when_the_server_shuts_down() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let db = served.client(Transport::Tcp).await;
+        let mut todos = db.select::<Todo>().watch();
+        assert_eq!(next_of(&mut todos).await.unwrap(), vec![]);
+        served.remote.shutdown();
+        use futures::StreamExt;
+        let ended = tokio::time::timeout(Duration::from_secs(10), todos.next())
+            .await
+            .expect("the stream ends, it does not hang");
+        match ended {
+            None => {}
+            Some(Err(Error::Closed)) => {}
+            other => panic!("expected the end or Closed, got {other:?}"),
+        }
+    });
+}

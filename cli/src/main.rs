@@ -3,6 +3,7 @@
 //! the library (`driftwood::migration`); errors are one line on stderr plus
 //! detail, and a non-zero exit code.
 
+mod remote;
 mod source;
 
 use std::io::IsTerminal;
@@ -75,6 +76,43 @@ enum Command {
         /// The database file (opened read-only).
         db: PathBuf,
     },
+    /// Serves a database file to other processes until Ctrl-C: TCP on
+    /// loopback unless a token is given, or a Unix socket. The token comes
+    /// from --token-file or $DRIFTWOOD_TOKEN, never the command line.
+    Serve {
+        /// The database file.
+        db: PathBuf,
+        /// `host:port`, or `unix:PATH` for a Unix socket.
+        #[arg(long, default_value = "127.0.0.1:4567")]
+        listen: remote::Address,
+        /// A file whose first line is the token clients must present.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Refuse every write.
+        #[arg(long)]
+        read_only: bool,
+        /// Migrate the file automatically to this schema first (a database
+        /// file, a snapshot or a .sql file), as `driftwood migrate` does.
+        #[arg(long, value_name = "SCHEMA")]
+        to: Option<PathBuf>,
+    },
+    /// Runs one statement against a served database and prints its rows.
+    Query {
+        /// Where it is served: `host:port` or `unix:PATH`.
+        #[arg(long)]
+        remote: remote::Address,
+        /// A file whose first line is the server's token (or set
+        /// $DRIFTWOOD_TOKEN).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Print rows as a JSON array of objects.
+        #[arg(long)]
+        json: bool,
+        /// The SQL statement.
+        sql: String,
+        /// Its arguments: integers and reals as such, `null`, text otherwise.
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -131,6 +169,40 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Serve {
+            db,
+            listen,
+            token_file,
+            read_only,
+            to,
+        } => {
+            let token = remote::token(token_file.as_deref())?;
+            if let Some(to) = to {
+                let target = source::schema(&to)?;
+                let conn = exclusive(&db)?;
+                let plan =
+                    migration::migrate_to_schema(&conn, target, &AutoMigration::new(), None)?;
+                print!("{plan}");
+            }
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "driftwood::remote=info".into()),
+                )
+                .init();
+            runtime()?.block_on(remote::serve(&db, &listen, token, read_only))?;
+        }
+        Command::Query {
+            remote: address,
+            token_file,
+            json,
+            sql,
+            args,
+        } => {
+            let token = remote::token(token_file.as_deref())?;
+            runtime()?.block_on(remote::query(&address, token, &sql, &args, json))?;
+        }
         Command::Schema(SchemaCommand::Dump { db, out }) => {
             let conn = source::read_only(&db)?;
             let snapshot = migration::snapshot_of(&conn)?;
@@ -250,6 +322,14 @@ fn run(command: Command) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tokio runtime `serve` and `query` run on.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::invalid_argument(format!("cannot start a runtime: {e}")))
 }
 
 /// A rename hint from `old=new` (a table) or `table.old=new` (a column).

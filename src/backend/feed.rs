@@ -50,6 +50,9 @@ struct Registry {
     /// The last commits, newest last.
     recent: VecDeque<(u64, Arc<Changes>)>,
     listeners: HashMap<u64, Listener>,
+    /// Whoever passes every commit's whole changes on (a remote client's
+    /// connection), by id, with the handle it relays for.
+    relays: HashMap<u64, (UnboundedSender<Arc<Changes>>, usize)>,
 }
 
 #[derive(Debug)]
@@ -300,9 +303,26 @@ impl Feed {
         (id, receiver)
     }
 
-    /// Forgets listener `id`.
+    /// A new relay, through handle `owner`, of every committed
+    /// transaction's whole changes (what a remote client's own feed
+    /// publishes again); ended by [`Feed::unlisten`].
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn relay(&self, owner: usize) -> (u64, UnboundedReceiver<Arc<Changes>>) {
+        let (sender, receiver) = unbounded();
+        let mut registry = locked(&self.registry);
+        registry.next_id += 1;
+        let id = registry.next_id;
+        if !self.is_closed() {
+            registry.relays.insert(id, (sender, owner));
+            self.switch.watch();
+        }
+        (id, receiver)
+    }
+
+    /// Forgets listener or relay `id`.
     pub(crate) fn unlisten(&self, id: u64) {
-        if locked(&self.registry).listeners.remove(&id).is_some() {
+        let mut registry = locked(&self.registry);
+        if registry.listeners.remove(&id).is_some() || registry.relays.remove(&id).is_some() {
             self.switch.unwatch();
         }
     }
@@ -316,7 +336,10 @@ impl Feed {
         registry
             .listeners
             .retain(|_, listener| listener.owner != owner);
-        for _ in registry.listeners.len()..before {
+        let before_relays = registry.relays.len();
+        registry.relays.retain(|_, (_, relayed)| *relayed != owner);
+        let ended = before - registry.listeners.len() + before_relays - registry.relays.len();
+        for _ in 0..ended {
             self.switch.unwatch();
         }
         drop(registry);
@@ -335,7 +358,8 @@ impl Feed {
         self.closed.store(true, Ordering::SeqCst);
         let mut registry = locked(&self.registry);
         let listeners = std::mem::take(&mut registry.listeners);
-        for _ in 0..listeners.len() {
+        let relays = std::mem::take(&mut registry.relays);
+        for _ in 0..listeners.len() + relays.len() {
             self.switch.unwatch();
         }
         drop(registry);
@@ -360,7 +384,11 @@ impl Registry {
         }
     }
 
-    fn tell_listeners(&mut self, seq: u64, changes: &Changes) {
+    fn tell_listeners(&mut self, seq: u64, changes: &Arc<Changes>) {
+        // A relay ends by `unlisten` only, which keeps the switch's count.
+        for (relay, _) in self.relays.values() {
+            let _ = relay.unbounded_send(changes.clone());
+        }
         if self.listeners.is_empty() {
             return;
         }

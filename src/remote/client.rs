@@ -35,8 +35,9 @@ use crate::batch::Batch;
 use crate::database::{Database, Db};
 use crate::error::{Error, Result};
 use crate::plan::{Collect, Cursor, Plan};
-use crate::query::Access;
+use crate::query::{Access, Statement};
 use crate::row::{CellSource, Row};
+use crate::sqlite::changes::ReadSet;
 use crate::sqlite::{Execution, Level, TxKind};
 use crate::types::ValueRef;
 
@@ -96,6 +97,8 @@ pub(crate) struct Remote {
     outgoing: mpsc::UnboundedSender<Vec<u8>>,
     shared: Arc<Shared>,
     feed: Arc<Feed>,
+    /// Whether the server was asked to push its changes.
+    subscribed: AtomicBool,
     closed: AtomicBool,
     welcome: Welcome,
 }
@@ -166,19 +169,70 @@ impl Remote {
             waiting: Mutex::new(Some(HashMap::new())),
         });
         let (outgoing, requests) = mpsc::unbounded_channel();
+        let feed = Feed::new();
         tokio::spawn(write_requests(writer, requests));
-        tokio::spawn(read_replies(reader, shared.clone(), options.max_frame));
+        tokio::spawn(read_replies(
+            reader,
+            shared.clone(),
+            feed.clone(),
+            options.max_frame,
+        ));
         Ok(Arc::new(Remote {
             outgoing,
             shared,
-            feed: Feed::new(),
+            feed,
+            subscribed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             welcome,
         }))
     }
 
+    /// This client's own feed, which publishes the changes the server
+    /// pushes; asking for it (to watch) subscribes to them, once.
     pub(crate) fn feed(&self) -> &Arc<Feed> {
+        if !self.subscribed.swap(true, Ordering::AcqRel) {
+            let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+            let op = Op::Subscribe {};
+            let _ = self
+                .outgoing
+                .send(wire::encode(&ClientMessage::Request { id, op }));
+        }
         &self.feed
+    }
+
+    /// Runs a watched query's statement on the server, which records what
+    /// it reads; its rows are folded here. The commit it is known to
+    /// include is this feed's latest when it was sent: the server's
+    /// changes reach the feed in order with the replies, so a commit the
+    /// run did not see is published here after that number.
+    pub(crate) fn run_watched<T: Send + 'static>(
+        &self,
+        statement: Statement,
+        collect: Collect<T>,
+    ) -> Pending<(Result<T>, ReadSet, u64, bool)> {
+        let seen = self.feed.seq();
+        let op = Op::Watch {
+            sql: statement.sql.to_string(),
+            args: wire::to_wire(statement.args.clone()),
+            rows: matches!(collect, Collect::Rows(_)),
+        };
+        self.request(op, move |outcome| {
+            let Outcome::Watched { outcome, reads } = outcome else {
+                return Err(unexpected(outcome));
+            };
+            let result = match *outcome {
+                Outcome::Failed { error } => Err(error),
+                outcome => fold(
+                    Plan {
+                        statement,
+                        collect,
+                        restriction: None,
+                    },
+                    outcome,
+                ),
+            };
+            Ok((result, reads.0, seen, true))
+        })
     }
 
     /// Sends `op`; the future resolves with its reply.
@@ -427,7 +481,14 @@ async fn write_requests(
 }
 
 /// Reads replies and hands each to its request, until the connection ends.
-async fn read_replies(mut reader: impl AsyncRead + Unpin, shared: Arc<Shared>, max_frame: u32) {
+/// The server's changes are published on `feed`; when the connection ends,
+/// the feed closes, so watched queries end with [`Error::Closed`].
+async fn read_replies(
+    mut reader: impl AsyncRead + Unpin,
+    shared: Arc<Shared>,
+    feed: Arc<Feed>,
+    max_frame: u32,
+) {
     let mut closing = None;
     let why = loop {
         let body = match wire::read_frame(&mut reader, max_frame).await {
@@ -453,6 +514,9 @@ async fn read_replies(mut reader: impl AsyncRead + Unpin, shared: Arc<Shared>, m
                     let _ = reply.send(outcome);
                 }
             }
+            Ok(ServerMessage::Changed { changes }) => {
+                feed.publish(changes.0);
+            }
             Ok(ServerMessage::Closing { reason }) => {
                 tracing::info!(target: "driftwood::remote", %reason, "the server is closing the connection");
                 closing = Some(format!("the server closed the connection: {reason}"));
@@ -462,6 +526,7 @@ async fn read_replies(mut reader: impl AsyncRead + Unpin, shared: Arc<Shared>, m
         }
     };
     shared.gone(&why);
+    feed.close();
 }
 
 /// A plan's value from its statement's reply.
@@ -501,6 +566,7 @@ fn unexpected(outcome: Outcome) -> Error {
     let kind = match outcome {
         Outcome::Rows { .. } => "rows",
         Outcome::Done { .. } => "an execution",
+        Outcome::Watched { .. } => "a watched result",
         Outcome::Ok {} => "an acknowledgement",
         Outcome::Failed { .. } => "an error",
     };

@@ -25,8 +25,8 @@ use tokio::task::JoinHandle;
 
 use super::Token;
 use super::wire::{
-    self, BatchEntry, ClientMessage, Op, Outcome, PROTOCOL_VERSION, ReadError, ServerMessage,
-    WireValue,
+    self, BatchEntry, ChangeSet, ClientMessage, Op, Outcome, PROTOCOL_VERSION, ReadError, Reads,
+    ServerMessage, WireValue,
 };
 use crate::Pending;
 use crate::backend::{Backend, Lane, Route};
@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::plan::{Cursor, Plan};
 use crate::query::{Access, Statement};
 use crate::server::Server;
+use crate::sqlite::changes::{Changes, ReadSet};
 use crate::sqlite::policy::Restriction;
 use crate::sqlite::{Level, TxKind};
 
@@ -413,6 +414,9 @@ struct Connection {
     replies: mpsc::Sender<Vec<u8>>,
     /// Requests running, by id, to cancel them.
     running: Mutex<HashMap<u64, tokio::task::AbortHandle>>,
+    /// The relay of the server's changes to this client, once it
+    /// subscribed: its id on the feed and the task that sends them.
+    relay: Mutex<Option<(u64, AbortOnDrop)>>,
 }
 
 impl Connection {
@@ -507,6 +511,7 @@ impl Connection {
             lanes: Mutex::default(),
             replies,
             running: Mutex::default(),
+            relay: Mutex::default(),
         });
         let writing = tokio::spawn(write_replies(writer, outgoing, inner.idle_timeout));
         let ended = connection.clone().serve(reader).await;
@@ -630,6 +635,15 @@ impl Connection {
                 self.backend.rollback_detached(lane, level);
             }
         }
+        if let Some((id, task)) = self
+            .relay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            self.backend.feed().unlisten(id);
+            drop(task);
+        }
         if open > 0 {
             tracing::info!(target: "driftwood::remote", open, ended = ?ended.as_ref().map_err(ToString::to_string), "rolled back the transactions a closed connection left open");
         }
@@ -690,18 +704,31 @@ impl Connection {
                     (false, true) => Access::Unknown,
                     (false, false) => Access::Write,
                 };
-                let statement = Statement {
-                    sql: sql.into(),
-                    args: wire::from_wire(args),
-                    access,
-                };
-                let mut plan = if rows {
-                    Plan::rows(statement, rows_for_the_wire)
-                } else {
-                    Plan::done(statement, Outcome::from)
-                };
-                plan.restriction = Some(self.restriction);
-                backend.run(lane, plan)
+                backend.run(lane, self.plan(sql, args, access, rows))
+            }
+            Op::Subscribe {} => {
+                self.subscribe();
+                Pending::ready(Ok(Outcome::Ok {}))
+            }
+            Op::Watch { sql, args, rows } => {
+                let plan = self.plan(sql, args, Access::Read, rows);
+                backend.run_work(Lane::NONE, Route::Reader, move |conn| {
+                    let (result, reads) = conn.recording_reads(|| {
+                        conn.ensure_reads_only(&plan.statement.sql)?;
+                        conn.run(&plan)
+                    });
+                    // What a failed run would have read is unknown.
+                    let reads = if result.is_ok() {
+                        reads
+                    } else {
+                        ReadSet::anything()
+                    };
+                    let outcome = result.unwrap_or_else(|error| Outcome::Failed { error });
+                    Ok(Outcome::Watched {
+                        outcome: Box::new(outcome),
+                        reads: Reads(reads),
+                    })
+                })
             }
             Op::Batch { lane, entries } => {
                 let lane = lanes.lane(lane)?;
@@ -753,6 +780,63 @@ impl Connection {
                 None => Pending::ready(Ok(Outcome::Ok {})),
             },
         })
+    }
+}
+
+impl Connection {
+    /// The plan of a remote statement: its rows or what it did, under the
+    /// connection's restriction.
+    fn plan(&self, sql: String, args: Vec<WireValue>, access: Access, rows: bool) -> Plan<Outcome> {
+        let statement = Statement {
+            sql: sql.into(),
+            args: wire::from_wire(args),
+            access,
+        };
+        let mut plan = if rows {
+            Plan::rows(statement, rows_for_the_wire)
+        } else {
+            Plan::done(statement, Outcome::from)
+        };
+        plan.restriction = Some(self.restriction);
+        plan
+    }
+
+    /// Starts relaying every commit's changes to the client (once).
+    fn subscribe(&self) {
+        let mut relay = self.relay.lock().unwrap_or_else(PoisonError::into_inner);
+        if relay.is_some() {
+            return;
+        }
+        let (id, changes) = self.backend.feed().relay(self.backend.handle_id());
+        let task = tokio::spawn(relay_changes(changes, self.replies.clone()));
+        *relay = Some((id, AbortOnDrop(task)));
+    }
+}
+
+/// Sends the client every commit's changes; while it does not take them,
+/// later commits merge into one message, so a slow client costs one
+/// merged change set, not a queue.
+async fn relay_changes(
+    mut changes: futures::channel::mpsc::UnboundedReceiver<Arc<Changes>>,
+    replies: mpsc::Sender<Vec<u8>>,
+) {
+    use futures::StreamExt;
+    let mut merged: Option<Changes> = None;
+    loop {
+        tokio::select! {
+            next = changes.next() => match next {
+                Some(change) => match &mut merged {
+                    Some(merged) => merged.merge((*change).clone()),
+                    None => merged = Some((*change).clone()),
+                },
+                None => return,
+            },
+            permit = replies.reserve(), if merged.is_some() => {
+                let Ok(permit) = permit else { return };
+                let changes = ChangeSet(merged.take().unwrap_or_default());
+                permit.send(wire::encode(&ServerMessage::Changed { changes }));
+            }
+        }
     }
 }
 

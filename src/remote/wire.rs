@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::Error;
 use crate::sqlite::Execution;
+use crate::sqlite::changes::{Changes, ReadSet};
 use crate::types::SqlValue;
 
 /// The version of the protocol this build speaks.
@@ -114,6 +115,19 @@ pub enum Op {
         /// The level.
         level: u64,
     },
+    /// From now on, every commit's changes are pushed to this connection
+    /// as [`ServerMessage::Changed`].
+    Subscribe {},
+    /// Runs a watched query outside any transaction, recording what it
+    /// reads: answered with [`Outcome::Watched`].
+    Watch {
+        /// The SQL text (it must only read).
+        sql: String,
+        /// Its arguments.
+        args: Vec<WireValue>,
+        /// Whether the client wants the rows (else what it did).
+        rows: bool,
+    },
 }
 
 /// One statement of a batch.
@@ -152,6 +166,12 @@ pub enum ServerMessage {
         /// Its result.
         outcome: Outcome,
     },
+    /// A commit changed the database (after [`Op::Subscribe`]); several
+    /// commits may arrive merged into one.
+    Changed {
+        /// What changed.
+        changes: ChangeSet,
+    },
     /// The server is closing the connection (shutting down, idle too long,
     /// a protocol error); requests without a reply get none.
     Closing {
@@ -178,6 +198,13 @@ pub enum Outcome {
         /// The rowid of the last inserted row.
         last_insert_id: i64,
     },
+    /// A watched query's result and what it read.
+    Watched {
+        /// Its rows, its execution, or its error.
+        outcome: Box<Outcome>,
+        /// The tables and columns it read.
+        reads: Reads,
+    },
     /// A transaction request succeeded.
     Ok {},
     /// The request failed.
@@ -195,6 +222,18 @@ impl From<Execution> for Outcome {
         }
     }
 }
+
+/// What one or more commits changed: each table with the kinds of change,
+/// the columns an `UPDATE` set and the rowids touched when known (the
+/// encoding is in `docs/PROTOCOL.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ChangeSet(pub(crate) Changes);
+
+/// The tables and columns a watched query read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Reads(pub(crate) ReadSet);
 
 /// A [`SqlValue`] as MessagePack encodes it: `nil`, an integer, a 64-bit
 /// float, a string or binary — never confused with one another.
@@ -471,6 +510,37 @@ mod tests {
         assert_eq!(real[4], 0xcb, "a real is always a 64-bit float, even 1.0");
         let blob = encode(&WireValue(SqlValue::Blob(vec![7])));
         assert_eq!(&blob[4..], &[0xc4, 1, 7], "a blob is MessagePack binary");
+    }
+
+    #[test]
+    fn change_sets_are_encoded_as_documented() {
+        let changes = crate::sqlite::changes::Changes::of_tables(["todos"]);
+        let frame = encode(&ChangeSet(changes));
+        let bytes = &frame[4..];
+        // {"tables": [{"table": "todos", "kinds": 7, "updated": "all",
+        //   "rows": "unknown"}], "everything": false, "schema": true}
+        let mut expected = vec![0x83, 0xa6];
+        expected.extend(b"tables");
+        expected.extend([0x91, 0x84, 0xa5]);
+        expected.extend(b"table");
+        expected.push(0xa5);
+        expected.extend(b"todos");
+        expected.push(0xa5);
+        expected.extend(b"kinds");
+        expected.extend([0x07, 0xa7]);
+        expected.extend(b"updated");
+        expected.push(0xa3);
+        expected.extend(b"all");
+        expected.push(0xa4);
+        expected.extend(b"rows");
+        expected.push(0xa7);
+        expected.extend(b"unknown");
+        expected.push(0xaa);
+        expected.extend(b"everything");
+        expected.extend([0xc2, 0xa6]);
+        expected.extend(b"schema");
+        expected.push(0xc3);
+        assert_eq!(bytes, expected.as_slice());
     }
 
     #[test]
