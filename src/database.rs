@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::Arc;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 
@@ -56,6 +57,9 @@ macro_rules! schema {
 pub struct Db<D = NoSchema> {
     target: Target,
     marker: PhantomData<fn() -> D>,
+    /// Shared by this handle's clones (and nothing else), so its count says
+    /// how many there are: a restore needs the only one.
+    handles: Arc<()>,
 }
 
 /// The backend a `Db` talks to, or the connection it is still waiting for.
@@ -72,6 +76,7 @@ impl<D> Clone for Db<D> {
         Db {
             target: self.target.clone(),
             marker: PhantomData,
+            handles: self.handles.clone(),
         }
     }
 }
@@ -91,6 +96,7 @@ impl<D> Db<D> {
         Db {
             target: Target::Ready(backend),
             marker: PhantomData,
+            handles: Arc::default(),
         }
     }
 
@@ -196,6 +202,7 @@ impl<D: Database> Db<D> {
         Db {
             target: Target::Delayed(connected.boxed().shared()),
             marker: PhantomData,
+            handles: Arc::default(),
         }
     }
 
@@ -425,6 +432,49 @@ impl<D: Database> Db<D> {
     pub fn optimize(&self) -> Pending<()> {
         self.dispatch(|backend, lane| backend.run_work(lane, Route::Writer, |conn| conn.optimize()))
     }
+
+    /// Replaces the database with the backup at `source` (one
+    /// [`Db::backup_to`] or any SQLite tool wrote), `progress` hearing each
+    /// step of the copy.
+    ///
+    /// The backup is copied aside and checked before anything is touched: a
+    /// file that is missing, not a SQLite database, or that `quick_check`
+    /// finds damaged is refused ([`Error::BadBackup`]). A backup of another
+    /// schema version is brought to `D`'s first, on that copy, as opening
+    /// it would (its migrations run; a newer version is refused as opening
+    /// would refuse it), so the restored database is always at `D`'s
+    /// version. The copy replaces the database in one write transaction: a
+    /// failure, a dropped future or a kill half-way leaves it as it was,
+    /// and watched queries then run again on the restored data.
+    ///
+    /// It needs the database to itself ([`Error::InUse`] otherwise): no
+    /// clone of this handle, no open transaction, no other client of its
+    /// server, no other connection to its file (see
+    /// [`Connection::restore_from`] for what can be detected of those).
+    /// Watched queries may stay. On a server the reader threads close their
+    /// connections while it runs (reads wait for it), and it runs on the
+    /// writer: reads of the migration may not use custom functions a
+    /// server's opener installs, since the copy is migrated on a connection
+    /// of its own.
+    pub fn restore_from(
+        &self,
+        source: impl AsRef<Path>,
+        progress: impl FnMut(crate::sqlite::BackupProgress) + Send + 'static,
+    ) -> Pending<()> {
+        let others = Arc::strong_count(&self.handles) - 1;
+        if others > 0 {
+            return Pending::ready(Err(Error::InUse {
+                message: format!(
+                    "{others} other handle(s) of it are open (clones of this Db): drop them first"
+                ),
+            }));
+        }
+        let source = source.as_ref().to_path_buf();
+        let progress = Box::new(progress);
+        self.dispatch(move |backend, lane| {
+            backend.restore(lane, source, progress, migrate_restored::<D>)
+        })
+    }
 }
 
 impl<D: Database> crate::watch::sealed::Watches for Db<D> {
@@ -449,6 +499,15 @@ impl<D: Database> Runner for Db<D> {
     fn run_batch(&self, batch: Batch) -> Pending<Execution> {
         self.dispatch(move |backend, lane| backend.run_batch(lane, batch))
     }
+}
+
+/// Brings a staged backup to `D`'s schema version, if it is at another
+/// (see [`Db::restore_from`]).
+fn migrate_restored<D: Database>(staged: &Connection) -> Result<()> {
+    if D::SCHEMA_VERSION == 0 || staged.user_version()? == D::SCHEMA_VERSION {
+        return Ok(());
+    }
+    prepare_schema::<D>(staged)
 }
 
 /// Creates the schema in a new file, or checks and migrates an existing

@@ -280,6 +280,25 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// An operation that needs the database to itself (restoring a backup)
+    /// was refused: other handles, a transaction or other connections use
+    /// it. Nothing was changed.
+    #[error("the database is in use: {message}; nothing was changed")]
+    InUse {
+        /// Who uses it, and what to do about it.
+        message: String,
+    },
+    /// The file given to restore from is not a usable backup: missing, not
+    /// a SQLite database, damaged (`quick_check` found problems), or from a
+    /// schema version this database cannot be brought to. Nothing was
+    /// changed.
+    #[error("cannot restore from {path}: {message}; nothing was changed")]
+    BadBackup {
+        /// The backup's path.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 fn describe_target(table: &Option<String>, column: &Option<String>) -> String {

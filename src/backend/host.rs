@@ -17,16 +17,17 @@
 //!   request joins it.
 //! - User code runs inside [`catch`]: a panic is an error for its caller.
 
-use std::time::{Duration, Instant};
-
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::Lane;
 use super::feed::Feed;
 use crate::error::{Error, Result, catch};
 use crate::sqlite::changes::Changes;
-use crate::sqlite::{Connection, Level, TxKind};
+use crate::sqlite::clock::{Peers, warn_ended, warn_still_open};
+use crate::sqlite::{Connection, Level, RestoreSteps, TxKind};
 
 /// A connection and the lanes that hold its transaction.
 pub(crate) struct Host {
@@ -34,8 +35,9 @@ pub(crate) struct Host {
     /// The lanes holding the transaction, outermost first, each with the
     /// level it opened first; the last one has the turn.
     holders: Vec<Holder>,
-    /// When the transaction began.
-    since: Option<Instant>,
+    /// Whether the connection's clock times the transaction the lanes
+    /// hold (see `sqlite/clock.rs`).
+    timing: bool,
     /// Where committed changes are published: the database's feed, on the
     /// connection that writes.
     feed: Option<Arc<Feed>>,
@@ -64,7 +66,7 @@ impl Host {
         Host {
             conn,
             holders: Vec::new(),
-            since: None,
+            timing: false,
             feed,
             data_version: None,
             private_state: None,
@@ -127,7 +129,72 @@ impl Host {
 
     /// How long the current transaction has been open, if one is.
     pub(crate) fn held_for(&self) -> Option<Duration> {
-        self.since.map(|since| since.elapsed())
+        let held = self.timing.then(|| self.conn.clock().open());
+        held.flatten().map(|timed| timed.open)
+    }
+
+    /// Logs the transaction the lanes hold if it has been open longer than
+    /// the connection's `long_read_warning` and was not reported yet:
+    /// asked between requests, so it is noticed while still open.
+    pub(crate) fn notice_long_transaction(&self, connection: &str) {
+        let clock = self.conn.clock();
+        if let Some(timed) = clock.overdue(self.conn.long_read_warning()) {
+            warn_still_open(timed, connection, self.conn.file().unwrap_or(":memory:"));
+        }
+    }
+
+    /// Fails with [`Error::InUse`] while a transaction is open.
+    pub(crate) fn ensure_not_held(&self) -> Result<()> {
+        if !self.is_held() {
+            return Ok(());
+        }
+        Err(Error::InUse {
+            message: "a transaction is open (a Transaction handle, or db.transaction(..)): \
+                      commit or roll it back first"
+                .into(),
+        })
+    }
+
+    /// The writer's watchdog: logs, once each, the transaction it holds
+    /// and the read transactions of its `peers` (the readers) that have
+    /// been open longer than `long_read_warning`.
+    pub(crate) fn watch_transactions(&self, peers: Option<&Peers>) {
+        self.notice_long_transaction("driftwood-writer");
+        let limit = self.conn.long_read_warning();
+        let db = self.conn.file().unwrap_or(":memory:");
+        for peer in peers.and_then(|peers| peers.get()).into_iter().flatten() {
+            if let Some(timed) = peer.clock.overdue(limit) {
+                warn_still_open(timed, &peer.name, db);
+            }
+        }
+    }
+
+    /// `PRAGMA optimize`, run now and then on a long-lived connection (see
+    /// `Connection::optimize_periodically`): a failure is logged, never
+    /// fatal.
+    pub(crate) fn optimize(&self, first: bool) {
+        let db = self.conn.file().unwrap_or(":memory:");
+        match self.conn.optimize_periodically(first) {
+            Ok(()) => tracing::debug!(target: "driftwood", db, first, "PRAGMA optimize ran"),
+            Err(error) => {
+                tracing::warn!(target: "driftwood", db, %error, "PRAGMA optimize failed; it runs again later")
+            }
+        }
+    }
+
+    /// Replaces the database with the backup at `source` (see
+    /// `sqlite/restore.rs`), then tells every watcher that anything may
+    /// have changed, the schema included (so no connection keeps a
+    /// footprint found under the old one). Refused while a transaction is
+    /// open.
+    pub(crate) fn restore(&mut self, source: &Path, steps: RestoreSteps<'_>) -> Result<()> {
+        self.ensure_not_held()?;
+        let conn = &mut self.conn;
+        catch(|| conn.restore_with(source, steps))?;
+        if let Some(feed) = &self.feed {
+            feed.publish(Changes::everything());
+        }
+        Ok(())
     }
 
     /// Whether a transaction is open (some lane holds the connection).
@@ -213,7 +280,7 @@ impl Host {
             self.holders.push(Holder { lane, level });
         }
         if parent.is_none() {
-            self.since = Some(Instant::now());
+            self.timing = self.conn.clock().start(false);
         }
         Ok(())
     }
@@ -258,8 +325,12 @@ impl Host {
             }
             self.holders.pop();
         }
-        if self.holders.is_empty() {
-            self.since = None;
+        if self.holders.is_empty() && std::mem::take(&mut self.timing) {
+            let ended = self.conn.clock().stop();
+            if let Some(ended) = ended {
+                let db = self.conn.file().unwrap_or(":memory:");
+                warn_ended(ended, self.conn.long_read_warning(), db);
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 //! back into the database from inside its own unit of work) fails with
 //! [`Error::Reentrant`] instead of waiting for itself.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use super::host::{Host, busy, warn_waiting};
 use super::{Lane, Pending, Work};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::sqlite::{Connection, Level, TxKind};
+use crate::sqlite::{BackupProgress, Connection, Level, RestoreSteps, TxKind};
 
 /// The in-thread backend. See the [module documentation](self).
 pub(crate) struct Local {
@@ -141,6 +142,25 @@ impl Local {
         self.run_detached_if_free();
     }
 
+    /// Replaces the database with the backup at `source` (see
+    /// `Host::restore`) once the connection is free; refused while a
+    /// transaction is open.
+    pub(crate) fn restore(
+        self: &Arc<Self>,
+        source: PathBuf,
+        mut progress: Box<dyn FnMut(BackupProgress) + Send>,
+        prepare: fn(&Connection) -> Result<()>,
+    ) -> Pending<()> {
+        self.request(None, move |host| {
+            let steps = RestoreSteps {
+                progress: &mut *progress,
+                prepare: &prepare,
+                interrupted: &|| false,
+            };
+            host.restore(&source, steps)
+        })
+    }
+
     /// Closes the connection; an open transaction rolls back with it.
     pub(crate) fn close(&self) -> Pending<()> {
         if self.holder.load(Ordering::Acquire) == thread_mark() {
@@ -189,6 +209,11 @@ impl Local {
             return Attempt::Done(Err(Error::Closed));
         };
         self.run_detached(host);
+        if host.is_held() {
+            // No thread watches an in-thread database: a transaction held
+            // across awaits is noticed at the requests made meanwhile.
+            host.notice_long_transaction("the in-thread connection");
+        }
         if turn.is_some_and(|lane| !host.admits(lane)) {
             return Attempt::Blocked(operation);
         }

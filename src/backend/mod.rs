@@ -204,6 +204,31 @@ impl Backend {
         }
     }
 
+    /// Replaces the database with the backup at `source` (see
+    /// `Db::restore_from`), `prepare` bringing the staged copy to the
+    /// code's schema; refused inside a transaction (`lane`).
+    pub(crate) fn restore(
+        &self,
+        lane: Lane,
+        source: std::path::PathBuf,
+        progress: Box<dyn FnMut(crate::sqlite::BackupProgress) + Send>,
+        prepare: fn(&Connection) -> Result<()>,
+    ) -> Pending<()> {
+        if lane != Lane::NONE {
+            return Pending::ready(Err(Error::InUse {
+                message: "a restore cannot run inside a transaction".into(),
+            }));
+        }
+        match self {
+            Backend::Local(local) => local.restore(source, progress, prepare),
+            Backend::Server(client) => client.restore(source, progress, prepare),
+            #[allow(unreachable_patterns)]
+            _ => Pending::ready(Err(Error::invalid_argument(
+                "a restore from a file runs where the database lives: restore it on its server",
+            ))),
+        }
+    }
+
     /// Closes this handle's access; see `Db::close`.
     pub(crate) fn close(&self) -> Pending<()> {
         match self {

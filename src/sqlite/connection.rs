@@ -19,6 +19,7 @@ use super::cells::{Bind, owned};
 use super::changes::{
     Changes, Footprint, ReadSet, ReportedRows, Switch, Tracking, Watching, report_row,
 };
+use super::clock::{Peers, TxClock};
 use super::error::from_rusqlite;
 use super::guard::Guard;
 use super::levels::{Levels, TxKind};
@@ -72,7 +73,14 @@ pub struct Connection {
     /// `PRAGMA optimize` runs when the connection is dropped.
     optimize_on_close: bool,
     /// See `OpenOptions::long_read_warning`.
-    long_read_warning: Duration,
+    pub(super) long_read_warning: Duration,
+    /// When its held transaction began (see `clock.rs`), for whoever
+    /// watches for long ones on another thread.
+    pub(super) clock: Arc<TxClock>,
+    /// The clocks of the other connections of its database (a server's
+    /// readers, named), once known: a checkpoint that cannot finish names
+    /// the one holding it back.
+    pub(super) peers: OnceCell<Peers>,
 }
 
 impl Drop for Connection {
@@ -172,7 +180,7 @@ impl Connection {
         Self::configure(raw, options, true)
     }
 
-    fn configure(
+    pub(super) fn configure(
         mut raw: rusqlite::Connection,
         options: &OpenOptions,
         in_memory: bool,
@@ -199,6 +207,8 @@ impl Connection {
             reported_rows: None,
             optimize_on_close: options.optimize_on_close && !options.read_only && !in_memory,
             long_read_warning: options.long_read_warning,
+            clock: Arc::default(),
+            peers: OnceCell::new(),
         })
     }
 
@@ -805,14 +815,14 @@ impl Connection {
     /// always rolled back, so whatever `work` wrote anyway (after turning
     /// `query_only` off) is undone, and reported as [`Error::WriteInRead`].
     pub(crate) fn read_only<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<R> {
-        let started = std::time::Instant::now();
+        // Timed (see `clock.rs`) unless a held transaction it runs in is.
+        let timed = self.clock.start(true);
         let result = self.read_only_unlogged(work);
-        let open = started.elapsed();
-        if open >= self.long_read_warning {
-            tracing::warn!(
-                target: "driftwood",
-                open_ms = open.as_millis() as u64,
-                "a read transaction was open for {open:.1?}: while one is, checkpoints cannot finish and the WAL grows"
+        if timed && let Some(ended) = self.clock.stop() {
+            super::clock::warn_ended(
+                ended,
+                self.long_read_warning,
+                self.file().unwrap_or(":memory:"),
             );
         }
         result

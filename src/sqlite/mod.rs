@@ -11,6 +11,7 @@
 
 mod cells;
 pub(crate) mod changes;
+pub(crate) mod clock;
 mod connection;
 mod error;
 mod guard;
@@ -18,9 +19,11 @@ mod levels;
 mod operations;
 mod options;
 pub(crate) mod policy;
+mod restore;
 
 pub use changes::{TableUpdate, UpdateKind};
 pub use connection::{Connection, Execution, RawMut};
 pub use levels::{Level, TxKind};
 pub use operations::{BackupProgress, Checkpoint, CheckpointMode, Stats};
 pub use options::{AutoVacuum, JournalMode, OpenOptions, Synchronous};
+pub(crate) use restore::RestoreSteps;

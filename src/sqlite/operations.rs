@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::types::SqlValue;
 
 /// Pages copied per backup step.
-const PAGES_PER_STEP: std::ffi::c_int = 256;
+pub(super) const PAGES_PER_STEP: std::ffi::c_int = 256;
 
 /// How far a backup got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,23 +110,12 @@ impl Connection {
                 rusqlite::Connection::open(&partial).map_err(|e| fail(e.to_string()))?;
             let backup = rusqlite::backup::Backup::new(&self.raw, &mut destination)
                 .map_err(|e| fail(e.to_string()))?;
-            loop {
-                let step = backup
-                    .step(PAGES_PER_STEP)
-                    .map_err(|e| fail(e.to_string()))?;
-                let p = backup.progress();
-                progress(BackupProgress {
-                    remaining: p.remaining as u64,
-                    total: p.pagecount as u64,
-                });
-                match step {
-                    rusqlite::backup::StepResult::Done => break,
-                    rusqlite::backup::StepResult::More => {}
-                    // Another connection holds a lock on the target or the
-                    // source: wait a little.
-                    _ => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
+            let mut heard = |p| {
+                progress(p);
+                Ok(())
+            };
+            step_to_end(&backup, &mut heard, &|| false, self.busy_timeout())
+                .map_err(|e| fail(e.to_string()))?;
             drop(backup);
             destination.close().map_err(|(_, e)| fail(e.to_string()))
         });
@@ -161,12 +150,20 @@ impl Connection {
             })
             .map_err(|e| from_rusqlite(e, &sql))?;
         if done.busy || done.checkpointed_frames < done.wal_frames {
-            tracing::warn!(
-                target: "driftwood",
-                wal_frames = done.wal_frames,
-                checkpointed_frames = done.checkpointed_frames,
-                "a checkpoint could not finish: another connection holds the WAL (a long read transaction?)"
-            );
+            let (wal_frames, checkpointed_frames) = (done.wal_frames, done.checkpointed_frames);
+            let db = self.file().unwrap_or(":memory:");
+            match self.longest_peer_read() {
+                Some((reader, open)) => tracing::warn!(
+                    target: "driftwood",
+                    wal_frames, checkpointed_frames, db, reader, open_ms = open.as_millis() as u64,
+                    "a checkpoint could not finish: {reader} has had a read transaction open for {open:.1?}"
+                ),
+                None => tracing::warn!(
+                    target: "driftwood",
+                    wal_frames, checkpointed_frames, db,
+                    "a checkpoint could not finish: another connection holds the WAL (a long read transaction?)"
+                ),
+            }
         }
         Ok(done)
     }
@@ -179,12 +176,7 @@ impl Connection {
         } else {
             "PRAGMA integrity_check"
         };
-        let found: Vec<String> = self
-            .raw
-            .prepare(sql)
-            .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
-            .map_err(|e| from_rusqlite(e, sql))?;
-        Ok(found.into_iter().filter(|line| line != "ok").collect())
+        findings(&self.raw, sql)
     }
 
     /// Pages, free pages and the WAL's size.
@@ -232,6 +224,87 @@ impl Connection {
             .execute_batch("PRAGMA optimize")
             .map_err(|e| from_rusqlite(e, "PRAGMA optimize"))
     }
+
+    /// `PRAGMA optimize` as a long-lived connection runs it now and then:
+    /// the `first` time with SQLite's mask for a connection that has not
+    /// used any table yet (`0x10002`: every table is considered), later
+    /// plain (the tables used since). It waits for no lock another
+    /// connection holds: it fails instead, to be tried again later.
+    pub(crate) fn optimize_periodically(&self, first: bool) -> Result<()> {
+        let sql = if first {
+            "PRAGMA optimize = 0x10002"
+        } else {
+            "PRAGMA optimize"
+        };
+        let run = || -> rusqlite::Result<()> {
+            self.raw.busy_timeout(Duration::ZERO)?;
+            let ran = self.raw.execute_batch(sql);
+            self.raw.busy_timeout(self.busy_timeout())?;
+            ran
+        };
+        run().map_err(|e| from_rusqlite(e, sql))
+    }
+}
+
+/// Steps `backup` to the end, [`PAGES_PER_STEP`] pages at a time, telling
+/// `progress` after each step and asking `interrupted` before each; a lock
+/// another connection holds on either side is waited for at most
+/// `patience`. Dropping an unfinished backup rolls its target back.
+pub(super) fn step_to_end(
+    backup: &rusqlite::backup::Backup<'_, '_>,
+    progress: &mut dyn FnMut(BackupProgress) -> Result<()>,
+    interrupted: &dyn Fn() -> bool,
+    patience: Duration,
+) -> Result<()> {
+    let sql = "sqlite3_backup_step";
+    let mut blocked_since = None;
+    loop {
+        if interrupted() {
+            return Err(Error::Interrupted { sql: sql.into() });
+        }
+        let step = backup
+            .step(PAGES_PER_STEP)
+            .map_err(|e| from_rusqlite(e, sql))?;
+        let done = match step {
+            rusqlite::backup::StepResult::Done => true,
+            rusqlite::backup::StepResult::More => false,
+            // Another connection holds a lock on the target or the source:
+            // wait a little, not for ever.
+            _ => {
+                let since = *blocked_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= patience {
+                    return Err(Error::Sql {
+                        code: Some(rusqlite::ffi::SQLITE_BUSY),
+                        message:
+                            "another connection holds a lock on the database copied from or to"
+                                .into(),
+                        sql: sql.into(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+        };
+        blocked_since = None;
+        let p = backup.progress();
+        progress(BackupProgress {
+            remaining: p.remaining as u64,
+            total: p.pagecount as u64,
+        })?;
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// The findings of `sql` (`PRAGMA integrity_check` or `quick_check`) on
+/// `raw`: empty when the database is sound.
+pub(super) fn findings(raw: &rusqlite::Connection, sql: &str) -> Result<Vec<String>> {
+    let found: Vec<String> = raw
+        .prepare(sql)
+        .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+        .map_err(|e| from_rusqlite(e, sql))?;
+    Ok(found.into_iter().filter(|line| line != "ok").collect())
 }
 
 /// Where a backup is written before it is renamed to `target`.

@@ -177,3 +177,116 @@ impl tracing::Subscriber for Warnings {
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
 }
+
+/// One `driftwood` event [`recorded`] saw.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub level: tracing::Level,
+    pub message: String,
+    /// Its other fields, as text (strings without quotes).
+    pub fields: Vec<(String, String)>,
+}
+
+impl Recorded {
+    /// The value of field `name`, if it has one.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Every `driftwood` event of the test process down to `DEBUG` (not the
+/// per-statement `driftwood::sql` ones), from whichever thread: a server's
+/// threads do not see a test's scoped subscriber, so this one is the
+/// process's global subscriber, installed on first use. Tests run side by
+/// side, so each picks its events by the `db` field naming its file.
+pub fn recorded() -> &'static Recorder {
+    static RECORDER: std::sync::OnceLock<&'static Recorder> = std::sync::OnceLock::new();
+    RECORDER.get_or_init(|| {
+        let recorder: &'static Recorder = Box::leak(Box::default());
+        tracing::subscriber::set_global_default(RecorderSubscriber(recorder))
+            .expect("no other global subscriber in this test binary");
+        recorder
+    })
+}
+
+/// See [`recorded`].
+#[derive(Default)]
+pub struct Recorder(std::sync::Mutex<Vec<Recorded>>);
+
+impl Recorder {
+    /// The events so far whose `db` field is `db`.
+    pub fn about(&self, db: &std::path::Path) -> Vec<Recorded> {
+        let db = db.display().to_string();
+        let events = self.0.lock().unwrap();
+        events
+            .iter()
+            .filter(|event| event.field("db") == Some(&db))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits (polling, at most `seconds`) for an event about `db`, after
+    /// the first `from` of them, that `wanted` accepts, and returns it;
+    /// panics at the deadline.
+    pub fn wait_for(
+        &self,
+        db: &std::path::Path,
+        from: usize,
+        seconds: u64,
+        wanted: impl Fn(&Recorded) -> bool,
+    ) -> Recorded {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        loop {
+            if let Some(event) = self.about(db).into_iter().skip(from).find(|e| wanted(e)) {
+                return event;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no such event within {seconds} s; seen: {:#?}",
+                self.about(db)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+struct RecorderSubscriber(&'static Recorder);
+
+impl tracing::Subscriber for RecorderSubscriber {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == "driftwood" && *metadata.level() <= tracing::Level::DEBUG
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        #[derive(Default)]
+        struct Fields(String, Vec<(String, String)>);
+        impl tracing::field::Visit for Fields {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.1.push((field.name().to_owned(), value.to_owned()));
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                let value = format!("{value:?}");
+                match field.name() {
+                    "message" => self.0 = value,
+                    name => self.1.push((name.to_owned(), value)),
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        self.0.0.lock().unwrap().push(Recorded {
+            level: *event.metadata().level(),
+            message: fields.0,
+            fields: fields.1,
+        });
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}

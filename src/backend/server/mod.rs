@@ -45,7 +45,7 @@ use futures::future::{Either, select};
 
 use handoff::Replier;
 pub(crate) use handoff::Reply;
-use worker::{Request, Task, Worker};
+use worker::{Reopen, Request, Task, Worker};
 
 use super::feed::Feed;
 use super::host::Host;
@@ -53,13 +53,18 @@ use super::{Inside, Lane, Pending, Route, Work, ensure_outside, is_inside};
 use crate::error::{Error, Result, catch};
 use crate::plan::Plan;
 use crate::query::Access;
-use crate::sqlite::{Connection, Level, OpenOptions, TxKind};
+use crate::sqlite::clock::{Peer, Peers, TxClock};
+use crate::sqlite::{BackupProgress, Connection, Level, OpenOptions, RestoreSteps, TxKind};
 
 /// How many reader connections [`Server::open`] starts.
 pub const DEFAULT_READERS: usize = 2;
 
 /// How long stopping a server waits for its threads by default.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a server's writer runs `PRAGMA optimize` by default (see
+/// [`ServerBuilder::optimize_every`]).
+pub const DEFAULT_OPTIMIZE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// Raw SQL texts whose read/write classification is remembered per server;
 /// past this many the memory starts over.
@@ -98,6 +103,7 @@ pub struct ServerBuilder {
     readers: usize,
     shutdown_timeout: Duration,
     external_writes: Option<Duration>,
+    optimize_every: Option<Duration>,
 }
 
 impl Default for ServerBuilder {
@@ -106,6 +112,7 @@ impl Default for ServerBuilder {
             readers: DEFAULT_READERS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             external_writes: None,
+            optimize_every: Some(DEFAULT_OPTIMIZE_EVERY),
         }
     }
 }
@@ -136,6 +143,20 @@ impl ServerBuilder {
         self
     }
 
+    /// How often the writer runs `PRAGMA optimize`, which refreshes the
+    /// query planner's statistics where they are stale — what SQLite
+    /// recommends for long-lived connections: the first run checks every
+    /// table (`PRAGMA optimize = 0x10002`), later ones the tables used
+    /// since. Every [`DEFAULT_OPTIMIZE_EVERY`] (an hour) by default; `None`
+    /// turns it off. It runs only while the writer is idle — no
+    /// transaction open, nothing queued — and otherwise waits for the next
+    /// idle moment; it waits for no lock another process holds, and a
+    /// failure is logged, never fatal.
+    pub fn optimize_every(mut self, every: impl Into<Option<Duration>>) -> Self {
+        self.optimize_every = every.into();
+        self
+    }
+
     /// Starts the server on the database file at `path` with these
     /// connection options (readers open it read-only).
     pub fn open(
@@ -162,20 +183,34 @@ impl ServerBuilder {
         let reader_openers = (0..self.readers)
             .map(|_| {
                 let opener = opener.clone();
-                Box::new(move || opener(Role::Reader)) as Opener
+                Arc::new(move || opener(Role::Reader)) as ReaderOpener
             })
             .collect();
         launch(
             Box::new(move || opener(Role::Writer)),
             reader_openers,
             self.shutdown_timeout,
-            self.external_writes,
+            Periodic {
+                external_writes: self.external_writes,
+                optimize: self.optimize_every,
+            },
         )
     }
 }
 
 /// Opens one thread's connection.
 type Opener = Box<dyn FnOnce() -> Result<Connection> + Send>;
+
+/// Opens a reader's connection, again after a restore closed it.
+pub(crate) type ReaderOpener = Arc<dyn Fn() -> Result<Connection> + Send + Sync>;
+
+/// What the writer does now and then between requests.
+struct Periodic {
+    /// See `ServerBuilder::detect_external_writes`.
+    external_writes: Option<Duration>,
+    /// See `ServerBuilder::optimize_every`.
+    optimize: Option<Duration>,
+}
 
 impl Server {
     /// Settings for a new server.
@@ -191,7 +226,16 @@ impl Server {
     pub fn start(
         opener: impl FnOnce() -> Result<Connection> + Send + 'static,
     ) -> impl Future<Output = Result<Server>> + Send {
-        launch(Box::new(opener), Vec::new(), DEFAULT_SHUTDOWN_TIMEOUT, None)
+        let periodic = Periodic {
+            external_writes: None,
+            optimize: Some(DEFAULT_OPTIMIZE_EVERY),
+        };
+        launch(
+            Box::new(opener),
+            Vec::new(),
+            DEFAULT_SHUTDOWN_TIMEOUT,
+            periodic,
+        )
     }
 
     /// Starts a server with a writer and `readers` reader connections, each
@@ -229,6 +273,7 @@ impl Server {
     /// A new client of this server; closing or dropping a `single_client`
     /// stops the server.
     pub(crate) fn client(&self, single_client: bool) -> Arc<Client> {
+        self.shared.clients.fetch_add(1, Ordering::AcqRel);
         Arc::new(Client {
             shared: self.shared.clone(),
             closed: AtomicBool::new(false),
@@ -339,6 +384,8 @@ pub(crate) struct Shared {
     /// The database definitions (by type) whose open sequence ran on the
     /// writer: it runs once per server, not once per client.
     opened: Arc<Mutex<Vec<std::any::TypeId>>>,
+    /// Clients connected and not closed: a restore needs the only one.
+    clients: Arc<AtomicUsize>,
 }
 
 /// Counts a reader request as finished when dropped, run or skipped.
@@ -599,6 +646,8 @@ struct Opened {
     /// Whether other connections see its data (a file in WAL mode).
     shareable: bool,
     busy_timeout: Duration,
+    /// When its held transaction began, for the writer's watchdog.
+    clock: Arc<TxClock>,
 }
 
 /// Marks the end of a server thread, however it ends.
@@ -660,14 +709,11 @@ fn start_thread(
             let _exit = exit;
             let _inside = Inside::enter(server_id);
             let worker = catch(opener).and_then(|conn| {
-                if is_reader {
-                    conn.set_query_only(true)?;
-                    conn.track_changes(feed.switch(), false);
-                }
                 let publishes = (!is_reader).then_some(feed);
                 let opened = Opened {
                     shareable: conn.file().is_some() && conn.journal_mode()? == "wal",
                     busy_timeout: conn.busy_timeout(),
+                    clock: conn.clock().clone(),
                 };
                 Ok((
                     Worker::new(Host::new(conn, publishes), stop, flags)?,
@@ -701,15 +747,16 @@ fn start_thread(
 
 fn launch(
     writer: Opener,
-    readers: Vec<Opener>,
+    readers: Vec<ReaderOpener>,
     shutdown_timeout: Duration,
-    external_writes: Option<Duration>,
+    periodic: Periodic,
 ) -> impl Future<Output = Result<Server>> + Send {
     let state = Arc::new(State::new());
     let feed = Feed::new();
     let writer_private = Arc::new(AtomicBool::new(false));
     let writer_held = Arc::new(AtomicBool::new(false));
     let reader_queues = Arc::new(OnceLock::new());
+    let reader_clocks: Peers = Arc::new(OnceLock::new());
     let started = start_thread(
         "driftwood-writer".into(),
         writer,
@@ -719,7 +766,10 @@ fn launch(
             private: writer_private.clone(),
             held: writer_held.clone(),
             readers: reader_queues.clone(),
-            external_writes,
+            external_writes: periodic.external_writes,
+            optimize: periodic.optimize,
+            peers: Some(reader_clocks.clone()),
+            reopen: None,
         },
         feed.clone(),
     );
@@ -738,6 +788,7 @@ fn launch(
             shutdown_timeout,
             feed,
             opened: Arc::default(),
+            clients: Arc::default(),
         };
         // The writer opens first: it sets the journal mode readers rely on.
         // (Returning early drops `shared`, which stops what was started.)
@@ -751,12 +802,20 @@ fn launch(
         let mut pending = Vec::new();
         for (n, opener) in readers.into_iter().enumerate() {
             let alive = Arc::new(AtomicBool::new(true));
-            let reader = start_thread(
-                format!("driftwood-reader-{n}"),
+            let reopen = Reopen {
                 opener,
+                feed: shared.feed.clone(),
+            };
+            let first = reopen.clone();
+            let reader = start_thread(
+                reader_name(n),
+                Box::new(move || first.open()),
                 &shared.state,
                 Some(alive.clone()),
-                Flags::default(),
+                Flags {
+                    reopen: Some(reopen),
+                    ..Flags::default()
+                },
                 shared.feed.clone(),
             )?;
             shared
@@ -771,14 +830,24 @@ fn launch(
             });
             pending.push(reader.opened);
         }
-        for opened in pending {
-            opened.await?;
+        let mut clocks = Vec::new();
+        for (n, opened) in pending.into_iter().enumerate() {
+            clocks.push(Peer {
+                name: reader_name(n),
+                clock: opened.await?.clock,
+            });
         }
+        let _ = reader_clocks.set(clocks);
         let _ = reader_queues.set(shared.readers.iter().map(|r| r.queue.clone()).collect());
         Ok(Server {
             shared: Arc::new(shared),
         })
     }
+}
+
+/// The name of reader thread `n`.
+pub(crate) fn reader_name(n: usize) -> String {
+    format!("driftwood-reader-{n}")
 }
 
 /// One client of a server: the backend of a `Db` connected to it.
@@ -940,7 +1009,9 @@ impl Client {
     /// Closes this client; a single client also stops its server (waiting
     /// for its threads without blocking).
     pub(crate) fn close(&self) -> Pending<()> {
-        self.closed.store(true, Ordering::Release);
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.shared.clients.fetch_sub(1, Ordering::AcqRel);
+        }
         // This client's watched queries and update listeners end.
         self.shared
             .feed
@@ -958,10 +1029,72 @@ impl Client {
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire) || !self.shared.state.running.load(Ordering::Acquire)
     }
+
+    /// Replaces the database with the backup at `source` on the writer
+    /// (see `Host::restore`), with the readers closed meanwhile (see
+    /// `Worker::park_readers`). Refused while another client is connected,
+    /// checked here and again on the writer.
+    pub(crate) fn restore(
+        &self,
+        source: std::path::PathBuf,
+        mut progress: Box<dyn FnMut(BackupProgress) + Send>,
+        prepare: fn(&Connection) -> Result<()>,
+    ) -> Pending<()> {
+        if let Some(error) = self.refused() {
+            return Pending::ready(Err(error));
+        }
+        let clients = self.shared.clients.clone();
+        let refusal = move || {
+            let others = clients.load(Ordering::Acquire).saturating_sub(1);
+            (others > 0).then(|| Error::InUse {
+                message: format!(
+                    "{others} other client(s) of its server are connected: close them first"
+                ),
+            })
+        };
+        if let Some(error) = refusal() {
+            return Pending::ready(Err(error));
+        }
+        let (reply, answer) = handoff::reply();
+        let cancel = reply.cancel_flag();
+        let (gave_up, stop) = (cancel.clone(), self.shared.state.stop.clone());
+        let opened = self.shared.opened.clone();
+        let work = move |host: &mut Host| {
+            if let Some(error) = refusal() {
+                return Err(error);
+            }
+            let interrupted = || gave_up.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed);
+            let steps = RestoreSteps {
+                progress: &mut *progress,
+                prepare: &prepare,
+                interrupted: &interrupted,
+            };
+            host.restore(&source, steps)?;
+            // The restored file may hold other definitions' tables at
+            // other versions: their open sequences run again.
+            opened.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            Ok(())
+        };
+        let job = Box::new(Task {
+            work,
+            reply,
+            cancel,
+        });
+        match self
+            .shared
+            .send(&self.shared.writer, Request::Restore { job })
+        {
+            Ok(()) => Pending::reply(answer),
+            Err(error) => Pending::ready(Err(error)),
+        }
+    }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
+        if !*self.closed.get_mut() {
+            self.shared.clients.fetch_sub(1, Ordering::AcqRel);
+        }
         if self.single_client {
             self.shared.shutdown_blocking();
         }

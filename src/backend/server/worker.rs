@@ -17,15 +17,18 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::handoff::{self, Next, Replier};
+use super::{ReaderOpener, reader_name};
 use crate::backend::Lane;
+use crate::backend::feed::Feed;
 use crate::backend::host::{Host, busy, warn_waiting};
-use crate::error::{Error, Result};
-use crate::sqlite::{Level, TxKind};
+use crate::error::{Error, Result, catch};
+use crate::sqlite::clock::Peers;
+use crate::sqlite::{Connection, Level, OpenOptions, TxKind};
 
 /// Work sent to a server thread; it delivers its own reply.
 pub(crate) trait Job: Send {
@@ -108,6 +111,17 @@ pub(crate) enum Request {
         level: Level,
         reply: Option<Replier<Result<()>>>,
     },
+    /// Replace the database with a backup (the writer): `job` runs at once,
+    /// waiting for no lane — refused while a transaction is open — with
+    /// every reader parked meanwhile.
+    Restore { job: Box<dyn Job> },
+    /// Close this reader's connection, releasing its lock on the file, and
+    /// say so on `parked`; open it again once `resume` says so or its
+    /// sender is gone (see `Worker::park`).
+    Park {
+        parked: Sender<()>,
+        resume: Receiver<()>,
+    },
     /// Stop: roll back what is open, answer nothing more, close.
     Shutdown,
 }
@@ -119,14 +133,18 @@ impl Request {
         match self {
             Request::Run { lane, .. } => Some(*lane),
             Request::Begin { lane, parent, .. } => Some(parent.unwrap_or(*lane)),
-            Request::Commit { .. } | Request::Rollback { .. } | Request::Shutdown => None,
+            Request::Commit { .. }
+            | Request::Rollback { .. }
+            | Request::Restore { .. }
+            | Request::Park { .. }
+            | Request::Shutdown => None,
         }
     }
 
     /// Whether the caller stopped waiting for this request.
     fn abandoned(&self) -> bool {
         match self {
-            Request::Run { job, .. } => job.is_abandoned(),
+            Request::Run { job, .. } | Request::Restore { job } => job.is_abandoned(),
             Request::Begin { reply, .. } => reply.is_abandoned(),
             _ => false,
         }
@@ -135,14 +153,14 @@ impl Request {
     /// Answers with `error` without running.
     fn fail(self, error: Error) {
         match self {
-            Request::Run { job, .. } => job.fail(error),
+            Request::Run { job, .. } | Request::Restore { job } => job.fail(error),
             Request::Begin { reply, .. } | Request::Commit { reply, .. } => reply.send(Err(error)),
             Request::Rollback { reply, .. } => {
                 if let Some(reply) = reply {
                     reply.send(Err(error));
                 }
             }
-            Request::Shutdown => {}
+            Request::Park { .. } | Request::Shutdown => {}
         }
     }
 }
@@ -160,6 +178,67 @@ pub(crate) struct Flags {
     /// How often the writer asks whether another process committed, while
     /// anyone watches (see `ServerBuilder::detect_external_writes`).
     pub(crate) external_writes: Option<Duration>,
+    /// How often the writer runs `PRAGMA optimize` while idle (see
+    /// `ServerBuilder::optimize_every`).
+    pub(crate) optimize: Option<Duration>,
+    /// The readers' clocks, for the writer's watchdog of long transactions
+    /// (filled once they opened); `None` on a reader.
+    pub(crate) peers: Option<Peers>,
+    /// How a reader opens its connection again after a restore parked it.
+    pub(crate) reopen: Option<Reopen>,
+}
+
+/// How a reader opens its connection: the user's opener, then read-only
+/// and following the database's feed.
+#[derive(Clone)]
+pub(crate) struct Reopen {
+    pub(crate) opener: ReaderOpener,
+    pub(crate) feed: Arc<Feed>,
+}
+
+impl Reopen {
+    pub(crate) fn open(&self) -> Result<Connection> {
+        let conn = catch(|| (self.opener)())?;
+        conn.set_query_only(true)?;
+        conn.track_changes(self.feed.switch(), false);
+        Ok(conn)
+    }
+}
+
+/// A job the writer runs now and then between requests: the thread wakes
+/// for it even when nothing else happens.
+#[derive(Debug)]
+struct Periodic {
+    every: Duration,
+    due: Instant,
+}
+
+/// How soon a periodic job that found the writer busy tries again.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+impl Periodic {
+    /// Every `every` (at least a millisecond, at most a year: never a spin,
+    /// never an overflow).
+    fn new(every: Duration) -> Periodic {
+        let every = every.clamp(
+            Duration::from_millis(1),
+            Duration::from_secs(365 * 24 * 3600),
+        );
+        Periodic {
+            every,
+            due: Instant::now() + every,
+        }
+    }
+
+    /// Whether it is due at `now`.
+    fn is_due(&self, now: Instant) -> bool {
+        now >= self.due
+    }
+
+    /// Due again `after` from `now` (at most its period).
+    fn again(&mut self, now: Instant, after: Duration) {
+        self.due = now + after.min(self.every);
+    }
 }
 
 /// A request waiting for another lane's transaction to end.
@@ -189,7 +268,15 @@ pub(crate) struct Worker {
     next_reader: usize,
     busy_timeout: Duration,
     /// When to ask next whether another process committed.
-    next_external_check: Option<Instant>,
+    external_writes: Option<Periodic>,
+    /// When to run `PRAGMA optimize` next, and whether it is the first run.
+    optimize: Option<(Periodic, bool)>,
+    /// When the writer looks next for transactions held too long (every
+    /// half `long_read_warning`), its own and the readers'.
+    watchdog: Option<Periodic>,
+    /// Set once this thread must stop serving (a reader that could not
+    /// open its connection again).
+    done: bool,
 }
 
 impl Worker {
@@ -197,31 +284,18 @@ impl Worker {
     /// (after the user's opener ran, so user setup cannot replace them).
     pub(crate) fn new(mut host: Host, stop: Arc<AtomicBool>, flags: Flags) -> Result<Self> {
         let current: CurrentCancel = Arc::new(Mutex::new(Arc::new(AtomicBool::new(false))));
-        let watched = current.clone();
-        let stopping = stop.clone();
-        let conn = host.conn_mut();
-        conn.reinstall_guard()?;
-        conn.raw_mut()
-            .progress_handler(
-                PROGRESS_STEPS,
-                Some(move || {
-                    stopping.load(Ordering::Relaxed)
-                        || watched
-                            .lock()
-                            .map(|flag| flag.load(Ordering::Relaxed))
-                            .unwrap_or(false)
-                }),
-            )
-            .map_err(|e| Error::Sql {
-                code: None,
-                message: e.to_string(),
-                sql: "progress handler".into(),
-            })?;
+        install_hooks(&mut host, &current, &stop)?;
         host.report_private_state_to(flags.private.clone());
         let busy_timeout = host.conn().busy_timeout();
-        let next_external_check = flags.external_writes.map(|every| {
+        let external_writes = flags.external_writes.map(|every| {
             host.notice_external_writes();
-            Instant::now() + every
+            Periodic::new(every)
+        });
+        let optimize = flags.optimize.map(|every| (Periodic::new(every), true));
+        let watchdog = flags.peers.as_ref().map(|peers| {
+            host.conn().watch_peers(peers.clone());
+            // Never more often than every 10 ms, whatever the setting.
+            Periodic::new((host.conn().long_read_warning() / 2).max(Duration::from_millis(10)))
         });
         Ok(Worker {
             host,
@@ -231,7 +305,10 @@ impl Worker {
             flags,
             next_reader: 0,
             busy_timeout,
-            next_external_check,
+            external_writes,
+            optimize,
+            watchdog,
+            done: false,
         })
     }
 
@@ -239,14 +316,18 @@ impl Worker {
     /// every sender is gone; then rolls back and drops what is left, so
     /// every waiting client gets [`Error::Closed`].
     pub(crate) fn serve(mut self, queue: Receiver<Request>) {
-        while !self.stop.load(Ordering::Acquire) {
-            match handoff::next(&queue, self.next_deadline()) {
+        while !self.stop.load(Ordering::Acquire) && !self.done {
+            let idle = match handoff::next(&queue, self.next_deadline()) {
                 Next::Message(Request::Shutdown) | Next::Gone => break,
-                Next::Message(request) => self.accept(request),
-                Next::Timeout => {}
-            }
+                Next::Message(request) => {
+                    self.accept(request);
+                    false
+                }
+                // Nothing arrived until the deadline: the queue is empty.
+                Next::Timeout => true,
+            };
             self.expire_waiting();
-            self.check_external_writes();
+            self.run_periodic(idle);
         }
         self.host.rollback_everything();
         for waiting in std::mem::take(&mut self.waiting) {
@@ -322,7 +403,7 @@ impl Worker {
 
     fn handle(&mut self, request: Request) {
         let started = match &request {
-            Request::Run { job, .. } => job.start(),
+            Request::Run { job, .. } | Request::Restore { job } => job.start(),
             Request::Begin { reply, .. } => reply.start(),
             _ => true,
         };
@@ -355,16 +436,128 @@ impl Worker {
                     }
                 }
             }
+            Request::Restore { job } => self.restore(job),
+            Request::Park { parked, resume } => self.park(parked, resume),
             Request::Shutdown => {}
+        }
+    }
+
+    /// Runs a restore's `job` with every reader parked, so the writer can
+    /// take the file to itself; refused at once while a transaction is
+    /// open (it would wait for nothing else).
+    fn restore(&mut self, job: Box<dyn Job>) {
+        if let Err(error) = self.host.ensure_not_held() {
+            return job.fail(error);
+        }
+        let resumes = match self.park_readers() {
+            Ok(resumes) => resumes,
+            Err(error) => return job.fail(error),
+        };
+        self.set_current(job.cancel_flag().clone());
+        job.run(&mut self.host);
+        self.set_current(Arc::new(AtomicBool::new(false)));
+        // Dropping the senders lets every parked reader open again.
+        drop(resumes);
+    }
+
+    /// Asks every reader to close its connection (see [`Worker::park`])
+    /// and waits until they did, at most the busy timeout: a reader still
+    /// running a long read fails the restore. The senders returned let
+    /// them open again when dropped.
+    fn park_readers(&self) -> Result<Vec<Sender<()>>> {
+        let mut resumes = Vec::new();
+        let mut parking = Vec::new();
+        for (n, queue) in self.flags.readers.get().into_iter().flatten().enumerate() {
+            let (parked, parked_rx) = channel();
+            let (resume, resume_rx) = channel();
+            let request = Request::Park {
+                parked,
+                resume: resume_rx,
+            };
+            // A reader that is gone holds no connection.
+            if queue.send(request).is_ok() {
+                resumes.push(resume);
+                parking.push((n, parked_rx));
+            }
+        }
+        let deadline = Instant::now() + self.busy_timeout;
+        for (n, parked) in parking {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(RecvTimeoutError::Timeout) = parked.recv_timeout(left) {
+                return Err(Error::InUse {
+                    message: format!(
+                        "{} is still running a read (a read unit of work, a watched query or a \
+                         backup) after {} ms (the busy timeout)",
+                        reader_name(n),
+                        self.busy_timeout.as_millis()
+                    ),
+                });
+            }
+        }
+        Ok(resumes)
+    }
+
+    /// Closes this reader's connection (releasing its lock on the file),
+    /// says so on `parked`, waits for `resume` (or its sender to go, or
+    /// the server to stop), then opens the connection again the way it was
+    /// first opened, keeping its clock. If it cannot, the thread ends and
+    /// the reader is dead.
+    fn park(&mut self, parked: Sender<()>, resume: Receiver<()>) {
+        let Some(reopen) = self.flags.reopen.clone() else {
+            return;
+        };
+        // A restore that already gave up: nothing to do.
+        if !matches!(resume.try_recv(), Err(TryRecvError::Empty)) {
+            return;
+        }
+        let placeholder = match Connection::open_in_memory(&OpenOptions::default()) {
+            Ok(placeholder) => placeholder,
+            Err(error) => {
+                tracing::warn!(target: "driftwood", %error, "a reader could not close its connection for a restore");
+                return;
+            }
+        };
+        let clock = self.host.conn().clock().clone();
+        drop(std::mem::replace(
+            &mut self.host,
+            Host::new(placeholder, None),
+        ));
+        let _ = parked.send(());
+        while let Err(RecvTimeoutError::Timeout) = resume.recv_timeout(Duration::from_millis(50)) {
+            if self.stop.load(Ordering::Acquire) {
+                break;
+            }
+        }
+        if self.stop.load(Ordering::Acquire) {
+            // The server stops: nothing to open again for.
+            self.done = true;
+            return;
+        }
+        let reopened = reopen.open().and_then(|mut conn| {
+            conn.set_clock(clock);
+            let mut host = Host::new(conn, None);
+            install_hooks(&mut host, &self.current, &self.stop)?;
+            Ok(host)
+        });
+        match reopened {
+            Ok(host) => self.host = host,
+            Err(error) => {
+                tracing::error!(target: "driftwood", %error, "a reader could not open its connection again after a restore; it stops");
+                self.done = true;
+            }
         }
     }
 
     /// When the loop must wake up for a waiting request: to warn about it
     /// or to give up on it.
     fn next_deadline(&self) -> Option<Instant> {
-        // Woken for it whether or not anyone watches yet: a watcher that
-        // starts later sends the writer nothing.
-        let external = self.next_external_check;
+        // Woken for external writes whether or not anyone watches yet: a
+        // watcher that starts later sends the writer nothing.
+        let periodic = [
+            self.external_writes.as_ref(),
+            self.optimize.as_ref().map(|(tick, _)| tick),
+            self.watchdog.as_ref(),
+        ];
         self.waiting
             .iter()
             .map(|w| {
@@ -375,23 +568,36 @@ impl Worker {
                 };
                 w.since + warn_after
             })
-            .chain(external)
+            .chain(periodic.into_iter().flatten().map(|tick| tick.due))
             .min()
     }
 
-    /// Asks whether another process committed, when it is time to and
-    /// anyone watches.
-    fn check_external_writes(&mut self) {
-        let (Some(due), Some(every)) = (self.next_external_check, self.flags.external_writes)
-        else {
-            return;
-        };
+    /// Runs the periodic jobs that are due; each is due again a period
+    /// later whether it ran or had nothing to do (never at once: the loop
+    /// would spin). `idle`: the queue was empty until the deadline.
+    fn run_periodic(&mut self, idle: bool) {
         let now = Instant::now();
-        if now < due || !self.host.is_watched() {
-            return;
+        if let Some(tick) = self.external_writes.as_mut().filter(|t| t.is_due(now)) {
+            if self.host.is_watched() {
+                self.host.notice_external_writes();
+            }
+            tick.again(now, tick.every);
         }
-        self.host.notice_external_writes();
-        self.next_external_check = Some(now + every);
+        if let Some(tick) = self.watchdog.as_mut().filter(|t| t.is_due(now)) {
+            self.host.watch_transactions(self.flags.peers.as_ref());
+            tick.again(now, tick.every);
+        }
+        if let Some((tick, first)) = self.optimize.as_mut().filter(|(t, _)| t.is_due(now)) {
+            let busy = !idle || !self.waiting.is_empty() || self.host.conn().in_transaction();
+            if busy {
+                tracing::debug!(target: "driftwood", db = self.host.conn().file().unwrap_or(":memory:"), "PRAGMA optimize waits: the writer is busy");
+                tick.again(now, BUSY_RETRY);
+            } else {
+                self.host.optimize(*first);
+                *first = false;
+                tick.again(now, tick.every);
+            }
+        }
     }
 
     /// Fails the waiting requests that waited longer than the busy timeout,
@@ -425,9 +631,67 @@ impl Worker {
     }
 }
 
+/// Installs driftwood's hooks on `host`'s connection, after the user's
+/// opener ran (so user setup cannot replace them): the authorizer again,
+/// and the progress handler that interrupts the statement running when
+/// its request (`current`) is cancelled or the server `stop`s.
+fn install_hooks(host: &mut Host, current: &CurrentCancel, stop: &Arc<AtomicBool>) -> Result<()> {
+    let watched = current.clone();
+    let stopping = stop.clone();
+    let conn = host.conn_mut();
+    conn.reinstall_guard()?;
+    conn.raw_mut()
+        .progress_handler(
+            PROGRESS_STEPS,
+            Some(move || {
+                stopping.load(Ordering::Relaxed)
+                    || watched
+                        .lock()
+                        .map(|flag| flag.load(Ordering::Relaxed))
+                        .unwrap_or(false)
+            }),
+        )
+        .map_err(|e| Error::Sql {
+            code: None,
+            message: e.to_string(),
+            sql: "progress handler".into(),
+        })
+}
+
 /// Runs `work`, containing a panic to it: the thread lives on.
 fn guarded(work: impl FnOnce()) {
     if let Err(panic) = catch_unwind(AssertUnwindSafe(work)) {
         tracing::error!(target: "driftwood", error = %Error::from_panic(panic), "a server request panicked");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Regression: with `detect_external_writes` on and nobody watching, a
+    // check that came due returned without scheduling the next one; the
+    // deadline stayed in the past and the writer's loop spun (a core at
+    // 100%) until someone watched. Every periodic job, due and skipped or
+    // run, is due again a period later.
+    #[test]
+    fn a_periodic_job_with_nothing_to_do_is_due_again_later_not_at_once() {
+        let conn = Connection::open_in_memory(&OpenOptions::default()).unwrap();
+        let every = Duration::from_secs(60);
+        let flags = Flags {
+            external_writes: Some(every),
+            optimize: Some(every),
+            ..Flags::default()
+        };
+        let host = Host::new(conn, Some(Feed::new()));
+        let mut worker = Worker::new(host, Arc::new(AtomicBool::new(false)), flags).unwrap();
+        let before = Instant::now();
+        worker.external_writes.as_mut().unwrap().due = before;
+        worker.optimize.as_mut().unwrap().0.due = before;
+        assert!(!worker.host.is_watched());
+        worker.run_periodic(false);
+        assert!(worker.next_deadline().unwrap() >= before + BUSY_RETRY.min(every));
+        worker.run_periodic(true);
+        assert!(worker.next_deadline().unwrap() >= before + BUSY_RETRY);
     }
 }
