@@ -452,10 +452,10 @@ impl<D: Database> Db<D> {
     /// server, no other connection to its file (see
     /// [`Connection::restore_from`] for what can be detected of those).
     /// Watched queries may stay. On a server the reader threads close their
-    /// connections while it runs (reads wait for it), and it runs on the
-    /// writer: reads of the migration may not use custom functions a
-    /// server's opener installs, since the copy is migrated on a connection
-    /// of its own.
+    /// connections while it runs (reads wait for it, at most the busy
+    /// timeout). The staged copy is migrated on a connection of its own,
+    /// opened with default options: migrations that need custom functions
+    /// a server's opener installs cannot run there.
     pub fn restore_from(
         &self,
         source: impl AsRef<Path>,

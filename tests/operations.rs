@@ -425,6 +425,56 @@ fn a_restore_replaces_the_content_and_watchers_see_it() {
     }
 }
 
+// What a statement touches is found once and remembered per SQL text; a
+// restore changes the schema under it. Here the view a watched query reads
+// reads another table after the restore: writes to that table must wake it
+// (a footprint found under the old schema would miss them, and the stream
+// would wait for ever).
+#[test]
+fn after_a_restore_watched_queries_follow_the_restored_schema() {
+    for backend in common::BACKENDS {
+        within(60, move || {
+            use futures::StreamExt;
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("views.db");
+            let db: Db = match backend {
+                common::Backend::InThread => block_on(Db::open(&path)).unwrap(),
+                common::Backend::Background => block_on(Db::open_in_background(&path)).unwrap(),
+            };
+            block_on(db.write(|conn| {
+                conn.custom_statement("CREATE TABLE a (x)", [])?;
+                conn.custom_statement("CREATE TABLE b (x)", [])?;
+                conn.custom_statement("CREATE VIEW v AS SELECT x FROM a", [])?;
+                Ok(())
+            }))
+            .unwrap();
+            let copy = dir.path().join("backup.db");
+            rusqlite::Connection::open(&copy)
+                .unwrap()
+                .execute_batch(
+                    "CREATE TABLE a (x); CREATE TABLE b (x);
+                     CREATE VIEW v AS SELECT x FROM b; INSERT INTO b VALUES (1);",
+                )
+                .unwrap();
+            let count = |rows: Vec<driftwood::row::OwnedRow>| rows[0].get::<i64>(0).unwrap();
+            let mut watched = db.watch_custom_select("SELECT count(*) FROM v", []);
+            assert_eq!(count(block_on(watched.next()).unwrap().unwrap()), 0);
+            block_on(db.restore_from(&copy, |_| {})).unwrap();
+            assert_eq!(
+                count(block_on(watched.next()).unwrap().unwrap()),
+                1,
+                "{backend:?}"
+            );
+            block_on(db.custom_statement("INSERT INTO b VALUES (2)", [])).unwrap();
+            assert_eq!(
+                count(block_on(watched.next()).unwrap().unwrap()),
+                2,
+                "{backend:?}"
+            );
+        });
+    }
+}
+
 // What counts as someone else using the database, on each backend: a
 // clone of the handle, an open transaction (owned or scoped), another
 // client of the server, another connection to the file. Each refusal

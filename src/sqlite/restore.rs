@@ -183,8 +183,25 @@ impl Connection {
     /// where this database has none) and this database's page size and
     /// `auto_vacuum`, rebuilding it if they differ.
     fn shape_like_this(&self, staged: &rusqlite::Connection) -> rusqlite::Result<()> {
+        // SQLCipher answers `page_size` as text (its `cipher_page_size`).
         let number = |conn: &rusqlite::Connection, pragma: &str| -> rusqlite::Result<i64> {
-            conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
+            let value: rusqlite::types::Value =
+                conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))?;
+            match value {
+                rusqlite::types::Value::Integer(n) => Ok(n),
+                rusqlite::types::Value::Text(text) => text.trim().parse().map_err(|_| {
+                    rusqlite::Error::InvalidColumnType(
+                        0,
+                        pragma.into(),
+                        rusqlite::types::Type::Text,
+                    )
+                }),
+                other => Err(rusqlite::Error::InvalidColumnType(
+                    0,
+                    pragma.into(),
+                    other.data_type(),
+                )),
+            }
         };
         staged.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
         let page_size = number(&self.raw, "page_size")?;

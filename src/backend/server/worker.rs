@@ -576,6 +576,10 @@ impl Worker {
     /// later whether it ran or had nothing to do (never at once: the loop
     /// would spin). `idle`: the queue was empty until the deadline.
     fn run_periodic(&mut self, idle: bool) {
+        if self.external_writes.is_none() && self.watchdog.is_none() && self.optimize.is_none() {
+            // A reader: no clock read per request.
+            return;
+        }
         let now = Instant::now();
         if let Some(tick) = self.external_writes.as_mut().filter(|t| t.is_due(now)) {
             if self.host.is_watched() {
