@@ -125,7 +125,7 @@ impl<D> Db<D> {
     }
 
     /// The connected backend, connecting a delayed database first.
-    async fn backend(&self) -> Result<Backend> {
+    pub(crate) async fn backend(&self) -> Result<Backend> {
         match &self.target {
             Target::Ready(backend) => Ok(backend.clone()),
             Target::Delayed(pending) => pending.clone().await,

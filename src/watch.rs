@@ -32,7 +32,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::{Stream, StreamExt};
 
 use crate::backend::feed::{Feed, Interest};
-use crate::backend::{Backend, Lane, Pending, Route};
+use crate::backend::{Backend, Pending};
 use crate::conn::{Conn, read_unit};
 use crate::error::{Error, Result};
 use crate::executor::Runner;
@@ -111,7 +111,6 @@ struct Query<T: Watched> {
     /// The statement and fold, for a query of a plan: what a remote
     /// backend sends instead of running `run` (a closure cannot cross a
     /// socket).
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     plan: Option<(crate::query::Statement, crate::plan::Collect<T>)>,
     /// Runs started.
     runs: AtomicU64,
@@ -128,7 +127,7 @@ type Run<T> = Arc<dyn Fn(&Connection) -> Result<T> + Send + Sync>;
 /// What one run found: the result, what it read, the last commit it is
 /// known to include, and whether the column the code calls the rowid is the
 /// rowid in the file (true when the query is not keyed by rowid).
-type Outcome<T> = (Result<T>, ReadSet, u64, bool);
+type Outcome<T> = crate::backend::WatchedRun<T>;
 
 struct State<T: Watched> {
     latest: Option<Latest<T>>,
@@ -224,28 +223,28 @@ impl<T: Watched> Query<T> {
     /// Starts a run on a reader (the writer without one).
     fn start(&self) -> Shared<Pending<Outcome<T>>> {
         self.runs.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "remote")]
-        if let (Backend::Remote(remote), Some((statement, collect))) = (&self.backend, &self.plan) {
-            return remote.run_watched(statement.clone(), *collect).shared();
-        }
         let run = self.run.clone();
         let feed = self.feed.clone();
         let rowid = self.rowid.clone();
         self.backend
-            .run_work(Lane::NONE, Route::Reader, move |conn| {
-                let commit = feed.seq();
-                let (result, reads) = conn.recording_reads(|| run(conn));
-                // What a failed run would have read is unknown.
-                let reads = if result.is_ok() {
-                    reads
-                } else {
-                    ReadSet::anything()
-                };
-                let keys_hold = rowid
-                    .as_ref()
-                    .is_none_or(|(table, column)| conn.is_rowid(table, column));
-                Ok((result, reads, commit, keys_hold))
-            })
+            .run_watched(
+                self.plan.clone(),
+                self.feed.seq(),
+                move |conn: &Connection| {
+                    let commit = feed.seq();
+                    let (result, reads) = conn.recording_reads(|| run(conn));
+                    // What a failed run would have read is unknown.
+                    let reads = if result.is_ok() {
+                        reads
+                    } else {
+                        ReadSet::anything()
+                    };
+                    let keys_hold = rowid
+                        .as_ref()
+                        .is_none_or(|(table, column)| conn.is_rowid(table, column));
+                    Ok((result, reads, commit, keys_hold))
+                },
+            )
             .shared()
     }
 

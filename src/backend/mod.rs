@@ -31,7 +31,8 @@ pub use pending::Pending;
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::{Collect, Plan};
+use crate::query::Statement;
 use crate::sqlite::{Connection, Execution, Level, TxKind};
 use local::Local;
 use server::Client;
@@ -56,6 +57,11 @@ impl Lane {
         self.0
     }
 }
+
+/// What one run of a watched query found: its result, what it read, the
+/// last commit it is known to include, and whether the column its code
+/// calls the rowid is the rowid in the file.
+pub(crate) type WatchedRun<T> = (Result<T>, crate::sqlite::changes::ReadSet, u64, bool);
 
 /// A closure run where the connection lives: the one bound every unit of
 /// work, migration step and internal job shares.
@@ -83,6 +89,10 @@ pub(crate) enum Backend {
     /// On a server in another process, over a byte stream.
     #[cfg(feature = "remote")]
     Remote(Arc<crate::remote::client::Remote>),
+    /// A file several processes share: served here or by another process,
+    /// whichever holds its lock now (`Db::open_shared`).
+    #[cfg(all(feature = "remote", unix))]
+    Shared(Arc<crate::remote::shared::SharedFile>),
 }
 
 impl Backend {
@@ -94,6 +104,8 @@ impl Backend {
             Backend::Server(client) => client.server_id(),
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => Arc::as_ptr(remote) as usize,
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => Arc::as_ptr(shared) as usize,
         }
     }
 
@@ -105,6 +117,8 @@ impl Backend {
             Backend::Server(client) => Arc::as_ptr(client) as usize,
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => Arc::as_ptr(remote) as usize,
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => Arc::as_ptr(shared) as usize,
         }
     }
 
@@ -115,6 +129,8 @@ impl Backend {
             Backend::Server(client) => client.feed(),
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => remote.feed(),
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => shared.feed(),
         }
     }
 
@@ -125,6 +141,8 @@ impl Backend {
             Backend::Server(client) => client.run(lane, plan),
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => remote.run(lane, plan),
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => shared.run(lane, plan),
         }
     }
 
@@ -139,9 +157,34 @@ impl Backend {
             Backend::Local(local) => local.run_work(lane, work),
             Backend::Server(client) => client.run_work(lane, route, work),
             #[cfg(feature = "remote")]
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => shared.run_work(lane, route, work),
+            #[cfg(feature = "remote")]
             Backend::Remote(_) => Pending::ready(Err(Error::Unsupported {
                 message: "a closure-based unit of work (write, read, run, savepoint, watch_read) runs where the connection lives and cannot cross a socket: use statements, batches and transactions".into(),
             })),
+        }
+    }
+
+    /// Runs a watched query: `work` on a reader where the connection
+    /// lives; on a remote backend, which a closure cannot reach, `plan`
+    /// (its statement and fold) on the server, as known to include the
+    /// commits up to `seen` (the watcher's feed's number now: the server's
+    /// changes reach that feed after the ones the run saw).
+    pub(crate) fn run_watched<T: Send + 'static>(
+        &self,
+        plan: Option<(Statement, Collect<T>)>,
+        #[cfg_attr(not(feature = "remote"), allow(unused_variables))] seen: u64,
+        work: impl Work<WatchedRun<T>>,
+    ) -> Pending<WatchedRun<T>> {
+        match (self, plan) {
+            #[cfg(feature = "remote")]
+            (Backend::Remote(remote), Some((statement, collect))) => {
+                remote.run_watched(statement, collect, seen)
+            }
+            #[cfg(all(feature = "remote", unix))]
+            (Backend::Shared(shared), plan) => shared.run_watched(plan, seen, work),
+            _ => self.run_work(Lane::NONE, Route::Reader, work),
         }
     }
 
@@ -151,6 +194,8 @@ impl Backend {
         match self {
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => remote.run_batch(lane, batch),
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => shared.run_batch(lane, batch),
             _ => self.run_work(lane, Route::Writer, move |conn| batch.run_on(conn)),
         }
     }
@@ -170,6 +215,8 @@ impl Backend {
             Backend::Server(client) => client.begin(lane, level, kind, parent),
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => remote.begin(lane, level, kind, parent),
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => shared.begin(lane, level, kind, parent),
         }
     }
 
@@ -180,6 +227,8 @@ impl Backend {
             Backend::Server(client) => client.commit(lane, level),
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => remote.commit(lane, level),
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => shared.commit(lane, level),
         }
     }
 
@@ -190,6 +239,8 @@ impl Backend {
             Backend::Server(client) => client.rollback(lane, level),
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => remote.rollback(lane, level),
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => shared.rollback(lane, level),
         }
     }
 
@@ -201,6 +252,8 @@ impl Backend {
             Backend::Server(client) => client.rollback_detached(lane, level),
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => remote.rollback_detached(lane, level),
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => shared.rollback_detached(lane, level),
         }
     }
 
@@ -236,6 +289,8 @@ impl Backend {
             Backend::Server(client) => client.close(),
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => remote.close(),
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => shared.close(),
         }
     }
 
@@ -246,6 +301,8 @@ impl Backend {
             Backend::Server(client) => client.is_closed(),
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => remote.is_closed(),
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(shared) => shared.is_closed(),
         }
     }
 
@@ -256,6 +313,8 @@ impl Backend {
             Backend::Server(_) => "background server",
             #[cfg(feature = "remote")]
             Backend::Remote(_) => "remote",
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(_) => "shared between processes",
         }
     }
 }

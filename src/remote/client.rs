@@ -187,6 +187,27 @@ impl Remote {
         }))
     }
 
+    /// [`Remote::connect`], refused unless the served database is at
+    /// schema `version` (0: any): only the serving process migrates.
+    pub(crate) async fn connect_at_version<S>(
+        io: S,
+        options: &RemoteOptions,
+        version: u32,
+    ) -> Result<Arc<Remote>>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let remote = Remote::connect(io, options).await?;
+        let served = remote.welcome().schema_version;
+        if version != 0 && served != i64::from(version) {
+            drop(remote.close());
+            return Err(Error::schema(format!(
+                "the served database is at schema version {served} but this client's schema is version {version}: only the serving process migrates, so both must run the same version"
+            )));
+        }
+        Ok(remote)
+    }
+
     /// This client's own feed, which publishes the changes the server
     /// pushes; asking for it (to watch) subscribes to them, once.
     pub(crate) fn feed(&self) -> &Arc<Feed> {
@@ -202,15 +223,16 @@ impl Remote {
 
     /// Runs a watched query's statement on the server, which records what
     /// it reads; its rows are folded here. The commit it is known to
-    /// include is this feed's latest when it was sent: the server's
-    /// changes reach the feed in order with the replies, so a commit the
-    /// run did not see is published here after that number.
+    /// include is `seen`, the watcher's feed's latest when it was sent:
+    /// the server's changes reach that feed in order with the replies (or,
+    /// relayed on, after them), so a commit the run did not see is
+    /// published there after that number.
     pub(crate) fn run_watched<T: Send + 'static>(
         &self,
         statement: Statement,
         collect: Collect<T>,
+        seen: u64,
     ) -> Pending<(Result<T>, ReadSet, u64, bool)> {
-        let seen = self.feed.seq();
         let op = Op::Watch {
             sql: statement.sql.to_string(),
             args: wire::to_wire(statement.args.clone()),
@@ -628,15 +650,7 @@ impl<D: Database> Db<D> {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let remote = Remote::connect(io, &options).await?;
-        let served = remote.welcome().schema_version;
-        if D::SCHEMA_VERSION != 0 && served != i64::from(D::SCHEMA_VERSION) {
-            drop(remote.close());
-            return Err(Error::schema(format!(
-                "the served database is at schema version {served} but this client's schema is version {}: only the serving process migrates, so both must run the same version",
-                D::SCHEMA_VERSION
-            )));
-        }
+        let remote = Remote::connect_at_version(io, &options, D::SCHEMA_VERSION).await?;
         Ok(Db::from_backend(crate::backend::Backend::Remote(remote)))
     }
 

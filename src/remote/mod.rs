@@ -25,6 +25,8 @@
 
 pub(crate) mod client;
 mod serve;
+#[cfg(unix)]
+pub(crate) mod shared;
 pub mod wire;
 
 use std::path::Path;

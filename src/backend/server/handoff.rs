@@ -275,7 +275,7 @@ fn spin_until(
             return true;
         }
         spins += 1;
-        if spins % 64 == 0 {
+        if spins.is_multiple_of(64) {
             let spun = start.elapsed();
             if spun >= LONG_SPIN || (spun >= SPIN && !worth_waiting()) {
                 return false;
