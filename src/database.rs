@@ -433,6 +433,30 @@ impl<D: Database> Db<D> {
         self.dispatch(|backend, lane| backend.run_work(lane, Route::Writer, |conn| conn.optimize()))
     }
 
+    /// Re-encrypts the database with `key` (see [`Connection::rekey`]):
+    /// from then on the file opens only with the new key. Outside a
+    /// transaction only.
+    ///
+    /// On a background server, the readers hold the old key, so first every
+    /// request is kept on the writer (for the server's lifetime; reopen it
+    /// with the new key to get readers back), then the writer re-keys. A
+    /// read a reader was handed before that and starts only after the
+    /// re-key committed fails ("file is not a database").
+    pub fn rekey(&self, key: impl Into<crate::sqlite::EncryptionKey>) -> Pending<()> {
+        let key = key.into();
+        let alone = self.dispatch(|backend, lane| {
+            backend.run_work(lane, Route::Writer, |conn| conn.stand_alone_for_rekey())
+        });
+        let db = self.clone();
+        Pending::boxed(async move {
+            alone.await?;
+            db.dispatch(move |backend, lane| {
+                backend.run_work(lane, Route::Writer, move |conn| conn.rekey(key))
+            })
+            .await
+        })
+    }
+
     /// Replaces the database with the backup at `source` (one
     /// [`Db::backup_to`] or any SQLite tool wrote), `progress` hearing each
     /// step of the copy.

@@ -159,6 +159,36 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// The file cannot be read with the encryption key given, or without
+    /// one: the key is wrong or missing — or the file is not a database.
+    /// Found when the connection opens; the key is never part of it.
+    #[error("cannot open database {path}: {}", describe_key_failure(*.key_given))]
+    EncryptionKey {
+        /// The path given.
+        path: String,
+        /// Whether a key was given (`OpenOptions::encryption_key`).
+        key_given: bool,
+    },
+    /// An encryption key was given, but this build's SQLite cannot encrypt
+    /// (driftwood was built without its `sqlcipher` feature): refused
+    /// rather than write a plain file.
+    #[error(
+        "cannot open database {path} with an encryption key: this build's SQLite has no encryption (build driftwood with its `sqlcipher` feature); nothing was written"
+    )]
+    NoEncryption {
+        /// The path given.
+        path: String,
+    },
+    /// SQL tried to set or change the encryption key (`PRAGMA key`,
+    /// `PRAGMA rekey`, …): the key belongs to `OpenOptions::encryption_key`
+    /// and `rekey`. The statement is not kept, since it holds a key.
+    #[error(
+        "PRAGMA {pragma} cannot run as SQL: set the key with OpenOptions::encryption_key and change it with rekey (the statement is not shown: it holds a key)"
+    )]
+    KeyPragma {
+        /// The pragma.
+        pragma: String,
+    },
     /// User code called by driftwood panicked; the panic was caught and the
     /// database is still usable.
     #[error("user code panicked: {message}")]
@@ -307,6 +337,14 @@ fn describe_target(table: &Option<String>, column: &Option<String>) -> String {
         (Some(t), None) => t.clone(),
         (None, Some(c)) => format!("column {c}"),
         (None, None) => "a row".to_owned(),
+    }
+}
+
+fn describe_key_failure(key_given: bool) -> &'static str {
+    if key_given {
+        "the encryption key is wrong, or the file is not a database (or not one SQLCipher wrote with its default settings)"
+    } else {
+        "the file is encrypted and no encryption key was given (OpenOptions::encryption_key), or it is not a database"
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Execution {
 /// One SQLite connection. Not `Sync`: exactly one thread uses it at a time.
 pub struct Connection {
     pub(super) raw: rusqlite::Connection,
+    /// The encryption key it opened with (or re-keyed to), for the copies
+    /// it makes (see `encryption.rs`).
+    pub(super) key: RefCell<Option<super::EncryptionKey>>,
     /// The open transaction levels, outermost first.
     pub(super) levels: RefCell<Levels>,
     /// How many levels are open (mirrors `levels`; read on every statement).
@@ -165,6 +168,8 @@ impl Connection {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
+        let label = path.display().to_string();
+        super::encryption::unlock(&raw, options.encryption_key.as_ref(), &label)?;
         Self::configure(raw, options, false).map_err(|e| Error::Open {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -177,6 +182,7 @@ impl Connection {
             path: ":memory:".into(),
             message: e.to_string(),
         })?;
+        super::encryption::unlock(&raw, options.encryption_key.as_ref(), ":memory:")?;
         Self::configure(raw, options, true)
     }
 
@@ -207,6 +213,7 @@ impl Connection {
             reported_rows: None,
             optimize_on_close: options.optimize_on_close && !options.read_only && !in_memory,
             long_read_warning: options.long_read_warning,
+            key: RefCell::new(options.encryption_key.clone()),
             clock: Arc::default(),
             peers: OnceCell::new(),
         })
@@ -675,7 +682,7 @@ impl Connection {
     /// is refused here, by the authorizer.
     fn prepare(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
         let (prepared, refused) = self.guard.preparing(|| self.raw.prepare_cached(sql));
-        prepared.map_err(|e| prepare_error(e, sql, refused))
+        prepared.map_err(|e| prepare_error(e, sql, refused, &self.guard))
     }
 
     /// Runs a statement prepared once for many executions.
@@ -799,7 +806,7 @@ impl Connection {
     /// no `last_insert_rowid()`/`changes()`).
     pub(crate) fn is_plain_read(&self, sql: &str) -> Result<bool> {
         let (prepared, refused) = self.guard.preparing(|| self.raw.prepare(sql));
-        let stmt = prepared.map_err(|e| prepare_error(e, sql, refused))?;
+        let stmt = prepared.map_err(|e| prepare_error(e, sql, refused, &self.guard))?;
         Ok(stmt.readonly() && !self.guard.needs_this_connection())
     }
 
@@ -1064,12 +1071,15 @@ fn identifier(text: &str) -> (String, &str) {
 }
 
 /// The error of a failed prepare: a refused transaction control statement
-/// is named as such.
-fn prepare_error(error: rusqlite::Error, sql: &str, refused_control: bool) -> Error {
+/// or key pragma is named as such (the latter without its text).
+fn prepare_error(error: rusqlite::Error, sql: &str, refused_control: bool, guard: &Guard) -> Error {
     if refused_control {
         return Error::TransactionControl {
             sql: sql.to_owned(),
         };
+    }
+    if let Some(pragma) = guard.refused_key() {
+        return Error::KeyPragma { pragma };
     }
     from_rusqlite(error, sql)
 }
@@ -1116,6 +1126,11 @@ fn traced<R>(sql: &str, args: usize, run: impl FnOnce() -> Result<R>) -> Result<
 /// Emits the `tracing` event of one statement (target `driftwood::sql`).
 fn report(sql: &str, args: usize, start: Option<Instant>, outcome: Result<(), &Error>) {
     let elapsed_us = start.map_or(0, |start| start.elapsed().as_micros() as u64);
+    // A refused key pragma holds a key: its text is never logged.
+    let sql = match outcome {
+        Err(Error::KeyPragma { .. }) => "PRAGMA <key> = <redacted>",
+        _ => sql,
+    };
     match outcome {
         Ok(()) => tracing::debug!(target: "driftwood::sql", sql, args, elapsed_us, "statement"),
         Err(error) => {

@@ -31,6 +31,10 @@ pub(crate) struct Guard {
     preparing: AtomicBool,
     /// The last prepare tried to control a transaction and was refused.
     refused_control: AtomicBool,
+    /// The last prepare tried to set or change the encryption key and was
+    /// refused (see `encryption.rs`); `refused_pragma` names the pragma.
+    refused_key: AtomicBool,
+    refused_pragma: Mutex<String>,
     /// The last prepare needs this very connection: it attaches, detaches,
     /// runs a pragma, reads another schema than `main`, or calls a function
     /// of the connection's state.
@@ -124,6 +128,16 @@ impl Guard {
                 self.refused_control.store(true, Ordering::Relaxed);
                 return Authorization::Deny;
             }
+            AuthAction::Pragma { pragma_name, .. }
+                if super::encryption::is_key_pragma(pragma_name) =>
+            {
+                *self
+                    .refused_pragma
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = pragma_name.to_ascii_lowercase();
+                self.refused_key.store(true, Ordering::Relaxed);
+                return Authorization::Deny;
+            }
             AuthAction::Attach { .. }
             | AuthAction::CreateTempTable { .. }
             | AuthAction::CreateTempView { .. }
@@ -154,6 +168,7 @@ impl Guard {
     /// the prepare was refused for controlling a transaction.
     pub(crate) fn preparing<R>(&self, prepare: impl FnOnce() -> R) -> (R, bool) {
         self.refused_control.store(false, Ordering::Relaxed);
+        self.refused_key.store(false, Ordering::Relaxed);
         self.needs_this_connection.store(false, Ordering::Relaxed);
         self.preparing.store(true, Ordering::Relaxed);
         let result = prepare();
@@ -215,5 +230,20 @@ impl Guard {
     /// Whether this connection holds objects no other connection sees.
     pub(crate) fn has_private_state(&self) -> bool {
         self.has_private_state.load(Ordering::Relaxed)
+    }
+
+    /// Marks this connection as one no other can stand in for (after a
+    /// re-key, other connections hold the old key): sticky.
+    pub(crate) fn set_private_state(&self) {
+        self.has_private_state.store(true, Ordering::Relaxed);
+    }
+
+    /// The key pragma the last prepare was refused for, if it was.
+    pub(crate) fn refused_key(&self) -> Option<String> {
+        if !self.refused_key.load(Ordering::Relaxed) {
+            return None;
+        }
+        let pragma = self.refused_pragma.lock();
+        Some(pragma.unwrap_or_else(PoisonError::into_inner).clone())
     }
 }

@@ -13,6 +13,7 @@ mod cells;
 pub(crate) mod changes;
 pub(crate) mod clock;
 mod connection;
+mod encryption;
 mod error;
 mod guard;
 mod levels;
@@ -23,6 +24,7 @@ mod restore;
 
 pub use changes::{TableUpdate, UpdateKind};
 pub use connection::{Connection, Execution, RawMut};
+pub use encryption::EncryptionKey;
 pub use levels::{Level, TxKind};
 pub use operations::{BackupProgress, Checkpoint, CheckpointMode, Stats};
 pub use options::{AutoVacuum, JournalMode, OpenOptions, Synchronous};

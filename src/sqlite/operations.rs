@@ -108,6 +108,7 @@ impl Connection {
         let copied = self.read_only(|| {
             let mut destination =
                 rusqlite::Connection::open(&partial).map_err(|e| fail(e.to_string()))?;
+            self.key_like_this(&destination).map_err(fail)?;
             let backup = rusqlite::backup::Backup::new(&self.raw, &mut destination)
                 .map_err(|e| fail(e.to_string()))?;
             let mut heard = |p| {

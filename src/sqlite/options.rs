@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::EncryptionKey;
+
 /// SQLite's journal mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JournalMode {
@@ -73,6 +75,10 @@ pub struct OpenOptions {
     pub long_read_warning: Duration,
     /// `PRAGMA auto_vacuum` for a new file; `None` leaves the file's.
     pub auto_vacuum: Option<AutoVacuum>,
+    /// The key of an encrypted database (SQLCipher, the `sqlcipher`
+    /// feature), set before anything else on every connection opened with
+    /// these options; `None` for a plain file.
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 impl Default for OpenOptions {
@@ -88,6 +94,7 @@ impl Default for OpenOptions {
             optimize_on_close: false,
             long_read_warning: Duration::from_secs(10),
             auto_vacuum: None,
+            encryption_key: None,
         }
     }
 }
@@ -144,6 +151,18 @@ impl OpenOptions {
     /// Sets `PRAGMA auto_vacuum` (effective on a new file, or after `VACUUM`).
     pub fn auto_vacuum(mut self, mode: AutoVacuum) -> Self {
         self.auto_vacuum = Some(mode);
+        self
+    }
+
+    /// Opens an encrypted database with `key` — a passphrase (`&str`,
+    /// `String`) or a raw 256-bit key (`[u8; 32]`) — or creates one: its
+    /// first statement is `PRAGMA key`, then a read proves the key opens
+    /// the file ([`Error::EncryptionKey`](crate::Error::EncryptionKey) if
+    /// not). Needs SQLCipher (driftwood's `sqlcipher` feature); without it
+    /// opening fails with [`Error::NoEncryption`](crate::Error::NoEncryption)
+    /// instead of writing a plain file.
+    pub fn encryption_key(mut self, key: impl Into<EncryptionKey>) -> Self {
+        self.encryption_key = Some(key.into());
         self
     }
 
