@@ -44,6 +44,16 @@ impl<T> Collect<T> {
     }
 }
 
+impl<T> Clone for Plan<T> {
+    fn clone(&self) -> Self {
+        Plan {
+            statement: self.statement.clone(),
+            collect: self.collect,
+            restriction: self.restriction,
+        }
+    }
+}
+
 impl<T> Clone for Collect<T> {
     fn clone(&self) -> Self {
         *self

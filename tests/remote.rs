@@ -613,6 +613,15 @@ fn the_policy_refuses_what_reaches_beyond_rows_and_schema() {
         served.local.custom_statement(attach_sql, []).await.unwrap();
         let cached = db.custom_statement(attach_sql, []).await.unwrap_err();
         assert!(matches!(cached, Error::NotPermitted { .. }), "{cached:?}");
+        // A key pragma is refused as in-process, and its text (a key) is
+        // in neither the error nor its message.
+        let key = db
+            .custom_statement("PRAGMA rekey = 'hunter2-secret'", [])
+            .await
+            .unwrap_err();
+        println!("{key}");
+        assert!(matches!(key, Error::KeyPragma { .. }), "{key:?}");
+        assert!(!format!("{key:?}").contains("hunter2"));
         // Reporting pragmas are fine.
         let info = db
             .custom_select("PRAGMA table_info(todos)", [])
@@ -815,5 +824,48 @@ fn watches_end_when_the_server_shuts_down() {
             Some(Err(Error::Closed)) => {}
             other => panic!("expected the end or Closed, got {other:?}"),
         }
+    });
+}
+
+#[test]
+fn a_reconnecting_client_goes_on_after_the_server_restarts() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::open(dir.path().join("todos.db")).await.unwrap();
+        let local = server.connect::<TodoDb>().await.unwrap();
+        let socket = dir.path().join("todos.sock");
+        let first = RemoteServer::new(server.clone());
+        let listening = first.listen_unix(&socket).await.unwrap();
+        let db = Db::<TodoDb>::connect_unix(&socket, RemoteOptions::new().reconnect(true))
+            .await
+            .unwrap();
+        let mut count = db.select::<Todo>().watch_count();
+        assert_eq!(next_of(&mut count).await.unwrap(), 0);
+        let tx = db.begin().await.unwrap();
+        tx.insert(todo("Lost tx", "x", None)).await.unwrap();
+
+        // The serving side stops, then comes back on the same socket.
+        listening.shutdown().await;
+        let again = RemoteServer::new(server.clone());
+        again.listen_unix(&socket).await.unwrap();
+
+        let commit = tx.commit().await.unwrap_err();
+        println!("a transaction across the reconnection: {commit}");
+        assert!(
+            matches!(
+                commit,
+                Error::OutcomeUnknown { .. } | Error::TransactionEnded { .. }
+            ),
+            "{commit:?}"
+        );
+        db.insert(todo("After it", "x", None)).await.unwrap();
+        local.insert(todo("Local one", "x", None)).await.unwrap();
+        loop {
+            if next_of(&mut count).await.unwrap() == 2 {
+                break;
+            }
+        }
+        assert_eq!(titles_on_disk(&dir), ["After it", "Local one"]);
+        assert_eq!(again.stats().connections, 1, "the client came back");
     });
 }

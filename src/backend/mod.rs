@@ -92,7 +92,7 @@ pub(crate) enum Backend {
     /// A file several processes share: served here or by another process,
     /// whichever holds its lock now (`Db::open_shared`).
     #[cfg(all(feature = "remote", unix))]
-    Shared(Arc<crate::remote::shared::SharedFile>),
+    Shared(Arc<crate::remote::shared::Failover>),
 }
 
 impl Backend {

@@ -47,6 +47,7 @@ pub struct RemoteOptions {
     token: Option<Token>,
     client: String,
     max_frame: u32,
+    reconnect: bool,
 }
 
 impl Default for RemoteOptions {
@@ -55,6 +56,7 @@ impl Default for RemoteOptions {
             token: None,
             client: format!("driftwood {}", env!("CARGO_PKG_VERSION")),
             max_frame: wire::DEFAULT_MAX_FRAME,
+            reconnect: false,
         }
     }
 }
@@ -74,6 +76,18 @@ impl RemoteOptions {
     /// A name the server logs for this client.
     pub fn client_name(mut self, name: impl Into<String>) -> Self {
         self.client = name.into();
+        self
+    }
+
+    /// Reconnects when the connection ends (the server restarted, a
+    /// network blip), for [`Db::connect_tcp`] and [`Db::connect_unix`] on
+    /// Unix: requests made meanwhile wait for the new connection (up to 15
+    /// seconds), watched queries run again on it and go on, requests in
+    /// flight when it ended fail with [`Error::OutcomeUnknown`] (never
+    /// retried), and a transaction begun before is over
+    /// ([`Error::TransactionEnded`]). Off by default.
+    pub fn reconnect(mut self, reconnect: bool) -> Self {
+        self.reconnect = reconnect;
         self
     }
 
@@ -659,6 +673,16 @@ impl<D: Database> Db<D> {
         addr: impl tokio::net::ToSocketAddrs,
         options: RemoteOptions,
     ) -> Result<Self> {
+        #[cfg(unix)]
+        if options.reconnect {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr)
+                .await
+                .map_err(|e| wire::protocol(format!("cannot resolve the server's address: {e}")))?
+                .collect();
+            let address = crate::remote::shared::Address::Tcp(addrs);
+            let failover = crate::remote::shared::Failover::connect::<D>(address, options).await?;
+            return Ok(Db::from_backend(crate::backend::Backend::Shared(failover)));
+        }
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| wire::protocol(format!("cannot connect over TCP: {e}")))?;
@@ -670,6 +694,11 @@ impl<D: Database> Db<D> {
     #[cfg(unix)]
     pub async fn connect_unix(path: impl AsRef<Path>, options: RemoteOptions) -> Result<Self> {
         let path = path.as_ref();
+        if options.reconnect {
+            let address = crate::remote::shared::Address::Unix(path.to_path_buf());
+            let failover = crate::remote::shared::Failover::connect::<D>(address, options).await?;
+            return Ok(Db::from_backend(crate::backend::Backend::Shared(failover)));
+        }
         let stream = tokio::net::UnixStream::connect(path)
             .await
             .map_err(|e| wire::protocol(format!("cannot connect to {}: {e}", path.display())))?;

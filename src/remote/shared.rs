@@ -18,7 +18,10 @@
 //!
 //! The backend here delegates to the role it has now — the server's
 //! in-process client, or a remote client — and keeps one change feed of its
-//! own, fed from the role's, so `watch()` streams outlive a switch.
+//! own, fed from the role's, so `watch()` streams outlive a switch. The
+//! same machinery, without the lock, is a remote client that reconnects
+//! (`RemoteOptions::reconnect`): its only role is a connection to one
+//! address, taken again when the connection ends.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -51,21 +54,43 @@ const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Unix; the socket then goes to the runtime directory.
 const MAX_SOCKET_PATH: usize = 100;
 
-/// One process's share of a database file served by whichever process
-/// holds its lock.
-pub(crate) struct SharedFile {
-    path: PathBuf,
-    lock_path: PathBuf,
-    socket: PathBuf,
+/// A database reached through a role that can change: one process's share
+/// of a file served by whichever process holds its lock, or a remote
+/// client that reconnects.
+pub(crate) struct Failover {
+    strategy: Strategy,
+    /// The schema version every role must serve.
     version: u32,
-    /// `D`'s open sequence on a new server: the backend of its client.
-    serve: fn(Server) -> BoxFuture<'static, Result<Backend>>,
     feed: Arc<Feed>,
     state: Mutex<State>,
     /// Each open transaction's lane: the role it began on and its
     /// outermost level.
     lanes: Mutex<HashMap<Lane, (u64, Level)>>,
     runtime: tokio::runtime::Handle,
+}
+
+/// How a role is taken.
+enum Strategy {
+    /// Serve the file, holding its lock, or connect to whoever does.
+    File {
+        path: PathBuf,
+        lock_path: PathBuf,
+        socket: PathBuf,
+        /// `D`'s open sequence on a new server: the backend of its client.
+        serve: fn(Server) -> BoxFuture<'static, Result<Backend>>,
+    },
+    /// Connect to a served database.
+    Address {
+        address: Address,
+        options: RemoteOptions,
+    },
+}
+
+/// Where a served database listens.
+#[derive(Debug, Clone)]
+pub(crate) enum Address {
+    Tcp(Vec<std::net::SocketAddr>),
+    Unix(PathBuf),
 }
 
 struct State {
@@ -114,20 +139,14 @@ enum Now {
     Wait(Shared<BoxFuture<'static, Result<(), Error>>>),
 }
 
-impl SharedFile {
-    async fn open<D: Database>(path: &Path) -> Result<Arc<SharedFile>> {
+impl Failover {
+    fn new(strategy: Strategy, version: u32) -> Result<Arc<Failover>> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::invalid_argument(
-                "Db::open_shared needs a tokio runtime (its connection runs on one)",
-            )
+            Error::invalid_argument("a shared or reconnecting database needs a tokio runtime (its connection runs on one)")
         })?;
-        let path = absolute(path)?;
-        let shared = Arc::new(SharedFile {
-            lock_path: with_suffix(&path, ".lock"),
-            socket: socket_path(&path),
-            version: D::SCHEMA_VERSION,
-            serve: |server| Box::pin(async move { server.connect::<D>().await?.backend().await }),
-            path,
+        Ok(Arc::new(Failover {
+            strategy,
+            version,
             feed: Feed::new(),
             state: Mutex::new(State {
                 epoch: 0,
@@ -136,10 +155,84 @@ impl SharedFile {
             }),
             lanes: Mutex::default(),
             runtime,
-        });
-        let role = take_a_role(&shared).await?;
-        shared.adopt(role, false);
-        Ok(shared)
+        }))
+    }
+
+    /// A share of the file at `path`, serving it or connecting to it.
+    async fn open_file<D: Database>(path: &Path) -> Result<Arc<Failover>> {
+        let path = absolute(path)?;
+        let strategy = Strategy::File {
+            lock_path: with_suffix(&path, ".lock"),
+            socket: socket_path(&path),
+            serve: |server| Box::pin(async move { server.connect::<D>().await?.backend().await }),
+            path,
+        };
+        let failover = Failover::new(strategy, D::SCHEMA_VERSION)?;
+        let role = take_a_role(&failover).await?;
+        failover.adopt(role, false);
+        Ok(failover)
+    }
+
+    /// A client of the database served at `address` that reconnects; the
+    /// first connection fails at once if it cannot be made.
+    pub(crate) async fn connect<D: Database>(
+        address: Address,
+        options: RemoteOptions,
+    ) -> Result<Arc<Failover>> {
+        let failover = Failover::new(Strategy::Address { address, options }, D::SCHEMA_VERSION)?;
+        let remote = failover.connect_once().await?;
+        failover.adopt(Role::Client(remote), false);
+        Ok(failover)
+    }
+
+    /// One attempt to connect to whoever serves the database.
+    async fn connect_once(&self) -> Result<Arc<Remote>> {
+        match &self.strategy {
+            Strategy::File { socket, .. } => {
+                let stream = tokio::net::UnixStream::connect(socket)
+                    .await
+                    .map_err(|e| connect_failed(&self.describe(), e))?;
+                let options = RemoteOptions::new()
+                    .client_name(format!("driftwood process {}", std::process::id()));
+                Remote::connect_at_version(stream, &options, self.version).await
+            }
+            Strategy::Address {
+                address: Address::Tcp(addrs),
+                options,
+            } => {
+                let stream = tokio::net::TcpStream::connect(&addrs[..])
+                    .await
+                    .map_err(|e| connect_failed(&self.describe(), e))?;
+                let _ = stream.set_nodelay(true);
+                Remote::connect_at_version(stream, options, self.version).await
+            }
+            Strategy::Address {
+                address: Address::Unix(path),
+                options,
+            } => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| connect_failed(&self.describe(), e))?;
+                Remote::connect_at_version(stream, options, self.version).await
+            }
+        }
+    }
+
+    /// What this database is, for messages.
+    fn describe(&self) -> String {
+        match &self.strategy {
+            Strategy::File { path, socket, .. } => {
+                format!("{} (served on {})", path.display(), socket.display())
+            }
+            Strategy::Address {
+                address: Address::Tcp(addrs),
+                ..
+            } => format!("the database served at {addrs:?}"),
+            Strategy::Address {
+                address: Address::Unix(path),
+                ..
+            } => format!("the database served on {}", path.display()),
+        }
     }
 
     /// Makes `role` the current one: a new epoch, its changes relayed to
@@ -181,7 +274,7 @@ impl SharedFile {
         if state.epoch != epoch || state.closed || matches!(state.role, Role::Switching(_)) {
             return;
         }
-        tracing::info!(target: "driftwood::remote", path = %self.path.display(), "the serving process is gone; taking a role again");
+        tracing::info!(target: "driftwood::remote", database = %self.describe(), "the connection to the serving process ended; taking a role again");
         let this = self.clone();
         let switching = async move {
             let role = take_a_role(&this).await;
@@ -248,6 +341,28 @@ impl SharedFile {
         }
     }
 
+    /// [`Failover::dispatch`], sending the request again on the next role
+    /// if the current one refused it as closed: it was never sent (the
+    /// connection was ending), so it cannot have run.
+    fn resend<T: Send + 'static>(
+        self: &Arc<Self>,
+        request: impl Fn(&Backend, u64) -> Pending<T> + Send + Sync + 'static,
+    ) -> Pending<T> {
+        let request = Arc::new(request);
+        let again = request.clone();
+        let first = self.dispatch(move |backend, epoch| request(backend, epoch));
+        let this = self.clone();
+        Pending::boxed(async move {
+            match first.await {
+                Err(Error::Closed) if !this.is_closed() => {
+                    this.dispatch(move |backend, epoch| again(backend, epoch))
+                        .await
+                }
+                other => other,
+            }
+        })
+    }
+
     /// Fails unless `lane` (not `NONE`) began on the role of `epoch`.
     fn check_lane(&self, lane: Lane, epoch: u64) -> Result<()> {
         if lane == Lane::NONE {
@@ -271,16 +386,16 @@ impl SharedFile {
         plan: Plan<T>,
     ) -> Pending<T> {
         let this = self.clone();
-        self.dispatch(move |backend, epoch| match this.check_lane(lane, epoch) {
-            Ok(()) => backend.run(lane, plan),
+        self.resend(move |backend, epoch| match this.check_lane(lane, epoch) {
+            Ok(()) => backend.run(lane, plan.clone()),
             Err(error) => Pending::ready(Err(error)),
         })
     }
 
     pub(crate) fn run_batch(self: &Arc<Self>, lane: Lane, batch: Batch) -> Pending<Execution> {
         let this = self.clone();
-        self.dispatch(move |backend, epoch| match this.check_lane(lane, epoch) {
-            Ok(()) => backend.run_batch(lane, batch),
+        self.resend(move |backend, epoch| match this.check_lane(lane, epoch) {
+            Ok(()) => backend.run_batch(lane, batch.clone()),
             Err(error) => Pending::ready(Err(error)),
         })
     }
@@ -315,7 +430,7 @@ impl SharedFile {
         parent: Option<Lane>,
     ) -> Pending<()> {
         let this = self.clone();
-        self.dispatch(move |backend, epoch| {
+        self.resend(move |backend, epoch| {
             match parent {
                 None => {
                     locked(&this.lanes).insert(lane, (epoch, level));
@@ -346,7 +461,7 @@ impl SharedFile {
 
     pub(crate) fn commit(self: &Arc<Self>, lane: Lane, level: Level) -> Pending<()> {
         let this = self.clone();
-        self.dispatch(move |backend, epoch| {
+        self.resend(move |backend, epoch| {
             let checked = this.check_lane(lane, epoch);
             this.ended(lane, level);
             match checked {
@@ -358,7 +473,7 @@ impl SharedFile {
 
     pub(crate) fn rollback(self: &Arc<Self>, lane: Lane, level: Level) -> Pending<()> {
         let this = self.clone();
-        self.dispatch(move |backend, epoch| {
+        self.resend(move |backend, epoch| {
             let checked = this.check_lane(lane, epoch);
             this.ended(lane, level);
             match checked {
@@ -401,33 +516,26 @@ impl SharedFile {
 
 /// Takes the lock and serves the file, or connects to whoever serves it;
 /// keeps trying (a server may be starting or stopping) up to
-/// [`TAKEOVER_TIMEOUT`].
-async fn take_a_role(shared: &Arc<SharedFile>) -> Result<Role> {
+/// [`TAKEOVER_TIMEOUT`]. A wrong schema version or token is final.
+async fn take_a_role(failover: &Arc<Failover>) -> Result<Role> {
     let deadline = Instant::now() + TAKEOVER_TIMEOUT;
     let mut pause = Duration::from_millis(5);
-    let mut last;
     loop {
-        if let Some(lock) = try_lock(&shared.lock_path)? {
-            return serve(shared, lock).await.map(Role::Serving);
+        if let Strategy::File { lock_path, .. } = &failover.strategy
+            && let Some(lock) = try_lock(lock_path)?
+        {
+            return serve(failover, lock).await.map(Role::Serving);
         }
-        match tokio::net::UnixStream::connect(&shared.socket).await {
-            Ok(stream) => {
-                let options = RemoteOptions::new()
-                    .client_name(format!("driftwood process {}", std::process::id()));
-                match Remote::connect_at_version(stream, &options, shared.version).await {
-                    Ok(remote) => return Ok(Role::Client(remote)),
-                    Err(error @ Error::Schema { .. }) => return Err(error),
-                    Err(error) => last = error.to_string(),
-                }
-            }
-            Err(error) => last = error.to_string(),
-        }
+        let last = match failover.connect_once().await {
+            Ok(remote) => return Ok(Role::Client(remote)),
+            Err(error @ (Error::Schema { .. } | Error::Unauthorized { .. })) => return Err(error),
+            Err(error) => error,
+        };
         if Instant::now() >= deadline {
             return Err(Error::Protocol {
                 message: format!(
-                    "for {TAKEOVER_TIMEOUT:?} this process could neither serve {} nor reach the process serving it on {} ({last})",
-                    shared.path.display(),
-                    shared.socket.display()
+                    "for {TAKEOVER_TIMEOUT:?} this process could neither serve nor reach {} ({last})",
+                    failover.describe()
                 ),
             });
         }
@@ -436,23 +544,38 @@ async fn take_a_role(shared: &Arc<SharedFile>) -> Result<Role> {
     }
 }
 
+fn connect_failed(what: &str, error: std::io::Error) -> Error {
+    Error::Protocol {
+        message: format!("cannot connect to {what}: {error}"),
+    }
+}
+
 /// Opens the file on a background server (migrating it) and serves it on
 /// the socket, replacing a stale socket file.
-async fn serve(shared: &Arc<SharedFile>, lock: File) -> Result<Serving> {
-    let server = Server::open(&shared.path).await?;
-    let backend = (shared.serve)(server.clone()).await?;
+async fn serve(failover: &Arc<Failover>, lock: File) -> Result<Serving> {
+    let Strategy::File {
+        path,
+        socket,
+        serve,
+        ..
+    } = &failover.strategy
+    else {
+        return Err(Error::invalid_argument("only a shared file is served"));
+    };
+    let server = Server::open(path).await?;
+    let backend = serve(server.clone()).await?;
     let remote = RemoteServer::new(server.clone()).idle_timeout(None);
-    if shared.socket.exists() {
+    if socket.exists() {
         // The lock is ours, so whoever made it is gone.
-        let _ = std::fs::remove_file(&shared.socket);
+        let _ = std::fs::remove_file(socket);
     }
-    remote.listen_unix(&shared.socket).await?;
-    tracing::info!(target: "driftwood::remote", path = %shared.path.display(), socket = %shared.socket.display(), "serving the file to other processes");
+    remote.listen_unix(socket).await?;
+    tracing::info!(target: "driftwood::remote", path = %path.display(), socket = %socket.display(), "serving the file to other processes");
     Ok(Serving {
         backend,
         server,
         remote,
-        socket: shared.socket.clone(),
+        socket: socket.clone(),
         _lock: lock,
     })
 }
@@ -532,8 +655,8 @@ impl<D: Database> Db<D> {
     /// process must run `D`'s schema version (only the serving one
     /// migrates). Needs a tokio runtime; Unix only.
     pub async fn open_shared(path: impl AsRef<Path>) -> Result<Self> {
-        let shared = SharedFile::open::<D>(path.as_ref()).await?;
-        Ok(Db::from_backend(Backend::Shared(shared)))
+        let failover = Failover::open_file::<D>(path.as_ref()).await?;
+        Ok(Db::from_backend(Backend::Shared(failover)))
     }
 }
 

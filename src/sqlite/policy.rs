@@ -67,6 +67,10 @@ pub(crate) fn refusal(action: &AuthAction<'_>) -> Option<String> {
         {
             Some("remote clients may not load extensions".into())
         }
+        // Refused for everyone, without the statement (it holds a key).
+        AuthAction::Pragma { pragma_name, .. } if super::encryption::is_key_pragma(pragma_name) => {
+            None
+        }
         AuthAction::Pragma {
             pragma_name,
             pragma_value,
