@@ -394,6 +394,47 @@ mod sqlcipher {
         });
     }
 
+    // An encrypted database restores from its backup — the staged copy is
+    // keyed like the database, since SQLCipher copies only between
+    // databases with the same key — in-thread and on a server, and refuses
+    // a file its key cannot read (a plain one) clearly.
+    #[test]
+    fn an_encrypted_database_restores_from_its_encrypted_backup() {
+        within(120, || {
+            let dir = tempfile::tempdir().unwrap();
+            for background in [false, true] {
+                let path = dir.path().join(format!("live-{background}.db"));
+                let db: Db<TodoDb> = match background {
+                    false => block_on(Db::open_with(&path, keyed(KEY))).unwrap(),
+                    true => block_on(Db::open_in_background_with(&path, keyed(KEY))).unwrap(),
+                };
+                write_rows(&db);
+                let copy = dir.path().join(format!("backup-{background}.db"));
+                block_on(db.backup_to(&copy, |_| {})).unwrap();
+                block_on(db.custom_statement("DELETE FROM todos", [])).unwrap();
+                block_on(db.restore_from(&copy, |_| {})).unwrap();
+                assert_eq!(count(&db), 20, "background: {background}");
+                let plain = dir.path().join(format!("plain-{background}.db"));
+                let conn = rusqlite::Connection::open(&plain).unwrap();
+                conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+                    .unwrap();
+                drop(conn);
+                match block_on(db.restore_from(&plain, |_| {})) {
+                    Err(Error::BadBackup { message, .. }) => {
+                        assert!(message.contains("this database's key"), "{message}")
+                    }
+                    other => panic!("expected BadBackup, got {other:?}"),
+                }
+                assert_eq!(count(&db), 20, "background: {background}");
+                block_on(db.close()).unwrap();
+                assert!(
+                    !file_contains(&path, MARKER),
+                    "the restored file is encrypted"
+                );
+            }
+        });
+    }
+
     /// Every `tracing` event's fields, as text.
     #[derive(Clone, Default)]
     struct Events(Arc<Mutex<Vec<String>>>);

@@ -3,8 +3,9 @@
 //! Nothing is touched until the backup has proven usable. It is copied to
 //! a private stage beside the database (in the temporary directory for an
 //! in-memory one), so it cannot change under the restore and the user's
-//! file is never written, and checked there: a SQLite database,
-//! `quick_check` clean, given this database's page size and `auto_vacuum` (a WAL
+//! file is never written, and checked there: a SQLite database (readable
+//! with this connection's encryption key, if it has one), `quick_check`
+//! clean, given this database's page size and `auto_vacuum` (a WAL
 //! database cannot take pages of another size) and — through the caller's
 //! `prepare` — brought to the code's schema version. Then the connection
 //! takes the file to itself (`locking_mode = EXCLUSIVE` and a write
@@ -123,12 +124,16 @@ impl Connection {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let from = rusqlite::Connection::open_with_flags(source, flags)
             .map_err(|e| bad(format!("it cannot be opened ({e})")))?;
+        self.key_like_this(&from)
+            .map_err(|e| bad(format!("it cannot be keyed ({e})")))?;
         if let Err(error) = from.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())) {
             return Err(bad(self.unreadable(error)));
         }
         let mut staged = stage
             .open()
             .map_err(|e| bad(format!("it cannot be copied aside ({e})")))?;
+        self.key_like_this(&staged)
+            .map_err(|e| bad(format!("its copy cannot be keyed ({e})")))?;
         let backup = Backup::new(&from, &mut staged)
             .map_err(|e| bad(format!("it cannot be copied ({e})")))?;
         step_to_end(
@@ -175,6 +180,10 @@ impl Connection {
     fn unreadable(&self, error: rusqlite::Error) -> String {
         if error.sqlite_error_code() != Some(rusqlite::ErrorCode::NotADatabase) {
             return format!("it cannot be read ({error})");
+        }
+        if self.key.borrow().is_some() {
+            return "it is not a SQLite database, or not one encrypted with this database's key"
+                .into();
         }
         "it is not a SQLite database".into()
     }
