@@ -526,8 +526,9 @@ async fn read_replies(
     max_frame: u32,
 ) {
     let mut closing = None;
+    let mut frames = wire::FrameReader::new(max_frame);
     let why = loop {
-        let body = match wire::read_frame(&mut reader, max_frame).await {
+        let body = match frames.next(&mut reader).await {
             Ok(body) => body,
             Err(ReadError::Closed) => {
                 break closing.unwrap_or_else(|| "the server closed the connection".to_owned());

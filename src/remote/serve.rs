@@ -4,10 +4,10 @@
 //! Each connection is one client of the background [`Server`]: its
 //! requests become the same backend calls an in-process client makes, so
 //! transactions, lanes, routing to readers, cancellation and errors behave
-//! the same. A connection is its own pair of tasks (reading requests,
-//! writing replies) with bounded buffers: a client that stops reading
-//! stalls only itself, because once its replies back up the server stops
-//! reading its requests. Every statement runs under the remote
+//! the same. A connection is one task whose loop reads requests, polls the
+//! ones running and writes their replies as they finish: a client that
+//! stops reading stalls only itself, because while its replies cannot be
+//! written the loop reads none of its requests. Every statement runs under the remote
 //! [`Restriction`], and a broken frame, a failed handshake or a limit
 //! closes only that connection, with a logged reason and a counter.
 
@@ -18,15 +18,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::future::{AbortHandle, BoxFuture, FutureExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use subtle::ConstantTimeEq;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::Token;
 use super::wire::{
-    self, BatchEntry, ChangeSet, ClientMessage, Op, Outcome, PROTOCOL_VERSION, ReadError, Reads,
-    ServerMessage, WireValue,
+    self, BatchEntry, ChangeSet, ClientMessage, FrameReader, Op, Outcome, PROTOCOL_VERSION,
+    ReadError, Reads, ServerMessage, WireValue,
 };
 use crate::Pending;
 use crate::backend::{Backend, Lane, Route};
@@ -410,10 +412,9 @@ struct Connection {
     backend: Backend,
     restriction: Restriction,
     lanes: Mutex<Lanes>,
-    /// Replies (encoded frames) on their way to the writer task.
-    replies: mpsc::Sender<Vec<u8>>,
-    /// Requests running, by id, to cancel them.
-    running: Mutex<HashMap<u64, tokio::task::AbortHandle>>,
+    /// Frames the server sends unasked (changes), on their way to the
+    /// connection's loop.
+    pushes: mpsc::Sender<Vec<u8>>,
     /// The relay of the server's changes to this client, once it
     /// subscribed: its id on the feed and the task that sends them.
     relay: Mutex<Option<(u64, AbortOnDrop)>>,
@@ -499,7 +500,7 @@ impl Connection {
         bump(&counters.connections);
         tracing::info!(target: "driftwood::remote", peer, client, "client connected");
 
-        let (replies, outgoing) = mpsc::channel(inner.max_in_flight + 16);
+        let (pushes, pushed) = mpsc::channel(1);
         let connection = Arc::new(Connection {
             restriction: if inner.read_only {
                 Restriction::RemoteReadOnly
@@ -509,121 +510,141 @@ impl Connection {
             inner: inner.clone(),
             backend,
             lanes: Mutex::default(),
-            replies,
-            running: Mutex::default(),
+            pushes,
             relay: Mutex::default(),
         });
-        let writing = tokio::spawn(write_replies(writer, outgoing, inner.idle_timeout));
-        let ended = connection.clone().serve(reader).await;
-        connection.finish(&ended);
-        // The writer ends once every reply sender is gone: the last ones
-        // belong to requests just aborted.
-        drop(connection);
-        let _ = writing.await;
+        let mut running = Running::default();
+        let ended = connection.serve(reader, writer, pushed, &mut running).await;
+        connection.finish(&ended, running);
         ended
     }
 
-    /// Reads requests until the connection ends; says why it ended.
+    /// Reads requests and writes replies until the connection ends; says
+    /// why it ended. Requests run as futures of this one loop, so a reply
+    /// is written as soon as its request finished, without a task between;
+    /// with `max_in_flight` requests running, the loop stops reading until
+    /// one finishes, and while a reply is being written it reads nothing —
+    /// a client that does not read stalls only its own connection.
     async fn serve(
-        self: Arc<Self>,
-        reader: impl AsyncRead + Send + Unpin + 'static,
+        &self,
+        mut reader: impl AsyncRead + Send + Unpin,
+        mut writer: impl AsyncWrite + Send + Unpin,
+        mut pushed: mpsc::Receiver<Vec<u8>>,
+        running: &mut Running,
     ) -> std::result::Result<String, Error> {
         let inner = self.inner.clone();
         let counters = &inner.counters;
-        let permits = Arc::new(Semaphore::new(inner.max_in_flight));
         let mut stopping = inner.stopping.subscribe();
-        // Frames are read on a task of their own, one ahead: a read cut off
-        // half-way (by the idle timer, a shutdown) would lose bytes.
-        let (mut frames, reading) = read_frames(reader, inner.max_frame);
-        let _stop_reading = AbortOnDrop(reading);
+        let mut frames = FrameReader::new(inner.max_frame);
+        let mut out = Vec::new();
+        let mut stalled = false;
         loop {
-            let permit = match permits.clone().try_acquire_owned() {
-                Ok(permit) => permit,
-                Err(_) => {
-                    bump(&counters.in_flight_waits);
-                    tokio::select! {
-                        permit = permits.clone().acquire_owned() => permit.expect("never closed"),
-                        _ = stopping.wait_for(|stop| *stop) => return Ok(self.closing("the server is shutting down")),
-                    }
-                }
-            };
+            let can_read = running.futures.len() < inner.max_in_flight;
+            if !can_read && !stalled {
+                bump(&counters.in_flight_waits);
+            }
+            stalled = !can_read;
             let idle = async {
                 match inner.idle_timeout {
                     Some(timeout) => tokio::time::sleep(timeout).await,
                     None => std::future::pending().await,
                 }
             };
-            let frame = tokio::select! {
-                frame = frames.recv() => frame.unwrap_or(Err(ReadError::Closed)),
-                _ = stopping.wait_for(|stop| *stop) => {
-                    return Ok(self.closing("the server is shutting down"));
+            tokio::select! {
+                biased;
+                () = stopping.wait_for(|stop| *stop).map(drop) => {
+                    return Ok(self.closing(&mut writer, "the server is shutting down").await);
                 }
-                _ = idle => {
-                    // Not idle while requests run.
-                    if permits.available_permits() + 1 < inner.max_in_flight {
-                        continue;
+                Some((id, outcome)) = running.futures.next(), if !running.futures.is_empty() => {
+                    running.finished(id, outcome, &mut out);
+                    // Every reply ready by now goes out in one write.
+                    while let Some(Some((id, outcome))) = running.futures.next().now_or_never() {
+                        running.finished(id, outcome, &mut out);
                     }
+                    self.send(&mut writer, &mut out).await?;
+                }
+                Some(frame) = pushed.recv() => {
+                    out.extend(frame);
+                    self.send(&mut writer, &mut out).await?;
+                }
+                frame = frames.next(&mut reader), if can_read => {
+                    let message = match frame {
+                        Ok(body) => wire::decode::<ClientMessage>(&body),
+                        Err(ReadError::Closed) => return Ok("the client disconnected".into()),
+                        Err(ReadError::Broken(error)) => Err(error),
+                    };
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(error) => return Err(self.broken(&mut writer, error).await),
+                    };
+                    match message {
+                        ClientMessage::Request { id, op } => {
+                            bump(&counters.requests);
+                            running.start(id, self.dispatch(op));
+                        }
+                        ClientMessage::Cancel { id } => {
+                            if running.cancel(id) {
+                                bump(&counters.cancelled);
+                            }
+                        }
+                        ClientMessage::Goodbye {} => return Ok("the client said goodbye".into()),
+                        ClientMessage::Hello { .. } => {
+                            return Err(self.broken(&mut writer, wire::protocol("a second hello")).await);
+                        }
+                    }
+                }
+                _ = idle, if running.futures.is_empty() => {
                     bump(&counters.idle_timeouts);
                     let timeout = inner.idle_timeout.unwrap_or_default();
-                    return Ok(self.closing(&format!("idle for {timeout:?}, the server's limit")));
-                }
-            };
-            let message = match frame {
-                Ok(body) => wire::decode::<ClientMessage>(&body),
-                Err(ReadError::Closed) => return Ok("the client disconnected".into()),
-                Err(ReadError::Broken(error)) => Err(error),
-            };
-            let message = match message {
-                Ok(message) => message,
-                Err(error) => return Err(self.broken(error)),
-            };
-            match message {
-                ClientMessage::Request { id, op } => {
-                    bump(&counters.requests);
-                    let pending = self.dispatch(op);
-                    self.spawn_reply(id, pending, permit);
-                }
-                ClientMessage::Cancel { id } => {
-                    let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-                    if let Some(task) = running.get(&id) {
-                        task.abort();
-                        bump(&counters.cancelled);
-                    }
-                }
-                ClientMessage::Goodbye {} => return Ok("the client said goodbye".into()),
-                ClientMessage::Hello { .. } => {
-                    return Err(self.broken(wire::protocol("a second hello")));
+                    let reason = format!("idle for {timeout:?}, the server's limit");
+                    return Ok(self.closing(&mut writer, &reason).await);
                 }
             }
         }
     }
 
+    /// Writes `out` and empties it, giving up on a client that takes longer
+    /// than the idle timeout (a minute without one) to take it.
+    async fn send(&self, writer: &mut (impl AsyncWrite + Unpin), out: &mut Vec<u8>) -> Result<()> {
+        let timeout = self.inner.idle_timeout.unwrap_or(Duration::from_secs(60));
+        let written = tokio::time::timeout(timeout, wire::write_frame(writer, out)).await;
+        out.clear();
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(wire::protocol(format!(
+                "writing to the client failed: {error}"
+            ))),
+            Err(_) => Err(wire::protocol(format!(
+                "the client took no reply for {timeout:?}; dropping the connection"
+            ))),
+        }
+    }
+
     /// The client broke the protocol: counted, told, and the connection
     /// closes.
-    fn broken(&self, error: Error) -> Error {
+    async fn broken(&self, writer: &mut (impl AsyncWrite + Unpin), error: Error) -> Error {
         bump(&self.inner.counters.protocol_errors);
-        self.closing(&error.to_string());
+        self.closing(writer, &error.to_string()).await;
         error
     }
 
-    /// Tells the client the connection is closing, and why.
-    fn closing(&self, reason: &str) -> String {
+    /// Tells the client the connection is closing, and why (if it still
+    /// takes frames).
+    async fn closing(&self, writer: &mut (impl AsyncWrite + Unpin), reason: &str) -> String {
         let frame = wire::encode(&ServerMessage::Closing {
             reason: reason.to_owned(),
         });
-        let _ = self.replies.try_send(frame);
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), wire::write_frame(writer, &frame)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
         reason.to_owned()
     }
 
     /// The connection ended: requests still running are cancelled (a
     /// commit runs anyway), and every transaction still open is rolled
     /// back, behind its lane's earlier requests.
-    fn finish(&self, ended: &std::result::Result<String, Error>) {
-        let running =
-            std::mem::take(&mut *self.running.lock().unwrap_or_else(PoisonError::into_inner));
-        for task in running.values() {
-            task.abort();
-        }
+    fn finish(&self, ended: &std::result::Result<String, Error>, running: Running) {
+        drop(running);
         let lanes = std::mem::take(&mut *self.lanes.lock().unwrap_or_else(PoisonError::into_inner));
         let open = lanes
             .levels
@@ -648,34 +669,6 @@ impl Connection {
             tracing::info!(target: "driftwood::remote", open, ended = ?ended.as_ref().map_err(ToString::to_string), "rolled back the transactions a closed connection left open");
         }
         drop(self.backend.close());
-    }
-
-    /// Awaits `pending` on a task of its own and sends its reply; the
-    /// permit is returned when it is done.
-    fn spawn_reply(
-        self: &Arc<Self>,
-        id: u64,
-        pending: Pending<Outcome>,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) {
-        let connection = self.clone();
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        let task = tokio::spawn(async move {
-            let outcome = pending
-                .await
-                .unwrap_or_else(|error| Outcome::Failed { error });
-            let frame = wire::encode(&ServerMessage::Reply { id, outcome });
-            let _ = connection.replies.send(frame).await;
-            connection
-                .running
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&id);
-            drop(permit);
-        });
-        if !task.is_finished() {
-            running.insert(id, task.abort_handle());
-        }
     }
 
     /// Starts `op` on the backend: sent now, so requests run in the order
@@ -808,7 +801,7 @@ impl Connection {
             return;
         }
         let (id, changes) = self.backend.feed().relay(self.backend.handle_id());
-        let task = tokio::spawn(relay_changes(changes, self.replies.clone()));
+        let task = tokio::spawn(relay_changes(changes, self.pushes.clone()));
         *relay = Some((id, AbortOnDrop(task)));
     }
 }
@@ -840,6 +833,67 @@ async fn relay_changes(
     }
 }
 
+/// The requests a connection has running, as futures its loop polls.
+#[derive(Default)]
+struct Running {
+    futures: FuturesUnordered<BoxFuture<'static, (u64, Option<Outcome>)>>,
+    /// To cancel a request by id.
+    aborts: HashMap<u64, AbortHandle>,
+}
+
+impl Running {
+    fn start(&mut self, id: u64, pending: Pending<Outcome>) {
+        let (pending, abort) = futures::future::abortable(Unspun(pending));
+        self.aborts.insert(id, abort);
+        self.futures.push(
+            async move {
+                let outcome = pending
+                    .await
+                    .ok()
+                    .map(|result| result.unwrap_or_else(|error| Outcome::Failed { error }));
+                (id, outcome)
+            }
+            .boxed(),
+        );
+    }
+
+    /// Drops request `id`'s future (which cancels it); whether it ran.
+    fn cancel(&mut self, id: u64) -> bool {
+        match self.aborts.remove(&id) {
+            Some(abort) => {
+                abort.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Request `id` finished: its reply, unless it was cancelled, goes into
+    /// `out`.
+    fn finished(&mut self, id: u64, outcome: Option<Outcome>, out: &mut Vec<u8>) {
+        self.aborts.remove(&id);
+        if let Some(outcome) = outcome {
+            out.extend(wire::encode(&ServerMessage::Reply { id, outcome }));
+        }
+    }
+}
+
+/// A request's future polled without spinning for its reply: the loop that
+/// polls it has other requests to read and answer meanwhile.
+struct Unspun(Pending<Outcome>);
+
+impl Future for Unspun {
+    type Output = Result<Outcome>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Outcome>> {
+        let pending = &mut self.0;
+        crate::backend::server::without_spinning(|| std::pin::Pin::new(pending).poll(cx))
+    }
+}
+
 impl Lanes {
     /// This process's lane for wire lane `lane` (0: none).
     fn lane(&self, lane: u64) -> Result<Lane> {
@@ -862,28 +916,6 @@ impl Lanes {
         }
         Some((local_lane, local_level))
     }
-}
-
-/// Reads frames from `reader` on a task of its own, one ahead, until the
-/// first error or the end.
-fn read_frames(
-    mut reader: impl AsyncRead + Send + Unpin + 'static,
-    max_frame: u32,
-) -> (
-    mpsc::Receiver<std::result::Result<Vec<u8>, ReadError>>,
-    JoinHandle<()>,
-) {
-    let (frames, received) = mpsc::channel(1);
-    let task = tokio::spawn(async move {
-        loop {
-            let frame = wire::read_frame(&mut reader, max_frame).await;
-            let last = frame.is_err();
-            if frames.send(frame).await.is_err() || last {
-                return;
-            }
-        }
-    });
-    (received, task)
 }
 
 /// Aborts a task when dropped.
@@ -969,29 +1001,6 @@ async fn refuse(writer: &mut (impl AsyncWrite + Unpin), error: Error) -> Error {
     });
     let _ = wire::write_frame(writer, &frame).await;
     error
-}
-
-/// Writes replies until every sender is gone; a client that takes longer
-/// than the idle timeout to take one is dropped.
-async fn write_replies(
-    mut writer: impl AsyncWrite + Unpin,
-    mut outgoing: mpsc::Receiver<Vec<u8>>,
-    timeout: Option<Duration>,
-) {
-    while let Some(frame) = outgoing.recv().await {
-        let write = wire::write_frame(&mut writer, &frame);
-        let written = match timeout {
-            Some(timeout) => tokio::time::timeout(timeout, write)
-                .await
-                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
-            None => write.await,
-        };
-        if let Err(error) = written {
-            tracing::warn!(target: "driftwood::remote", %error, "writing a reply failed; dropping the connection");
-            return;
-        }
-    }
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut writer).await;
 }
 
 /// Reads a token from a file (its first line, trimmed): the way to give

@@ -368,19 +368,81 @@ pub async fn read_frame(io: &mut (impl AsyncRead + Unpin), max: u32) -> Result<V
             Err(e) => return Err(ReadError::Broken(protocol(format!("reading failed: {e}")))),
         }
     }
-    let length = u32::from_be_bytes(length);
-    if length > max {
-        return Err(ReadError::Broken(protocol(format!(
-            "a frame of {length} bytes is over the limit of {max} bytes"
-        ))));
-    }
-    let mut body = vec![0; length as usize];
+    let length = frame_length(length, max)?;
+    let mut body = vec![0; length];
     io.read_exact(&mut body).await.map_err(|_| {
         ReadError::Broken(protocol(format!(
             "the connection ended inside a frame of {length} bytes"
         )))
     })?;
     Ok(body)
+}
+
+/// A frame's length from its prefix, refused past `max`.
+fn frame_length(prefix: [u8; 4], max: u32) -> Result<usize, ReadError> {
+    let length = u32::from_be_bytes(prefix);
+    if length > max {
+        return Err(ReadError::Broken(protocol(format!(
+            "a frame of {length} bytes is over the limit of {max} bytes"
+        ))));
+    }
+    Ok(length as usize)
+}
+
+/// Frames read from one connection through a buffer: each read takes what
+/// the socket has (several pipelined frames in one system call), and
+/// [`FrameReader::next`] can be cancelled — by a timer, another branch of a
+/// `select!` — without losing a byte.
+#[derive(Debug)]
+pub struct FrameReader {
+    buffer: Vec<u8>,
+    max: u32,
+}
+
+impl FrameReader {
+    /// A reader refusing frames longer than `max` bytes.
+    pub fn new(max: u32) -> Self {
+        FrameReader {
+            buffer: Vec::new(),
+            max,
+        }
+    }
+
+    /// The next frame's body. Cancel-safe: bytes already read stay in the
+    /// buffer for the next call.
+    pub async fn next(&mut self, io: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, ReadError> {
+        loop {
+            if let Some(frame) = self.take()? {
+                return Ok(frame);
+            }
+            self.buffer.reserve(8192);
+            match io.read_buf(&mut self.buffer).await {
+                Ok(0) if self.buffer.is_empty() => return Err(ReadError::Closed),
+                Ok(0) => {
+                    return Err(ReadError::Broken(protocol(format!(
+                        "the connection ended inside a frame ({} bytes of it came)",
+                        self.buffer.len()
+                    ))));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(ReadError::Broken(protocol(format!("reading failed: {e}")))),
+            }
+        }
+    }
+
+    /// A whole frame from the buffer, if it holds one.
+    fn take(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+        let Some(prefix) = self.buffer.first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let length = frame_length(*prefix, self.max)?;
+        if self.buffer.len() < 4 + length {
+            return Ok(None);
+        }
+        let body = self.buffer[4..4 + length].to_vec();
+        self.buffer.drain(..4 + length);
+        Ok(Some(body))
+    }
 }
 
 /// Writes `frames` (each from [`encode`]) and flushes.

@@ -17,6 +17,7 @@
 //! [`Reply`] sets the request's cancel flag, which the server checks before
 //! and while it runs the request.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -257,6 +258,22 @@ impl Drop for Permit {
     }
 }
 
+thread_local! {
+    /// Set while a loop polls many requests' replies at once (a remote
+    /// connection): a spin for one would hold up all the others.
+    static NO_SPIN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Polls with `poll` without spinning for replies on this thread: a reply
+/// not ready registers its waker at once.
+#[cfg(feature = "remote")]
+pub(crate) fn without_spinning<R>(poll: impl FnOnce() -> R) -> R {
+    let before = NO_SPIN.replace(true);
+    let result = poll();
+    NO_SPIN.set(before);
+    result
+}
+
 /// Spins until `ready` holds, if a spin permit is free: for [`SPIN`], and
 /// up to [`LONG_SPIN`] while `worth_waiting` holds. Says whether `ready`
 /// came to hold.
@@ -265,6 +282,9 @@ fn spin_until(
     mut ready: impl FnMut() -> bool,
     mut worth_waiting: impl FnMut() -> bool,
 ) -> bool {
+    if matches!(spinner, Spinner::Client) && NO_SPIN.get() {
+        return ready();
+    }
     let Some(_permit) = Permit::acquire(spinner) else {
         return ready();
     };

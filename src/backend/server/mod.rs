@@ -45,6 +45,8 @@ use futures::future::{Either, select};
 
 use handoff::Replier;
 pub(crate) use handoff::Reply;
+#[cfg(feature = "remote")]
+pub(crate) use handoff::without_spinning;
 use worker::{Reopen, Request, Task, Worker};
 
 use super::feed::Feed;
