@@ -48,6 +48,8 @@ pub struct RemoteOptions {
     client: String,
     max_frame: u32,
     reconnect: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<super::TlsTrust>,
 }
 
 impl Default for RemoteOptions {
@@ -57,6 +59,8 @@ impl Default for RemoteOptions {
             client: format!("driftwood {}", env!("CARGO_PKG_VERSION")),
             max_frame: wire::DEFAULT_MAX_FRAME,
             reconnect: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -89,6 +93,28 @@ impl RemoteOptions {
     pub fn reconnect(mut self, reconnect: bool) -> Self {
         self.reconnect = reconnect;
         self
+    }
+
+    /// Connects over TLS, trusting `trust` (the `tls` feature; TCP only).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, trust: super::TlsTrust) -> Self {
+        self.tls = Some(trust);
+        self
+    }
+
+    /// Over TLS when `tls` is set, else as it is.
+    pub(crate) async fn connect_tcp_stream(
+        &self,
+        stream: tokio::net::TcpStream,
+        version: u32,
+    ) -> Result<Arc<Remote>> {
+        let _ = stream.set_nodelay(true);
+        #[cfg(feature = "tls")]
+        if let Some(trust) = &self.tls {
+            let stream = trust.connect(stream).await?;
+            return Remote::connect_at_version(stream, self, version).await;
+        }
+        Remote::connect_at_version(stream, self, version).await
     }
 
     /// The largest reply frame accepted, in bytes (16 MiB by default).
@@ -687,8 +713,10 @@ impl<D: Database> Db<D> {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| wire::protocol(format!("cannot connect over TCP: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        Db::connect_remote(stream, options).await
+        let remote = options
+            .connect_tcp_stream(stream, D::SCHEMA_VERSION)
+            .await?;
+        Ok(Db::from_backend(crate::backend::Backend::Remote(remote)))
     }
 
     /// [`Db::connect_remote`] over a Unix socket.

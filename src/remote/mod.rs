@@ -27,12 +27,16 @@ pub(crate) mod client;
 mod serve;
 #[cfg(unix)]
 pub(crate) mod shared;
+#[cfg(feature = "tls")]
+mod tls;
 pub mod wire;
 
 use std::path::Path;
 
 pub use client::RemoteOptions;
 pub use serve::{Endpoint, Listening, RemoteServer, ServeStats};
+#[cfg(feature = "tls")]
+pub use tls::{TlsIdentity, TlsTrust};
 pub use wire::{DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
 
 use crate::error::{Error, Result};

@@ -59,6 +59,9 @@ struct Inner {
     max_in_flight: usize,
     max_connections: usize,
     idle_timeout: Option<Duration>,
+    /// TLS on TCP connections.
+    #[cfg(feature = "tls")]
+    tls: Option<super::TlsIdentity>,
     counters: Counters,
     /// Becomes `true` once the server shuts down.
     stopping: watch::Sender<bool>,
@@ -132,6 +135,8 @@ impl RemoteServer {
                 max_in_flight: 256,
                 max_connections: 64,
                 idle_timeout: Some(Duration::from_secs(15 * 60)),
+                #[cfg(feature = "tls")]
+                tls: None,
                 counters: Counters::default(),
                 stopping: watch::channel(false).0,
             }),
@@ -152,6 +157,8 @@ impl RemoteServer {
                     max_in_flight: inner.max_in_flight,
                     max_connections: inner.max_connections,
                     idle_timeout: inner.idle_timeout,
+                    #[cfg(feature = "tls")]
+                    tls: inner.tls.clone(),
                     counters: Counters::default(),
                     stopping: watch::channel(false).0,
                 };
@@ -166,6 +173,15 @@ impl RemoteServer {
     /// Required for TCP on any address but loopback.
     pub fn token(self, token: Token) -> Self {
         self.configure(|inner| inner.token = Some(token))
+    }
+
+    /// Serves TCP connections over TLS with `identity` (the `tls` feature):
+    /// clients must connect with a matching [`super::TlsTrust`]. A
+    /// handshake that fails closes the connection and counts as a protocol
+    /// error.
+    #[cfg(feature = "tls")]
+    pub fn tls(self, identity: super::TlsIdentity) -> Self {
+        self.configure(|inner| inner.tls = Some(identity))
     }
 
     /// Refuses every write, whatever the client sends.
@@ -330,7 +346,7 @@ impl RemoteServer {
     /// serving each on a task of its own.
     async fn accept_loop<S, F, Fut>(self, accept: F)
     where
-        S: AsyncRead + AsyncWrite + Send + 'static,
+        S: Accepted,
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::io::Result<(S, String)>> + Send,
     {
@@ -342,8 +358,7 @@ impl RemoteServer {
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    let server = self.clone();
-                    tokio::spawn(async move { server.serve_connection(stream, &peer).await });
+                    tokio::spawn(stream.serve(self.clone(), peer));
                 }
                 Err(error) => {
                     tracing::warn!(target: "driftwood::remote", %error, "accepting a connection failed");
@@ -351,6 +366,41 @@ impl RemoteServer {
                 }
             }
         }
+    }
+}
+
+/// A stream a listener accepted, and how it is served.
+trait Accepted: Send + 'static {
+    fn serve(self, server: RemoteServer, peer: String) -> impl Future<Output = ()> + Send;
+}
+
+impl Accepted for tokio::net::TcpStream {
+    /// Over TLS when the server has an identity (the handshake on the
+    /// connection's own task, so a slow one holds up nobody).
+    async fn serve(self, server: RemoteServer, peer: String) {
+        #[cfg(feature = "tls")]
+        if let Some(identity) = &server.inner.tls {
+            let handshake = identity.acceptor().accept(self);
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(tls)) => return server.serve_connection(tls, &peer).await,
+                Ok(Err(error)) => {
+                    tracing::warn!(target: "driftwood::remote", peer, %error, "the TLS handshake failed");
+                }
+                Err(_) => {
+                    tracing::warn!(target: "driftwood::remote", peer, "no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
+                }
+            }
+            bump(&server.inner.counters.protocol_errors);
+            return;
+        }
+        server.serve_connection(self, &peer).await
+    }
+}
+
+#[cfg(unix)]
+impl Accepted for tokio::net::UnixStream {
+    async fn serve(self, server: RemoteServer, peer: String) {
+        server.serve_connection(self, &peer).await
     }
 }
 

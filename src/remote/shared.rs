@@ -203,8 +203,7 @@ impl Failover {
                 let stream = tokio::net::TcpStream::connect(&addrs[..])
                     .await
                     .map_err(|e| connect_failed(&self.describe(), e))?;
-                let _ = stream.set_nodelay(true);
-                Remote::connect_at_version(stream, options, self.version).await
+                options.connect_tcp_stream(stream, self.version).await
             }
             Strategy::Address {
                 address: Address::Unix(path),
