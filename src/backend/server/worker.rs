@@ -33,7 +33,9 @@ use crate::sqlite::{Connection, Level, OpenOptions, TxKind};
 /// Work sent to a server thread; it delivers its own reply.
 pub(crate) trait Job: Send {
     /// Runs on the thread's connection.
-    fn run(self: Box<Self>, host: &mut Host);
+    /// Runs it; a statement interrupted because the server is `stopping`
+    /// answers [`Error::Closed`], as queued requests do.
+    fn run(self: Box<Self>, host: &mut Host, stopping: &AtomicBool);
     /// Answers with `error` instead of running.
     fn fail(self: Box<Self>, error: Error);
     /// The flag set when the caller stops waiting (its future dropped),
@@ -53,9 +55,13 @@ pub(crate) struct Task<R, F> {
 }
 
 impl<R: Send, F: FnOnce(&mut Host) -> Result<R> + Send> Job for Task<R, F> {
-    fn run(self: Box<Self>, host: &mut Host) {
+    fn run(self: Box<Self>, host: &mut Host, stopping: &AtomicBool) {
         let Task { work, reply, .. } = *self;
-        reply.send(work(host));
+        let result = match work(host) {
+            Err(Error::Interrupted { .. }) if stopping.load(Ordering::Acquire) => Err(Error::Closed),
+            result => result,
+        };
+        reply.send(result);
     }
 
     fn fail(self: Box<Self>, error: Error) {
@@ -414,7 +420,7 @@ impl Worker {
         match request {
             Request::Run { job, .. } => {
                 self.set_current(job.cancel_flag().clone());
-                job.run(&mut self.host);
+                job.run(&mut self.host, &self.stop);
                 self.set_current(Arc::new(AtomicBool::new(false)));
             }
             Request::Begin {
@@ -454,7 +460,7 @@ impl Worker {
             Err(error) => return job.fail(error),
         };
         self.set_current(job.cancel_flag().clone());
-        job.run(&mut self.host);
+        job.run(&mut self.host, &self.stop);
         self.set_current(Arc::new(AtomicBool::new(false)));
         // Dropping the senders lets every parked reader open again.
         drop(resumes);
