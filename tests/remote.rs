@@ -207,6 +207,12 @@ fn queries_batches_and_transactions_work_over_every_transport() {
             let units = db.write(|_| Ok(())).await.unwrap_err();
             println!("a unit of work over the wire: {units}");
             assert!(matches!(units, Error::Unsupported { .. }));
+            let restore = db
+                .restore_from(served.dir.path().join("backup.db"), |_| {})
+                .await
+                .unwrap_err();
+            println!("a restore over the wire: {restore}");
+            assert!(matches!(restore, Error::Unsupported { .. }), "{restore:?}");
         }
     });
 }

@@ -275,10 +275,18 @@ impl Backend {
         match self {
             Backend::Local(local) => local.restore(source, progress, prepare),
             Backend::Server(client) => client.restore(source, progress, prepare),
-            #[allow(unreachable_patterns)]
-            _ => Pending::ready(Err(Error::invalid_argument(
-                "a restore from a file runs where the database lives: restore it on its server",
-            ))),
+            #[cfg(feature = "remote")]
+            Backend::Remote(_) => Pending::ready(Err(Error::Unsupported {
+                message: "a restore from a file runs where the database lives: restore it in the \
+                          serving process"
+                    .into(),
+            })),
+            #[cfg(all(feature = "remote", unix))]
+            Backend::Shared(_) => Pending::ready(Err(Error::Unsupported {
+                message: "a file shared between processes cannot be restored while they share \
+                          it: restore it with Db::open and no other process running"
+                    .into(),
+            })),
         }
     }
 
