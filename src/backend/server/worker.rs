@@ -58,7 +58,9 @@ impl<R: Send, F: FnOnce(&mut Host) -> Result<R> + Send> Job for Task<R, F> {
     fn run(self: Box<Self>, host: &mut Host, stopping: &AtomicBool) {
         let Task { work, reply, .. } = *self;
         let result = match work(host) {
-            Err(Error::Interrupted { .. }) if stopping.load(Ordering::Acquire) => Err(Error::Closed),
+            Err(Error::Interrupted { .. }) if stopping.load(Ordering::Acquire) => {
+                Err(Error::Closed)
+            }
             result => result,
         };
         reply.send(result);
