@@ -92,6 +92,10 @@ fn main() -> Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
     }
+    // `target/` is missing when cargo builds elsewhere (CARGO_TARGET_DIR).
+    if let Some(parent) = std::path::Path::new(&path).parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
     futures::executor::block_on(async {
         if from_v1 {
             write_version_1(&path).await?;
