@@ -78,6 +78,7 @@ impl Served {
         let hello = ClientMessage::Hello {
             token: token.map(str::to_owned),
             client: "raw".into(),
+            max_frame: None,
         };
         stream.write_all(&wire::encode(&hello)).await.unwrap();
         let version = wire::read_preamble(&mut stream).await.unwrap();
@@ -874,4 +875,255 @@ fn a_reconnecting_client_goes_on_after_the_server_restarts() {
         assert_eq!(titles_on_disk(&dir), ["After it", "Local one"]);
         assert_eq!(again.stats().connections, 1, "the client came back");
     });
+}
+
+// Regressions found by a hostile probe of the remote server.
+
+/// Sends `ops` as requests on a raw connection and reads one reply each.
+async fn raw_requests(stream: &mut tokio::net::TcpStream, ops: Vec<Op>) -> Vec<wire::Outcome> {
+    for (id, op) in ops.iter().cloned().enumerate() {
+        let frame = wire::encode(&ClientMessage::Request { id: id as u64, op });
+        stream.write_all(&frame).await.unwrap();
+    }
+    let mut outcomes = Vec::new();
+    for _ in 0..ops.len() {
+        let reply = wire::read_frame(stream, wire::DEFAULT_MAX_FRAME)
+            .await
+            .unwrap();
+        let ServerMessage::Reply { outcome, .. } = wire::decode(&reply).unwrap() else {
+            panic!("a reply expected");
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+#[test]
+fn a_second_begin_on_a_lane_or_a_reused_level_never_leaks_the_writer() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let mut stream = served.raw(None).await;
+        let begin = |level, parent| Op::Begin {
+            lane: 1,
+            level,
+            immediate: true,
+            parent,
+        };
+        let outcomes = raw_requests(
+            &mut stream,
+            vec![
+                begin(10, None),
+                begin(10, Some(1)),
+                begin(11, None),
+                Op::Rollback { lane: 1, level: 11 },
+                Op::Commit { lane: 2, level: 10 },
+            ],
+        )
+        .await;
+        assert!(matches!(outcomes[0], wire::Outcome::Ok {}), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[1], wire::Outcome::Failed { .. }),
+            "a reused level: {outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[2], wire::Outcome::Failed { .. }),
+            "a second outermost begin: {outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[4], wire::Outcome::Failed { .. }),
+            "another lane's level: {outcomes:?}"
+        );
+        stream
+            .write_all(&wire::encode(&ClientMessage::Goodbye {}))
+            .await
+            .unwrap();
+        drop(stream);
+        // The real transaction (level 10) was rolled back with the
+        // connection: the writer is free well before the busy timeout.
+        let insert = served.local.insert(todo("Afterward", "x", None));
+        tokio::time::timeout(Duration::from_secs(3), insert)
+            .await
+            .expect("the writer is free")
+            .unwrap();
+    });
+}
+
+#[test]
+fn remote_clients_may_not_create_temp_objects() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let db = served.client(Transport::Tcp).await;
+        for sql in [
+            "CREATE TEMP TABLE todos (id INTEGER PRIMARY KEY, title TEXT)",
+            "CREATE TEMP VIEW v AS SELECT 1",
+            "CREATE TEMP TRIGGER t AFTER INSERT ON main.todos BEGIN SELECT 1; END",
+        ] {
+            let error = db.custom_statement(sql, []).await.unwrap_err();
+            println!("{error}");
+            assert!(
+                matches!(error, Error::NotPermitted { .. }),
+                "{sql}: {error:?}"
+            );
+        }
+        db.insert(todo("Real one", "x", None)).await.unwrap();
+        assert_eq!(titles_on_disk(&served.dir), ["Real one"]);
+    });
+}
+
+#[test]
+fn frames_over_either_sides_limit_fail_only_their_request() {
+    run(|| async {
+        let served = serve(|remote| remote.max_frame(1 << 20)).await;
+        let db = Db::<TodoDb>::connect_tcp(served.tcp, RemoteOptions::new().max_frame(1 << 20))
+            .await
+            .unwrap();
+        let reply = db
+            .custom_select("SELECT zeroblob(2000000)", [])
+            .await
+            .unwrap_err();
+        println!("{reply}");
+        assert!(matches!(reply, Error::LimitReached { .. }), "{reply:?}");
+        let big = "y".repeat(2_000_000);
+        let request = db
+            .custom_statement(
+                "INSERT INTO todos (title, body) VALUES ('Too big', ?)",
+                args![big],
+            )
+            .await
+            .unwrap_err();
+        println!("{request}");
+        assert!(
+            request.to_string().contains("nothing was sent"),
+            "{request}"
+        );
+        assert_eq!(
+            db.select::<Todo>().count().await.unwrap(),
+            0,
+            "the connection goes on"
+        );
+    });
+}
+
+#[test]
+fn a_client_connects_while_a_transaction_holds_the_writer() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let tx = served.local.begin().await.unwrap();
+        tx.insert(todo("Held open", "x", None)).await.unwrap();
+        let connected =
+            tokio::time::timeout(Duration::from_secs(3), served.client(Transport::Unix))
+                .await
+                .expect("the handshake does not wait for the writer");
+        assert_eq!(connected.select::<Todo>().count().await.unwrap(), 0);
+        tx.rollback().await.unwrap();
+    });
+}
+
+#[test]
+fn connecting_to_a_server_that_never_answers_times_out() {
+    run(|| async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut silent = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                silent.push(stream);
+            }
+        });
+        let error = Db::<TodoDb>::connect_tcp(addr, RemoteOptions::new())
+            .await
+            .unwrap_err();
+        println!("{error}");
+        assert!(
+            error.to_string().contains("did not complete the handshake"),
+            "{error}"
+        );
+    });
+}
+
+#[test]
+fn silent_sockets_do_not_take_real_clients_places() {
+    run(|| async {
+        let served = serve(|remote| remote.max_connections(2)).await;
+        let mut silent = Vec::new();
+        for _ in 0..3 {
+            silent.push(tokio::net::TcpStream::connect(served.tcp).await.unwrap());
+        }
+        let db = served.client(Transport::Tcp).await;
+        assert_eq!(db.select::<Todo>().count().await.unwrap(), 0);
+        drop(silent);
+    });
+}
+
+#[test]
+fn refusals_inside_a_batch_say_why() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let db = served.client(Transport::Unix).await;
+        for sql in [
+            "PRAGMA query_only = 1",
+            "ATTACH DATABASE ':memory:' AS other",
+        ] {
+            let mut batch = Batch::new();
+            batch.custom_statement(sql, vec![]);
+            let error = db.run_batch(batch).await.unwrap_err();
+            println!("{error}");
+            assert!(
+                matches!(error, Error::NotPermitted { .. }),
+                "{sql}: {error:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_deeply_nested_frame_is_refused_and_others_are_served() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let mut stream = served.raw(None).await;
+        let string = |text: &str| {
+            let mut bytes = vec![0xa0 | text.len() as u8];
+            bytes.extend(text.as_bytes());
+            bytes
+        };
+        // {"request": {"id": 1, "op": {"subscribe": {}}, "junk": [[[… nil]]]}}
+        let mut body = vec![0x81];
+        body.extend(string("request"));
+        body.push(0x83);
+        body.extend(string("id"));
+        body.push(1);
+        body.extend(string("op"));
+        body.push(0x81);
+        body.extend(string("subscribe"));
+        body.push(0x80);
+        body.extend(string("junk"));
+        body.extend(std::iter::repeat_n(0x91, 700));
+        body.push(0xc0);
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend(body);
+        stream.write_all(&frame).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest).await;
+        let closing = wire::decode::<ServerMessage>(&rest[4..]).unwrap();
+        println!("{closing:?}");
+        assert!(matches!(closing, ServerMessage::Closing { .. }));
+        served.still_serves().await;
+    });
+}
+
+#[test]
+fn tokens_from_files_and_the_environment_are_read_carefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "\u{feff}s3cret \r\nnext line").unwrap();
+    assert!(
+        Token::from_file(&file).unwrap() == Token::new("s3cret").unwrap(),
+        "BOM and CRLF dropped"
+    );
+    std::fs::write(&file, "\n").unwrap();
+    let empty = Token::from_file(&file).unwrap_err();
+    assert!(
+        empty.to_string().contains(&file.display().to_string()),
+        "{empty}"
+    );
 }

@@ -39,6 +39,7 @@ fn sample_frames() -> Vec<u8> {
         ClientMessage::Hello {
             token: Some("token".into()),
             client: "probe".into(),
+            max_frame: None,
         },
         ClientMessage::Request {
             id: 1,

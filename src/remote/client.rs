@@ -130,6 +130,9 @@ pub(crate) struct Welcome {
     pub(crate) server: String,
     pub(crate) schema_version: i64,
     pub(crate) read_only: bool,
+    /// The largest frame the server accepts: a longer request is refused
+    /// here, before it is sent.
+    pub(crate) max_frame: u32,
 }
 
 /// A connection to a served database: the backend of a remote `Db`.
@@ -160,50 +163,15 @@ impl Remote {
     {
         let (mut reader, writer) = tokio::io::split(io);
         let mut writer = BufWriter::new(writer);
-        let hello = ClientMessage::Hello {
-            token: options.token.as_ref().map(|t| t.secret().to_owned()),
-            client: options.client.clone(),
-        };
-        let written = async {
-            writer.write_all(&wire::preamble()).await?;
-            writer.write_all(&wire::encode(&hello)).await?;
-            writer.flush().await
-        };
-        let lost = |e: std::io::Error| wire::protocol(format!("the handshake failed: {e}"));
-        written.await.map_err(lost)?;
-        let version = wire::read_preamble(&mut reader).await?;
-        if version != PROTOCOL_VERSION {
-            return Err(wire::protocol(format!(
-                "the server speaks protocol version {version}; this client speaks version {PROTOCOL_VERSION}"
-            )));
-        }
-        let first = match wire::read_frame(&mut reader, options.max_frame).await {
-            Ok(body) => wire::decode::<ServerMessage>(&body)?,
-            Err(ReadError::Closed) => {
-                return Err(wire::protocol(
-                    "the server closed the connection during the handshake",
-                ));
-            }
-            Err(ReadError::Broken(error)) => return Err(error),
-        };
-        let welcome = match first {
-            ServerMessage::Welcome {
-                server,
-                schema_version,
-                read_only,
-                ..
-            } => Welcome {
-                server,
-                schema_version,
-                read_only,
-            },
-            ServerMessage::Refused { error } => return Err(error),
-            other => {
-                return Err(wire::protocol(format!(
-                    "the server answered the hello with {other:?}"
-                )));
-            }
-        };
+        let handshake = Remote::handshake(&mut reader, &mut writer, options);
+        let welcome = tokio::time::timeout(wire::HANDSHAKE_TIMEOUT, handshake)
+            .await
+            .map_err(|_| {
+                wire::protocol(format!(
+                    "the server did not complete the handshake within {:?}",
+                    wire::HANDSHAKE_TIMEOUT
+                ))
+            })??;
         let shared = Arc::new(Shared {
             next_id: AtomicU64::new(1),
             waiting: Mutex::new(Some(HashMap::new())),
@@ -225,6 +193,58 @@ impl Remote {
             closed: AtomicBool::new(false),
             welcome,
         }))
+    }
+
+    /// Sends the preamble and hello, and reads the server's answer.
+    async fn handshake(
+        reader: &mut (impl AsyncRead + Unpin),
+        writer: &mut (impl AsyncWrite + Unpin),
+        options: &RemoteOptions,
+    ) -> Result<Welcome> {
+        let hello = ClientMessage::Hello {
+            token: options.token.as_ref().map(|t| t.secret().to_owned()),
+            client: options.client.clone(),
+            max_frame: Some(options.max_frame),
+        };
+        let written = async {
+            writer.write_all(&wire::preamble()).await?;
+            writer.write_all(&wire::encode(&hello)).await?;
+            writer.flush().await
+        };
+        let lost = |e: std::io::Error| wire::protocol(format!("the handshake failed: {e}"));
+        written.await.map_err(lost)?;
+        let version = wire::read_preamble(reader).await?;
+        if version != PROTOCOL_VERSION {
+            return Err(wire::protocol(format!(
+                "the server speaks protocol version {version}; this client speaks version {PROTOCOL_VERSION}"
+            )));
+        }
+        let first = match wire::read_frame(reader, options.max_frame).await {
+            Ok(body) => wire::decode::<ServerMessage>(&body)?,
+            Err(ReadError::Closed) => {
+                return Err(wire::protocol(
+                    "the server closed the connection during the handshake",
+                ));
+            }
+            Err(ReadError::Broken(error)) => return Err(error),
+        };
+        match first {
+            ServerMessage::Welcome {
+                server,
+                schema_version,
+                read_only,
+                max_frame,
+            } => Ok(Welcome {
+                server,
+                schema_version,
+                read_only,
+                max_frame,
+            }),
+            ServerMessage::Refused { error } => Err(error),
+            other => Err(wire::protocol(format!(
+                "the server answered the hello with {other:?}"
+            ))),
+        }
     }
 
     /// [`Remote::connect`], refused unless the served database is at
@@ -316,6 +336,16 @@ impl Remote {
             waiting.insert(id, reply);
         }
         let frame = wire::encode(&ClientMessage::Request { id, op });
+        let limit = self.welcome.max_frame as usize;
+        if frame.len() - 4 > limit {
+            self.shared.forget(id);
+            return Err(Error::LimitReached {
+                message: format!(
+                    "the request is {} bytes, over the server's frame limit of {limit} bytes; nothing was sent",
+                    frame.len() - 4
+                ),
+            });
+        }
         if self.outgoing.send(frame).is_err() {
             self.shared.forget(id);
             return Err(Error::Closed);

@@ -67,7 +67,9 @@ impl Token {
         let secret = std::env::var(name).map_err(|e| {
             Error::invalid_argument(format!("cannot read the token from ${name}: {e}"))
         })?;
-        Token::new(secret.trim())
+        Token::new(secret.trim()).map_err(|_| {
+            Error::invalid_argument(format!("${name} is empty: it should hold the token"))
+        })
     }
 
     pub(crate) fn secret(&self) -> &str {

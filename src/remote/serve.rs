@@ -42,7 +42,23 @@ use crate::sqlite::policy::Restriction;
 use crate::sqlite::{Level, TxKind};
 
 /// How long a new connection has to send its preamble and hello.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use wire::HANDSHAKE_TIMEOUT;
+
+/// One established connection, counted while it lives.
+struct Active<'a>(u64, &'a Counters);
+
+impl<'a> Active<'a> {
+    fn enter(counters: &'a Counters) -> Self {
+        let now = counters.active_connections.fetch_add(1, Ordering::Relaxed) + 1;
+        Active(now, counters)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.1.active_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Serves a background [`Server`] to remote clients. Cheap to clone; every
 /// clone shares the configuration, the counters and the shutdown.
@@ -243,13 +259,7 @@ impl RemoteServer {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let inner = self.inner.clone();
-        let counters = &inner.counters;
-        bump(&counters.active_connections);
-        let active = counters.active_connections.load(Ordering::Relaxed);
-        let over_limit = active > inner.max_connections as u64;
-        let ended = Connection::run(inner.clone(), io, peer, over_limit).await;
-        counters.active_connections.fetch_sub(1, Ordering::Relaxed);
+        let ended = Connection::run(self.inner.clone(), io, peer).await;
         match ended {
             Ok(reason) => {
                 tracing::info!(target: "driftwood::remote", peer, "connection closed: {reason}");
@@ -461,7 +471,7 @@ struct Connection {
     inner: Arc<Inner>,
     backend: Backend,
     restriction: Restriction,
-    lanes: Mutex<Lanes>,
+    lanes: Arc<Mutex<Lanes>>,
     /// Frames the server sends unasked (changes), on their way to the
     /// connection's loop.
     pushes: mpsc::Sender<Vec<u8>>,
@@ -472,12 +482,7 @@ struct Connection {
 
 impl Connection {
     /// Runs the handshake, then serves requests; says why it ended.
-    async fn run<S>(
-        inner: Arc<Inner>,
-        io: S,
-        peer: &str,
-        over_limit: bool,
-    ) -> std::result::Result<String, Error>
+    async fn run<S>(inner: Arc<Inner>, io: S, peer: &str) -> std::result::Result<String, Error>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -501,29 +506,39 @@ impl Connection {
                 }
                 Err(ReadError::Broken(error)) => return Err(error),
             };
-            let ClientMessage::Hello { token, client } = hello else {
+            let ClientMessage::Hello {
+                token,
+                client,
+                max_frame,
+            } = hello
+            else {
                 return Err(wire::protocol("the first frame was not a hello"));
             };
-            Ok((token, client))
+            Ok((token, client, max_frame.unwrap_or(wire::DEFAULT_MAX_FRAME)))
         };
-        let (token, client) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-            Ok(Ok(hello)) => hello,
-            Ok(Err(error)) => {
-                bump(&counters.protocol_errors);
-                return Err(error);
-            }
-            Err(_) => {
-                bump(&counters.protocol_errors);
-                return Err(wire::protocol(format!(
-                    "no handshake within {HANDSHAKE_TIMEOUT:?}"
-                )));
-            }
-        };
+        let (token, client, client_max_frame) =
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(hello)) => hello,
+                Ok(Err(error)) => {
+                    bump(&counters.protocol_errors);
+                    return Err(error);
+                }
+                Err(_) => {
+                    bump(&counters.protocol_errors);
+                    return Err(wire::protocol(format!(
+                        "no handshake within {HANDSHAKE_TIMEOUT:?}"
+                    )));
+                }
+            };
         if let Err(error) = check_token(inner.token.as_ref(), token.as_deref()) {
             bump(&counters.unauthorized);
             return Err(refuse(&mut writer, error).await);
         }
-        if over_limit {
+        // Counted once past the handshake: sockets that never say hello
+        // cannot take real clients' places (the handshake timeout ends
+        // them).
+        let active = Active::enter(counters);
+        if active.0 > inner.max_connections as u64 {
             bump(&counters.over_connection_limit);
             let error = Error::LimitReached {
                 message: format!(
@@ -559,11 +574,14 @@ impl Connection {
             },
             inner: inner.clone(),
             backend,
-            lanes: Mutex::default(),
+            lanes: Arc::default(),
             pushes,
             relay: Mutex::default(),
         });
-        let mut running = Running::default();
+        let mut running = Running {
+            client_max_frame,
+            ..Running::default()
+        };
         let ended = connection.serve(reader, writer, pushed, &mut running).await;
         connection.finish(&ended, running);
         ended
@@ -796,6 +814,19 @@ impl Connection {
                     });
                 }
                 let parent = parent.map(|parent| lanes.lane(parent)).transpose()?;
+                if lane == 0 {
+                    return Err(Error::invalid_argument("lane 0 is no transaction's"));
+                }
+                if lanes.levels.contains_key(&level) {
+                    return Err(Error::invalid_argument(format!(
+                        "level {level} is already open on this connection"
+                    )));
+                }
+                if parent.is_none() && lanes.lanes.contains_key(&lane) {
+                    return Err(Error::invalid_argument(format!(
+                        "lane {lane} already has a transaction open: begin a savepoint with it as the parent"
+                    )));
+                }
                 let local_lane = *lanes.lanes.entry(lane).or_insert_with(Lane::fresh);
                 let local_level = Level::fresh();
                 let outermost = parent.is_none();
@@ -807,17 +838,29 @@ impl Connection {
                 } else {
                     TxKind::Deferred
                 };
-                ok(backend.begin(local_lane, local_level, kind, parent))
+                let begun = backend.begin(local_lane, local_level, kind, parent);
+                // A level that did not begin is forgotten, so nothing later
+                // (or the end of the connection) takes it for an open one.
+                let lanes = self.lanes.clone();
+                Pending::boxed(async move {
+                    match begun.await {
+                        Ok(()) => Ok(Outcome::Ok {}),
+                        Err(error) => {
+                            locked(&lanes).end(level);
+                            Err(error)
+                        }
+                    }
+                })
             }
             Op::Commit { lane, level } => {
-                let Some((local_lane, local_level)) = lanes.end(lane, level) else {
+                let Some((local_lane, local_level)) = lanes.end_in(lane, level) else {
                     return Err(Error::ended(
                         "cannot commit: it was already committed or rolled back",
                     ));
                 };
                 ok(backend.commit(local_lane, local_level))
             }
-            Op::Rollback { lane, level } => match lanes.end(lane, level) {
+            Op::Rollback { lane, level } => match lanes.end_in(lane, level) {
                 Some((local_lane, local_level)) => ok(backend.rollback(local_lane, local_level)),
                 // A level that never began, or already ended: nothing to do.
                 None => Pending::ready(Ok(Outcome::Ok {})),
@@ -889,6 +932,8 @@ struct Running {
     futures: FuturesUnordered<BoxFuture<'static, (u64, Option<Outcome>)>>,
     /// To cancel a request by id.
     aborts: HashMap<u64, AbortHandle>,
+    /// The largest reply the client accepts.
+    client_max_frame: u32,
 }
 
 impl Running {
@@ -922,9 +967,23 @@ impl Running {
     /// `out`.
     fn finished(&mut self, id: u64, outcome: Option<Outcome>, out: &mut Vec<u8>) {
         self.aborts.remove(&id);
-        if let Some(outcome) = outcome {
-            out.extend(wire::encode(&ServerMessage::Reply { id, outcome }));
+        let Some(outcome) = outcome else { return };
+        let frame = wire::encode(&ServerMessage::Reply { id, outcome });
+        let limit = self.client_max_frame as usize;
+        if frame.len() - 4 <= limit {
+            out.extend(frame);
+            return;
         }
+        // Too long for the client to read: this request fails, the
+        // connection goes on.
+        let error = Error::LimitReached {
+            message: format!(
+                "the reply is {} bytes, over the client's frame limit of {limit} bytes",
+                frame.len() - 4
+            ),
+        };
+        let outcome = Outcome::Failed { error };
+        out.extend(wire::encode(&ServerMessage::Reply { id, outcome }));
     }
 }
 
@@ -956,16 +1015,34 @@ impl Lanes {
             .ok_or_else(|| Error::ended("its transaction was already committed or rolled back"))
     }
 
-    /// Forgets `level` (committed or rolled back), and its lane with its
-    /// outermost level.
-    fn end(&mut self, lane: u64, level: u64) -> Option<(Lane, Level)> {
+    /// [`Lanes::end`] for `level` of wire lane `lane`; `None` if the level
+    /// is not open in that lane.
+    fn end_in(&mut self, lane: u64, level: u64) -> Option<(Lane, Level)> {
+        let local_lane = self.lanes.get(&lane)?;
+        if self
+            .levels
+            .get(&level)
+            .is_none_or(|(of, _, _)| of != local_lane)
+        {
+            return None;
+        }
+        self.end(level)
+    }
+
+    /// Forgets `level` (committed or rolled back), and with its outermost
+    /// level its lane and the levels inside.
+    fn end(&mut self, level: u64) -> Option<(Lane, Level)> {
         let (local_lane, local_level, outermost) = self.levels.remove(&level)?;
         if outermost {
-            self.lanes.remove(&lane);
+            self.lanes.retain(|_, lane| *lane != local_lane);
             self.levels.retain(|_, (other, _, _)| *other != local_lane);
         }
         Some((local_lane, local_level))
     }
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Aborts a task when dropped.
@@ -1019,7 +1096,8 @@ async fn user_version(backend: &Backend) -> Result<i64> {
     let statement = Statement {
         sql: "PRAGMA user_version".into(),
         args: Vec::new(),
-        access: Access::Unknown,
+        // A reader answers while a transaction holds the writer.
+        access: Access::Read,
     };
     backend
         .run(Lane::NONE, Plan::rows(statement, crate::plan::count))
@@ -1062,5 +1140,15 @@ pub(crate) fn token_from_file(path: &Path) -> Result<Token> {
             path.display()
         ))
     })?;
-    Token::new(text.lines().next().unwrap_or("").trim())
+    let first = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .next()
+        .unwrap_or("");
+    Token::new(first.trim()).map_err(|_| {
+        Error::invalid_argument(format!(
+            "the token file {} is empty (its first line holds the token)",
+            path.display()
+        ))
+    })
 }

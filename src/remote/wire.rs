@@ -34,6 +34,9 @@ pub fn preamble() -> [u8; 8] {
     bytes
 }
 
+/// How long each side waits for the other's part of the handshake.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The frame size limit when none is configured: 16 MiB.
 pub const DEFAULT_MAX_FRAME: u32 = 16 << 20;
 
@@ -47,6 +50,10 @@ pub enum ClientMessage {
         token: Option<String>,
         /// A name for logs.
         client: String,
+        /// The largest reply frame the client accepts (the default limit
+        /// when absent): a longer reply is replaced by an error.
+        #[serde(default)]
+        max_frame: Option<u32>,
     },
     /// A request, answered by a [`ServerMessage::Reply`] with its id.
     Request {
@@ -318,8 +325,16 @@ pub fn encode(message: &impl Serialize) -> Vec<u8> {
 
 /// A frame's body as a message.
 pub fn decode<'a, M: Deserialize<'a>>(body: &'a [u8]) -> Result<M, Error> {
-    rmp_serde::from_slice(body).map_err(|e| protocol(format!("a malformed message: {e}")))
+    let mut decoder = rmp_serde::Deserializer::from_read_ref(body);
+    // No message nests deeper than a few levels; the decoder's default
+    // (1,024) lets a small frame of nested arrays in an ignored field
+    // overflow a thread's stack.
+    decoder.set_max_depth(MAX_DEPTH);
+    M::deserialize(&mut decoder).map_err(|e| protocol(format!("a malformed message: {e}")))
 }
+
+/// How deep a message may nest (maps and arrays, unknown fields included).
+pub const MAX_DEPTH: usize = 32;
 
 /// [`Error::Protocol`] with `message`.
 pub fn protocol(message: impl Into<String>) -> Error {
@@ -503,6 +518,7 @@ mod tests {
         round_trip(ClientMessage::Hello {
             token: Some("secret".into()),
             client: "test".into(),
+            max_frame: None,
         });
         round_trip(ClientMessage::Request {
             id: 7,

@@ -541,8 +541,21 @@ impl Connection {
     /// Runs `work` as a remote client's request: every statement it runs
     /// is judged against `restriction` (see `policy`).
     #[cfg_attr(not(feature = "remote"), allow(dead_code))]
-    pub(crate) fn restricted<R>(&self, restriction: Restriction, work: impl FnOnce() -> R) -> R {
-        self.guard.restricted(restriction, work)
+    pub(crate) fn restricted<R>(
+        &self,
+        restriction: Restriction,
+        work: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        self.guard.take_remote_refusal();
+        let result = self.guard.restricted(restriction, work);
+        // A refusal while preparing outside the statement wrapper (a
+        // batch prepares each text once, first) says why, too.
+        match (result, self.guard.take_remote_refusal()) {
+            (Err(Error::Sql { sql, .. }), Some(message)) => {
+                Err(Error::NotPermitted { message, sql })
+            }
+            (result, _) => result,
+        }
     }
 
     fn run_unrestricted<T>(&self, plan: &Plan<T>) -> Result<T> {

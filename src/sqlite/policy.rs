@@ -61,6 +61,14 @@ const READABLE_PRAGMAS: [&str; 17] = [
 pub(crate) fn refusal(action: &AuthAction<'_>) -> Option<String> {
     match *action {
         AuthAction::Attach { .. } => Some("remote clients may not attach databases".into()),
+        // A TEMP object lives on the server's shared connection, outlives
+        // the client and shadows `main` for every other client.
+        AuthAction::CreateTempTable { .. }
+        | AuthAction::CreateTempView { .. }
+        | AuthAction::CreateTempIndex { .. }
+        | AuthAction::CreateTempTrigger { .. } => Some(
+            "remote clients may not create TEMP objects (they would live on the server's shared connection, for every client)".into(),
+        ),
         AuthAction::Detach { .. } => Some("remote clients may not detach databases".into()),
         AuthAction::Function { function_name }
             if function_name.eq_ignore_ascii_case("load_extension") =>
