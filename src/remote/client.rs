@@ -560,6 +560,9 @@ async fn write_requests(
         if writer.write_all(&frame).await.is_err() {
             return;
         }
+        // Let the other tasks woken by the same replies queue their next
+        // requests first, so they share this write.
+        tokio::task::yield_now().await;
         while let Ok(frame) = requests.try_recv() {
             if writer.write_all(&frame).await.is_err() {
                 return;

@@ -625,7 +625,9 @@ impl Connection {
                 }
                 Some((id, outcome)) = running.futures.next(), if !running.futures.is_empty() => {
                     running.finished(id, outcome, &mut out);
-                    // Every reply ready by now goes out in one write.
+                    // Let the server threads finish what they are running,
+                    // then every reply ready by now goes out in one write.
+                    tokio::task::yield_now().await;
                     while let Some(Some((id, outcome))) = running.futures.next().now_or_never() {
                         running.finished(id, outcome, &mut out);
                     }
@@ -648,7 +650,9 @@ impl Connection {
                     match message {
                         ClientMessage::Request { id, op } => {
                             bump(&counters.requests);
-                            running.start(id, self.dispatch(op));
+                            // The reply is awaited by this loop, which never spins.
+                            let pending = crate::backend::server::without_spinning(|| self.dispatch(op));
+                            running.start(id, pending);
                         }
                         ClientMessage::Cancel { id } => {
                             if running.cancel(id) {

@@ -6,7 +6,10 @@
 //! in-process server, with the spread across rounds. Prints a table and
 //! writes `target/bench/remote_load.json`.
 //!
-//! `cargo run --release -p driftwood-bench --bin remote_load [-- --quick] [--rounds N]`
+//! `cargo run --release -p driftwood-bench --bin remote_load [-- --quick] [--rounds N] [--only WORDS]`
+//!
+//! `--only` keeps the workloads whose name contains `WORDS` (for a
+//! profiler); the others report nothing.
 
 use std::time::{Duration, Instant};
 
@@ -199,10 +202,15 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::invalid_argument(e.to_string()))?;
-    runtime.block_on(run(rounds, scale))
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|at| args.get(at + 1))
+        .cloned();
+    runtime.block_on(run(rounds, scale, only.as_deref()))
 }
 
-async fn run(rounds: usize, scale: usize) -> Result<()> {
+async fn run(rounds: usize, scale: usize, only: Option<&str>) -> Result<()> {
     let dir = scratch_dir("remote-load")?;
     let server = Server::open(dir.join("remote.db")).await?;
     let local = server.connect::<AppDb>().await?;
@@ -243,10 +251,19 @@ async fn run(rounds: usize, scale: usize) -> Result<()> {
     for round in 0..rounds {
         for (t, transport) in TRANSPORTS.into_iter().enumerate() {
             let db = setup.connect(transport).await?;
-            samples[0][t].push(point_selects(&db, selects, seeded).await?);
-            samples[1][t].push(concurrent_selects(&db, 64, per_task, seeded).await?);
-            samples[2][t].push(bulk_insert(&db, bulk).await?);
-            samples[3][t].push(commit_to_emit(&db, &local, emits).await?);
+            let wanted = |w: usize| only.is_none_or(|words| workloads[w].contains(words));
+            if wanted(0) {
+                samples[0][t].push(point_selects(&db, selects, seeded).await?);
+            }
+            if wanted(1) {
+                samples[1][t].push(concurrent_selects(&db, 64, per_task, seeded).await?);
+            }
+            if wanted(2) {
+                samples[2][t].push(bulk_insert(&db, bulk).await?);
+            }
+            if wanted(3) {
+                samples[3][t].push(commit_to_emit(&db, &local, emits).await?);
+            }
             db.close().await?;
         }
         eprintln!("round {} of {rounds} done", round + 1);
@@ -258,6 +275,9 @@ async fn run(rounds: usize, scale: usize) -> Result<()> {
         "workload", "transport", "ops/s", "p50 µs", "p99 µs", "vs in-process (min–max)"
     );
     for (w, workload) in workloads.iter().enumerate() {
+        if samples[w][0].is_empty() {
+            continue;
+        }
         for (t, transport) in TRANSPORTS.into_iter().enumerate() {
             let ratios: Vec<f64> = (0..rounds)
                 .map(|r| samples[w][t][r].ops_per_s / samples[w][0][r].ops_per_s)

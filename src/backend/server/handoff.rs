@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use futures::task::AtomicWaker;
 
+use super::alarm;
 use crate::error::{Error, Result};
 
 /// How long either side spins before it sleeps.
@@ -56,6 +57,10 @@ struct Slot<T> {
     /// `QUEUED`, `STARTED` or `ABANDONED`: whether the server thread or a
     /// caller giving up on a queued request wins.
     state: AtomicU8,
+    /// Whether the caller spins for the reply: false for requests made
+    /// [`without_spinning`], whose next request comes through the caller's
+    /// own wake-ups rather than right after the reply.
+    caller_spins: bool,
     waker: AtomicWaker,
 }
 
@@ -72,7 +77,7 @@ pub(crate) struct Reply<T> {
     slot: Arc<Slot<T>>,
     busy_timeout: Option<Duration>,
     /// Armed the first time the future has to wait.
-    timer: Option<(Instant, futures_timer::Delay)>,
+    timer: Option<(Instant, alarm::Alarm)>,
 }
 
 /// A connected replier and reply future; the request never times out.
@@ -90,6 +95,7 @@ pub(crate) fn reply_with<T>(busy_timeout: Option<Duration>) -> (Replier<T>, Repl
         cancelled: Arc::new(AtomicBool::new(false)),
         state: AtomicU8::new(QUEUED),
         waker: AtomicWaker::new(),
+        caller_spins: !NO_SPIN.get(),
     });
     let reply = Reply {
         slot: slot.clone(),
@@ -132,6 +138,7 @@ impl<T> Replier<T> {
 
 impl<T> Drop for Replier<T> {
     fn drop(&mut self) {
+        SPIN_FOR_NEXT.set(self.slot.caller_spins);
         self.slot.done.store(true, Ordering::Release);
         self.slot.waker.wake();
     }
@@ -179,11 +186,16 @@ impl<T> Reply<T> {
         let timeout = self.busy_timeout?;
         // A backstop for a thread busy with something else: a server
         // thread that can answer fails its own waiting requests at the busy
-        // timeout, saying who holds the writer, so this fires a little later.
-        let backstop = timeout + timeout / 4;
-        let (since, timer) = self
-            .timer
-            .get_or_insert_with(|| (Instant::now(), futures_timer::Delay::new(backstop)));
+        // timeout, saying who holds the writer, so this fires a little later
+        // (between 1.25 and 1.5 timeouts, sharing its alarm with the others
+        // armed meanwhile).
+        let (since, timer) = self.timer.get_or_insert_with(|| {
+            let since = Instant::now();
+            (
+                since,
+                alarm::after(since + timeout + timeout / 4, timeout / 4),
+            )
+        });
         if Pin::new(timer).poll(cx).is_pending() {
             return None;
         }
@@ -262,10 +274,16 @@ thread_local! {
     /// Set while a loop polls many requests' replies at once (a remote
     /// connection): a spin for one would hold up all the others.
     static NO_SPIN: Cell<bool> = const { Cell::new(false) };
+    /// On a server thread: whether the caller of its last reply spins,
+    /// so its next request is likely to come within a spin. After a reply
+    /// to a loop that does not spin, a spin would only take a core from
+    /// that loop, which has to run for the next request to come.
+    static SPIN_FOR_NEXT: Cell<bool> = const { Cell::new(true) };
 }
 
-/// Polls with `poll` without spinning for replies on this thread: a reply
-/// not ready registers its waker at once.
+/// Polls with `poll` (or makes requests) without spinning for replies on
+/// this thread: a reply not ready registers its waker at once, and the
+/// server thread does not spin for the next request after answering.
 #[cfg(feature = "remote")]
 pub(crate) fn without_spinning<R>(poll: impl FnOnce() -> R) -> R {
     let before = NO_SPIN.replace(true);
@@ -315,12 +333,14 @@ pub(crate) enum Next<T> {
     Gone,
 }
 
-/// Takes the next message: spins for [`SPIN`] on an empty queue, then
-/// blocks until a message arrives or `deadline` passes.
+/// Takes the next message: spins for [`SPIN`] on an empty queue (unless
+/// the last reply went to a caller that does not spin), then blocks until
+/// a message arrives or `deadline` passes.
 pub(crate) fn next<T>(queue: &Receiver<T>, deadline: Option<Instant>) -> Next<T> {
     match queue.try_recv() {
         Ok(message) => return Next::Message(message),
         Err(TryRecvError::Disconnected) => return Next::Gone,
+        Err(TryRecvError::Empty) if !SPIN_FOR_NEXT.get() => return block(queue, deadline),
         Err(TryRecvError::Empty) => {}
     }
     let mut message = None;
@@ -344,6 +364,11 @@ pub(crate) fn next<T>(queue: &Receiver<T>, deadline: Option<Instant>) -> Next<T>
     if let Some(message) = message {
         return Next::Message(message);
     }
+    block(queue, deadline)
+}
+
+/// Blocks until a message arrives or `deadline` passes.
+fn block<T>(queue: &Receiver<T>, deadline: Option<Instant>) -> Next<T> {
     let Some(deadline) = deadline else {
         return queue.recv().map_or(Next::Gone, Next::Message);
     };

@@ -27,6 +27,7 @@
 //! escaped driftwood's own handling) marks the server — or, for a reader,
 //! that reader — dead: it is never sent work again.
 
+mod alarm;
 mod handoff;
 pub mod registry;
 mod worker;
