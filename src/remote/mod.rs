@@ -24,6 +24,7 @@
 //! [`Db::connect_remote`]: crate::Db::connect_remote
 
 pub(crate) mod client;
+mod outbox;
 mod serve;
 #[cfg(unix)]
 pub(crate) mod shared;

@@ -5,9 +5,10 @@
 //! requests become the same backend calls an in-process client makes, so
 //! transactions, lanes, routing to readers, cancellation and errors behave
 //! the same. A connection is one task whose loop reads requests, polls the
-//! ones running and writes their replies as they finish: a client that
-//! stops reading stalls only itself, because while its replies cannot be
-//! written the loop reads none of its requests. Every statement runs under the remote
+//! ones running and queues their replies as they finish, which its
+//! outbox writes while the loop goes on: a client that stops reading
+//! stalls only itself, because once its unwritten replies pass a limit the
+//! loop reads none of its requests. Every statement runs under the remote
 //! [`Restriction`], and a broken frame, a failed handshake or a limit
 //! closes only that connection, with a logged reason and a counter.
 
@@ -26,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::Token;
+use super::outbox::Outbox;
 use super::wire::{
     self, BatchEntry, ChangeSet, ClientMessage, FrameReader, Op, Outcome, PROTOCOL_VERSION,
     ReadError, Reads, ServerMessage, WireValue,
@@ -589,14 +591,15 @@ impl Connection {
 
     /// Reads requests and writes replies until the connection ends; says
     /// why it ended. Requests run as futures of this one loop, so a reply
-    /// is written as soon as its request finished, without a task between;
-    /// with `max_in_flight` requests running, the loop stops reading until
-    /// one finishes, and while a reply is being written it reads nothing —
-    /// a client that does not read stalls only its own connection.
-    async fn serve(
+    /// is queued as soon as its request finished, without a task between,
+    /// and written by the [`Outbox`] while the loop goes on. With
+    /// `max_in_flight` requests running, or a full outbox (a client that
+    /// does not read), the loop stops reading until that changes: a client
+    /// that does not read stalls only its own connection.
+    async fn serve<W: AsyncWrite + Send + Unpin + 'static>(
         &self,
         mut reader: impl AsyncRead + Send + Unpin,
-        mut writer: impl AsyncWrite + Send + Unpin,
+        writer: W,
         mut pushed: mpsc::Receiver<Vec<u8>>,
         running: &mut Running,
     ) -> std::result::Result<String, Error> {
@@ -604,38 +607,44 @@ impl Connection {
         let counters = &inner.counters;
         let mut stopping = inner.stopping.subscribe();
         let mut frames = FrameReader::new(inner.max_frame);
-        let mut out = Vec::new();
+        let mut outbox = Outbox::new(
+            writer,
+            inner.idle_timeout.unwrap_or(Duration::from_secs(60)),
+        );
         let mut stalled = false;
         loop {
-            let can_read = running.futures.len() < inner.max_in_flight;
-            if !can_read && !stalled {
+            let below_limit = running.futures.len() < inner.max_in_flight;
+            if !below_limit && !stalled {
                 bump(&counters.in_flight_waits);
             }
-            stalled = !can_read;
+            stalled = !below_limit;
+            let can_read = below_limit && !outbox.is_full();
             let idle = async {
                 match inner.idle_timeout {
                     Some(timeout) => tokio::time::sleep(timeout).await,
                     None => std::future::pending().await,
                 }
             };
+            let writing = outbox.is_writing();
             tokio::select! {
                 biased;
                 () = stopping.wait_for(|stop| *stop).map(drop) => {
-                    return Ok(self.closing(&mut writer, "the server is shutting down").await);
+                    return Ok(closing(outbox, "the server is shutting down").await);
                 }
+                written = outbox.written(), if writing => written?,
                 Some((id, outcome)) = running.futures.next(), if !running.futures.is_empty() => {
-                    running.finished(id, outcome, &mut out);
+                    running.finished(id, outcome, outbox.queue());
                     // Let the server threads finish what they are running,
                     // then every reply ready by now goes out in one write.
                     tokio::task::yield_now().await;
                     while let Some(Some((id, outcome))) = running.futures.next().now_or_never() {
-                        running.finished(id, outcome, &mut out);
+                        running.finished(id, outcome, outbox.queue());
                     }
-                    self.send(&mut writer, &mut out).await?;
+                    outbox.start();
                 }
                 Some(frame) = pushed.recv() => {
-                    out.extend(frame);
-                    self.send(&mut writer, &mut out).await?;
+                    outbox.queue().extend(frame);
+                    outbox.start();
                 }
                 frame = frames.next(&mut reader), if can_read => {
                     let message = match frame {
@@ -645,7 +654,7 @@ impl Connection {
                     };
                     let message = match message {
                         Ok(message) => message,
-                        Err(error) => return Err(self.broken(&mut writer, error).await),
+                        Err(error) => return Err(self.broken(outbox, error).await),
                     };
                     match message {
                         ClientMessage::Request { id, op } => {
@@ -661,55 +670,30 @@ impl Connection {
                         }
                         ClientMessage::Goodbye {} => return Ok("the client said goodbye".into()),
                         ClientMessage::Hello { .. } => {
-                            return Err(self.broken(&mut writer, wire::protocol("a second hello")).await);
+                            return Err(self.broken(outbox, wire::protocol("a second hello")).await);
                         }
                     }
                 }
-                _ = idle, if running.futures.is_empty() => {
+                _ = idle, if running.futures.is_empty() && !writing => {
                     bump(&counters.idle_timeouts);
                     let timeout = inner.idle_timeout.unwrap_or_default();
                     let reason = format!("idle for {timeout:?}, the server's limit");
-                    return Ok(self.closing(&mut writer, &reason).await);
+                    return Ok(closing(outbox, &reason).await);
                 }
             }
         }
     }
 
-    /// Writes `out` and empties it, giving up on a client that takes longer
-    /// than the idle timeout (a minute without one) to take it.
-    async fn send(&self, writer: &mut (impl AsyncWrite + Unpin), out: &mut Vec<u8>) -> Result<()> {
-        let timeout = self.inner.idle_timeout.unwrap_or(Duration::from_secs(60));
-        let written = tokio::time::timeout(timeout, wire::write_frame(writer, out)).await;
-        out.clear();
-        match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(wire::protocol(format!(
-                "writing to the client failed: {error}"
-            ))),
-            Err(_) => Err(wire::protocol(format!(
-                "the client took no reply for {timeout:?}; dropping the connection"
-            ))),
-        }
-    }
-
     /// The client broke the protocol: counted, told, and the connection
     /// closes.
-    async fn broken(&self, writer: &mut (impl AsyncWrite + Unpin), error: Error) -> Error {
+    async fn broken<W: AsyncWrite + Send + Unpin + 'static>(
+        &self,
+        outbox: Outbox<W>,
+        error: Error,
+    ) -> Error {
         bump(&self.inner.counters.protocol_errors);
-        self.closing(writer, &error.to_string()).await;
+        closing(outbox, &error.to_string()).await;
         error
-    }
-
-    /// Tells the client the connection is closing, and why (if it still
-    /// takes frames).
-    async fn closing(&self, writer: &mut (impl AsyncWrite + Unpin), reason: &str) -> String {
-        let frame = wire::encode(&ServerMessage::Closing {
-            reason: reason.to_owned(),
-        });
-        let _ =
-            tokio::time::timeout(Duration::from_secs(1), wire::write_frame(writer, &frame)).await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
-        reason.to_owned()
     }
 
     /// The connection ended: requests still running are cancelled (a
@@ -1059,6 +1043,24 @@ impl Drop for AbortOnDrop {
 }
 
 /// A transaction request's reply.
+/// Tells the client the connection is closing, and why, after the replies
+/// already queued (if it still takes frames within a second).
+async fn closing<W: AsyncWrite + Send + Unpin + 'static>(
+    outbox: Outbox<W>,
+    reason: &str,
+) -> String {
+    let patience = Duration::from_secs(1);
+    let Some((mut writer, mut frames)) = outbox.into_parts(patience).await else {
+        return reason.to_owned();
+    };
+    frames.extend(wire::encode(&ServerMessage::Closing {
+        reason: reason.to_owned(),
+    }));
+    let _ = tokio::time::timeout(patience, wire::write_frame(&mut writer, &frames)).await;
+    let _ = tokio::time::timeout(patience, writer.shutdown()).await;
+    reason.to_owned()
+}
+
 fn ok(pending: Pending<()>) -> Pending<Outcome> {
     Pending::boxed(async move { pending.await.map(|()| Outcome::Ok {}) })
 }
