@@ -74,23 +74,18 @@ impl Served {
     /// A raw TCP connection that has sent its preamble and hello.
     async fn raw(&self, token: Option<&str>) -> tokio::net::TcpStream {
         let mut stream = tokio::net::TcpStream::connect(self.tcp).await.unwrap();
-        stream.write_all(&wire::preamble()).await.unwrap();
-        let hello = ClientMessage::Hello {
-            token: token.map(str::to_owned),
-            client: "raw".into(),
-            max_frame: None,
-        };
-        stream.write_all(&wire::encode(&hello)).await.unwrap();
-        let version = wire::read_preamble(&mut stream).await.unwrap();
-        assert_eq!(version, wire::PROTOCOL_VERSION);
-        let welcome = wire::read_frame(&mut stream, wire::DEFAULT_MAX_FRAME)
-            .await
-            .unwrap();
-        assert!(matches!(
-            wire::decode::<ServerMessage>(&welcome).unwrap(),
-            ServerMessage::Welcome { .. }
-        ));
+        handshake(&mut stream, token).await;
         stream
+    }
+
+    /// A raw in-memory connection with `buffer` bytes of room each way
+    /// that has sent its preamble and hello.
+    async fn raw_duplex(&self, buffer: usize) -> tokio::io::DuplexStream {
+        let (mut client, server) = tokio::io::duplex(buffer);
+        let remote = self.remote.clone();
+        tokio::spawn(async move { remote.serve_connection(server, "raw duplex").await });
+        handshake(&mut client, None).await;
+        client
     }
 
     /// The well-behaved client still gets answers.
@@ -102,6 +97,29 @@ impl Served {
 }
 
 /// Runs `test` on a tokio runtime, failing if it takes over a minute.
+/// Sends the preamble and a hello, and reads the server's welcome.
+async fn handshake(
+    stream: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin),
+    token: Option<&str>,
+) {
+    stream.write_all(&wire::preamble()).await.unwrap();
+    let hello = ClientMessage::Hello {
+        token: token.map(str::to_owned),
+        client: "raw".into(),
+        max_frame: None,
+    };
+    stream.write_all(&wire::encode(&hello)).await.unwrap();
+    let version = wire::read_preamble(stream).await.unwrap();
+    assert_eq!(version, wire::PROTOCOL_VERSION);
+    let welcome = wire::read_frame(stream, wire::DEFAULT_MAX_FRAME)
+        .await
+        .unwrap();
+    assert!(matches!(
+        wire::decode::<ServerMessage>(&welcome).unwrap(),
+        ServerMessage::Welcome { .. }
+    ));
+}
+
 fn run<F: std::future::Future<Output = ()> + Send + 'static>(
     test: impl FnOnce() -> F + Send + 'static,
 ) {
@@ -1126,4 +1144,161 @@ fn tokens_from_files_and_the_environment_are_read_carefully() {
         empty.to_string().contains(&file.display().to_string()),
         "{empty}"
     );
+}
+
+fn select_all_todos() -> Op {
+    Op::Run {
+        lane: 0,
+        sql: "SELECT * FROM todos".into(),
+        args: vec![],
+        read: true,
+        rows: true,
+    }
+}
+
+#[test]
+fn changes_pushed_to_a_subscriber_that_does_not_read_are_merged_not_a_backlog() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let mut subscriber = served.raw_duplex(1024).await;
+        let subscribe = ClientMessage::Request {
+            id: 1,
+            op: Op::Subscribe {},
+        };
+        subscriber
+            .write_all(&wire::encode(&subscribe))
+            .await
+            .unwrap();
+        let reply = wire::read_frame(&mut subscriber, wire::DEFAULT_MAX_FRAME)
+            .await
+            .unwrap();
+        assert!(matches!(
+            wire::decode::<ServerMessage>(&reply).unwrap(),
+            ServerMessage::Reply { id: 1, .. }
+        ));
+        // The subscriber reads nothing while 3,000 commits happen.
+        for i in 0..3000 {
+            let title = format!("Row {i:05}");
+            served.local.insert(todo(&title, "x", None)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut frames = 0;
+        while let Ok(Ok(_)) = tokio::time::timeout(
+            Duration::from_millis(300),
+            wire::read_frame(&mut subscriber, wire::DEFAULT_MAX_FRAME),
+        )
+        .await
+        {
+            frames += 1;
+        }
+        assert!(frames > 0, "the subscriber was told of the commits");
+        assert!(
+            frames < 100,
+            "{frames} frames were queued for a subscriber that did not read: a backlog, not merged changes"
+        );
+    });
+}
+
+#[test]
+fn a_client_that_half_closes_gets_every_reply_whole() {
+    run(|| async {
+        let served = serve(|remote| remote).await;
+        let big = "b".repeat(64 * 1024);
+        served
+            .local
+            .insert(todo("Big row", &big, None))
+            .await
+            .unwrap();
+        let mut stream = served.raw(None).await;
+        let mut requests = Vec::new();
+        for id in 1..=100 {
+            requests.extend(wire::encode(&ClientMessage::Request {
+                id,
+                op: select_all_todos(),
+            }));
+        }
+        stream.write_all(&requests).await.unwrap();
+        // Sends nothing more, and reads everything that comes.
+        stream.shutdown().await.unwrap();
+        let mut received = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut received))
+            .await
+            .expect("the server closes the connection once its replies are written")
+            .unwrap();
+        let mut replies = 0;
+        let mut rest = &received[..];
+        while !rest.is_empty() {
+            assert!(rest.len() >= 4, "a length prefix was cut short");
+            let length = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            assert!(
+                rest.len() >= 4 + length,
+                "the last frame was cut short after {replies} replies"
+            );
+            if let ServerMessage::Reply { outcome, .. } =
+                wire::decode(&rest[4..4 + length]).unwrap()
+            {
+                assert!(matches!(outcome, wire::Outcome::Rows { .. }), "{outcome:?}");
+                replies += 1;
+            }
+            rest = &rest[4 + length..];
+        }
+        assert_eq!(
+            replies, 100,
+            "every request sent before the half-close is answered"
+        );
+    });
+}
+
+#[test]
+fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+    run(|| async {
+        let served = serve(|remote| remote.idle_timeout(Some(Duration::from_secs(2)))).await;
+        let mut rows = Batch::new();
+        for i in 0..10 {
+            rows.insert(todo(&format!("Row {i:05}"), &"s".repeat(512 * 1024), None));
+        }
+        served.local.run_batch(rows).await.unwrap();
+        let mut stream = served.raw_duplex(16 * 1024).await;
+        let request = ClientMessage::Request {
+            id: 1,
+            op: select_all_todos(),
+        };
+        stream.write_all(&wire::encode(&request)).await.unwrap();
+        // About 1.3 MB/s: the 5 MiB reply takes about 4 s, twice the
+        // server's idle timeout, with no pause longer than 50 ms.
+        let mut received = Vec::new();
+        let mut chunk = vec![0; 64 * 1024];
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+                .await
+                .expect("the server went silent");
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+            if received.len() >= 4 {
+                let length = u32::from_be_bytes(received[..4].try_into().unwrap()) as usize;
+                if received.len() >= 4 + length {
+                    break;
+                }
+            }
+        }
+        assert!(received.len() >= 4, "no reply at all");
+        let length = u32::from_be_bytes(received[..4].try_into().unwrap()) as usize;
+        assert!(
+            received.len() >= 4 + length,
+            "cut off after {} of {} bytes while reading steadily",
+            received.len(),
+            length + 4
+        );
+        let ServerMessage::Reply { outcome, .. } = wire::decode(&received[4..4 + length]).unwrap()
+        else {
+            panic!("a reply expected");
+        };
+        let wire::Outcome::Rows { rows, .. } = outcome else {
+            panic!("rows expected, got {outcome:?}");
+        };
+        assert_eq!(rows.len(), 10);
+    });
 }

@@ -6,15 +6,16 @@
 //! queued meanwhile go out together in the next write. A client that stops
 //! reading leaves a write unfinished: the queue then fills to
 //! [`QUEUE_LIMIT`], [`Outbox::is_full`] tells the loop to stop reading
-//! requests, and a write that takes longer than its timeout ends the
-//! connection.
+//! requests, and a write during which the client takes no bytes for the
+//! timeout ends the connection (a slow reader that keeps reading is never
+//! cut off).
 
 use std::future::poll_fn;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::wire;
 use crate::error::Result;
@@ -35,12 +36,13 @@ pub(crate) struct Outbox<W> {
     writing: Option<Write<W>>,
     /// A buffer of an earlier write, kept for reuse.
     spare: Vec<u8>,
-    /// How long one write may take.
+    /// How long a write may go without the client taking any bytes.
     timeout: Duration,
 }
 
 impl<W: AsyncWrite + Send + Unpin + 'static> Outbox<W> {
-    /// An empty outbox over `writer`, whose writes fail after `timeout`.
+    /// An empty outbox over `writer`, whose writes fail once the client
+    /// takes nothing for `timeout`.
     pub(crate) fn new(writer: W, timeout: Duration) -> Self {
         Outbox {
             queued: Vec::new(),
@@ -81,17 +83,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Outbox<W> {
         let timeout = self.timeout;
         self.writing = Some(
             async move {
-                let written =
-                    tokio::time::timeout(timeout, wire::write_frame(&mut writer, &frames)).await;
-                let result = match written {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(error)) => Err(wire::protocol(format!(
-                        "writing to the client failed: {error}"
-                    ))),
-                    Err(_) => Err(wire::protocol(format!(
-                        "the client took no reply for {timeout:?}; dropping the connection"
-                    ))),
-                };
+                let result = write_steadily(&mut writer, &frames, timeout).await;
                 (writer, frames, result)
             }
             .boxed(),
@@ -142,6 +134,37 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Outbox<W> {
         self.idle = Some(writer);
         Poll::Ready(result)
     }
+}
+
+/// Writes `bytes` and flushes, failing once the client takes nothing for
+/// `timeout`: a slow client that keeps reading is never cut off, however
+/// long the whole write takes.
+async fn write_steadily<W>(writer: &mut W, bytes: &[u8], timeout: Duration) -> Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let stuck = || {
+        wire::protocol(format!(
+            "the client took no reply for {timeout:?}; dropping the connection"
+        ))
+    };
+    let failed =
+        |error: std::io::Error| wire::protocol(format!("writing to the client failed: {error}"));
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let written = tokio::time::timeout(timeout, writer.write(rest))
+            .await
+            .map_err(|_| stuck())?
+            .map_err(failed)?;
+        if written == 0 {
+            return Err(failed(std::io::ErrorKind::WriteZero.into()));
+        }
+        rest = &rest[written..];
+    }
+    tokio::time::timeout(timeout, writer.flush())
+        .await
+        .map_err(|_| stuck())?
+        .map_err(failed)
 }
 
 #[cfg(test)]

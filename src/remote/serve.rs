@@ -612,13 +612,28 @@ impl Connection {
             inner.idle_timeout.unwrap_or(Duration::from_secs(60)),
         );
         let mut stalled = false;
+        // Once the client stopped sending (end of stream or goodbye): why,
+        // and until when the requests it sent may still finish.
+        let mut ending: Option<(&str, tokio::time::Instant)> = None;
         loop {
+            if let Some((why, _)) = ending
+                && running.futures.is_empty()
+                && !outbox.is_writing()
+            {
+                return Ok(why.into());
+            }
             let below_limit = running.futures.len() < inner.max_in_flight;
             if !below_limit && !stalled {
                 bump(&counters.in_flight_waits);
             }
             stalled = !below_limit;
-            let can_read = below_limit && !outbox.is_full();
+            let can_read = below_limit && !outbox.is_full() && ending.is_none();
+            let farewell = async {
+                match ending {
+                    Some((_, until)) => tokio::time::sleep_until(until).await,
+                    None => std::future::pending().await,
+                }
+            };
             let idle = async {
                 match inner.idle_timeout {
                     Some(timeout) => tokio::time::sleep(timeout).await,
@@ -642,14 +657,20 @@ impl Connection {
                     }
                     outbox.start();
                 }
-                Some(frame) = pushed.recv() => {
+                // While a write runs, changes wait in the relay, which
+                // merges them: a subscriber that does not read gets one
+                // merged set later, not a backlog.
+                Some(frame) = pushed.recv(), if !writing => {
                     outbox.queue().extend(frame);
                     outbox.start();
                 }
                 frame = frames.next(&mut reader), if can_read => {
                     let message = match frame {
                         Ok(body) => wire::decode::<ClientMessage>(&body),
-                        Err(ReadError::Closed) => return Ok("the client disconnected".into()),
+                        Err(ReadError::Closed) => {
+                            ending = Some(("the client disconnected", farewell_deadline()));
+                            continue;
+                        }
                         Err(ReadError::Broken(error)) => Err(error),
                     };
                     let message = match message {
@@ -668,13 +689,18 @@ impl Connection {
                                 bump(&counters.cancelled);
                             }
                         }
-                        ClientMessage::Goodbye {} => return Ok("the client said goodbye".into()),
+                        ClientMessage::Goodbye {} => {
+                            ending = Some(("the client said goodbye", farewell_deadline()));
+                        }
                         ClientMessage::Hello { .. } => {
                             return Err(self.broken(outbox, wire::protocol("a second hello")).await);
                         }
                     }
                 }
-                _ = idle, if running.futures.is_empty() && !writing => {
+                () = farewell => {
+                    return Ok(ending.map_or("the client stopped", |(why, _)| why).into());
+                }
+                _ = idle, if running.futures.is_empty() && !writing && ending.is_none() => {
                     bump(&counters.idle_timeouts);
                     let timeout = inner.idle_timeout.unwrap_or_default();
                     let reason = format!("idle for {timeout:?}, the server's limit");
@@ -1043,6 +1069,15 @@ impl Drop for AbortOnDrop {
 }
 
 /// A transaction request's reply.
+/// How long a connection whose client stopped sending goes on finishing
+/// the requests it had sent and writing their replies (a client that only
+/// closed its sending half still reads them).
+const FAREWELL: Duration = Duration::from_secs(5);
+
+fn farewell_deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + FAREWELL
+}
+
 /// Tells the client the connection is closing, and why, after the replies
 /// already queued (if it still takes frames within a second).
 async fn closing<W: AsyncWrite + Send + Unpin + 'static>(
