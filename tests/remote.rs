@@ -120,22 +120,9 @@ async fn handshake(
     ));
 }
 
-fn run<F: std::future::Future<Output = ()> + Send + 'static>(
-    test: impl FnOnce() -> F + Send + 'static,
-) {
-    within(60, move || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(test())
-    })
-}
-
 #[test]
 fn queries_batches_and_transactions_work_over_every_transport() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         for transport in TRANSPORTS {
             let db = served.client(transport).await;
@@ -238,7 +225,7 @@ fn queries_batches_and_transactions_work_over_every_transport() {
 
 #[test]
 fn values_cross_the_wire_exactly() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let db = served.client(Transport::Tcp).await;
         let rows = db
@@ -276,7 +263,7 @@ fn values_cross_the_wire_exactly() {
 
 #[test]
 fn pipelined_requests_each_resolve_with_their_own_result() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote.max_in_flight(8)).await;
         let db = served.client(Transport::Unix).await;
         let tx = db.begin().await.unwrap();
@@ -314,7 +301,7 @@ fn pipelined_requests_each_resolve_with_their_own_result() {
 
 #[test]
 fn a_wrong_or_missing_token_is_refused() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote.token(Token::new("s3cret").unwrap())).await;
         let missing = served
             .connect(Transport::Tcp, RemoteOptions::new())
@@ -350,7 +337,7 @@ fn a_wrong_or_missing_token_is_refused() {
 
 #[test]
 fn listening_beyond_loopback_without_a_token_is_refused() {
-    run(|| async {
+    on_tokio(|| async {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::open(dir.path().join("x.db")).await.unwrap();
         let error = RemoteServer::new(server)
@@ -364,7 +351,7 @@ fn listening_beyond_loopback_without_a_token_is_refused() {
 
 #[test]
 fn incompatible_versions_fail_the_handshake_naming_both() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         // A client of a later version.
         let mut stream = tokio::net::TcpStream::connect(served.tcp).await.unwrap();
@@ -425,7 +412,7 @@ fn incompatible_versions_fail_the_handshake_naming_both() {
 
 #[test]
 fn garbage_oversized_and_truncated_frames_close_only_that_connection() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let keeper = served.client(Transport::Unix).await;
         keeper.insert(todo("Survivor", "x", None)).await.unwrap();
@@ -465,7 +452,7 @@ fn garbage_oversized_and_truncated_frames_close_only_that_connection() {
 
 #[test]
 fn a_client_that_stops_reading_does_not_stall_others() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote.max_in_flight(4)).await;
         let mut rows = Batch::new();
         for i in 0..2000 {
@@ -507,7 +494,7 @@ fn a_client_that_stops_reading_does_not_stall_others() {
 
 #[test]
 fn a_disconnect_mid_transaction_rolls_it_back() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let mut stream = served.raw(None).await;
         let requests = [
@@ -555,7 +542,7 @@ fn a_disconnect_mid_transaction_rolls_it_back() {
 
 #[test]
 fn shutdown_with_requests_in_flight_ends_them_without_a_hang() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let db = served.client(Transport::Tcp).await;
         let slow = db.custom_select(
@@ -580,7 +567,7 @@ fn shutdown_with_requests_in_flight_ends_them_without_a_hang() {
 
 #[test]
 fn dropping_a_remote_request_interrupts_it_on_the_server() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let db = served.client(Transport::Unix).await;
         let slow = db.custom_select(
@@ -609,7 +596,7 @@ fn dropping_a_remote_request_interrupts_it_on_the_server() {
 
 #[test]
 fn the_policy_refuses_what_reaches_beyond_rows_and_schema() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let db = served.client(Transport::Tcp).await;
         let attach_sql = "ATTACH DATABASE ':memory:' AS other";
@@ -664,7 +651,7 @@ fn the_policy_refuses_what_reaches_beyond_rows_and_schema() {
 
 #[test]
 fn a_read_only_server_refuses_every_write() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote.read_only(true)).await;
         served
             .local
@@ -695,7 +682,7 @@ fn a_read_only_server_refuses_every_write() {
 
 #[test]
 fn limits_refuse_extra_connections_and_close_idle_ones() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| {
             remote
                 .max_connections(1)
@@ -735,7 +722,7 @@ fn a_client_of_another_schema_version_is_refused() {
             TodoDb::schema()
         }
     }
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let error = Db::<Later>::connect_tcp(served.tcp, RemoteOptions::new())
             .await
@@ -760,7 +747,7 @@ async fn next_of<S: futures::Stream + Unpin>(stream: &mut S) -> S::Item {
 
 #[test]
 fn watched_queries_update_over_the_wire() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         for transport in TRANSPORTS {
             let watcher = served.client(transport).await;
@@ -814,7 +801,7 @@ fn watched_queries_update_over_the_wire() {
 
 #[test]
 fn a_watch_that_writes_or_runs_a_closure_fails_over_the_wire() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let db = served.client(Transport::Unix).await;
         let mut closure = db.watch_read(|conn| conn.select::<Todo>().count());
@@ -834,7 +821,7 @@ fn a_watch_that_writes_or_runs_a_closure_fails_over_the_wire() {
 
 #[test]
 fn watches_end_when_the_server_shuts_down() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let db = served.client(Transport::Tcp).await;
         let mut todos = db.select::<Todo>().watch();
@@ -854,7 +841,7 @@ fn watches_end_when_the_server_shuts_down() {
 
 #[test]
 fn a_reconnecting_client_goes_on_after_the_server_restarts() {
-    run(|| async {
+    on_tokio(|| async {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::open(dir.path().join("todos.db")).await.unwrap();
         let local = server.connect::<TodoDb>().await.unwrap();
@@ -918,7 +905,7 @@ async fn raw_requests(stream: &mut tokio::net::TcpStream, ops: Vec<Op>) -> Vec<w
 
 #[test]
 fn a_second_begin_on_a_lane_or_a_reused_level_never_leaks_the_writer() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let mut stream = served.raw(None).await;
         let begin = |level, parent| Op::Begin {
@@ -968,7 +955,7 @@ fn a_second_begin_on_a_lane_or_a_reused_level_never_leaks_the_writer() {
 
 #[test]
 fn remote_clients_may_not_create_temp_objects() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let db = served.client(Transport::Tcp).await;
         for sql in [
@@ -990,7 +977,7 @@ fn remote_clients_may_not_create_temp_objects() {
 
 #[test]
 fn frames_over_either_sides_limit_fail_only_their_request() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote.max_frame(1 << 20)).await;
         let db = Db::<TodoDb>::connect_tcp(served.tcp, RemoteOptions::new().max_frame(1 << 20))
             .await
@@ -1024,7 +1011,7 @@ fn frames_over_either_sides_limit_fail_only_their_request() {
 
 #[test]
 fn a_client_connects_while_a_transaction_holds_the_writer() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let tx = served.local.begin().await.unwrap();
         tx.insert(todo("Held open", "x", None)).await.unwrap();
@@ -1039,7 +1026,7 @@ fn a_client_connects_while_a_transaction_holds_the_writer() {
 
 #[test]
 fn connecting_to_a_server_that_never_answers_times_out() {
-    run(|| async {
+    on_tokio(|| async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -1061,7 +1048,7 @@ fn connecting_to_a_server_that_never_answers_times_out() {
 
 #[test]
 fn silent_sockets_do_not_take_real_clients_places() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote.max_connections(2)).await;
         let mut silent = Vec::new();
         for _ in 0..3 {
@@ -1075,7 +1062,7 @@ fn silent_sockets_do_not_take_real_clients_places() {
 
 #[test]
 fn refusals_inside_a_batch_say_why() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let db = served.client(Transport::Unix).await;
         for sql in [
@@ -1096,7 +1083,7 @@ fn refusals_inside_a_batch_say_why() {
 
 #[test]
 fn a_deeply_nested_frame_is_refused_and_others_are_served() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let mut stream = served.raw(None).await;
         let string = |text: &str| {
@@ -1158,7 +1145,7 @@ fn select_all_todos() -> Op {
 
 #[test]
 fn changes_pushed_to_a_subscriber_that_does_not_read_are_merged_not_a_backlog() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let mut subscriber = served.raw_duplex(1024).await;
         let subscribe = ClientMessage::Request {
@@ -1201,7 +1188,7 @@ fn changes_pushed_to_a_subscriber_that_does_not_read_are_merged_not_a_backlog() 
 
 #[test]
 fn a_client_that_half_closes_gets_every_reply_whole() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote).await;
         let big = "b".repeat(64 * 1024);
         served
@@ -1251,7 +1238,7 @@ fn a_client_that_half_closes_gets_every_reply_whole() {
 
 #[test]
 fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
-    run(|| async {
+    on_tokio(|| async {
         let served = serve(|remote| remote.idle_timeout(Some(Duration::from_secs(2)))).await;
         let mut rows = Batch::new();
         for i in 0..10 {

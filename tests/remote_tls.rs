@@ -71,22 +71,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn run<F: std::future::Future<Output = ()> + Send + 'static>(
-    test: impl FnOnce() -> F + Send + 'static,
-) {
-    within(60, move || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(test())
-    })
-}
-
 #[test]
 fn what_crosses_the_wire_is_encrypted() {
-    run(|| async {
+    on_tokio(|| async {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::open(dir.path().join("todos.db")).await.unwrap();
         server.connect::<TodoDb>().await.unwrap();
@@ -119,7 +106,7 @@ fn what_crosses_the_wire_is_encrypted() {
 
 #[test]
 fn clients_that_cannot_trust_the_server_are_refused() {
-    run(|| async {
+    on_tokio(|| async {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::open(dir.path().join("todos.db")).await.unwrap();
         let remote = RemoteServer::new(server).tls(identity());

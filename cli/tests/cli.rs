@@ -2,9 +2,11 @@
 //! command's output and exit code, what it refuses and that a refusal
 //! changes nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{driftwood, text};
 use driftwood::sqlite::{Connection, OpenOptions};
 
 const V1: &str =
@@ -14,17 +16,6 @@ CREATE VIEW titles AS SELECT title FROM notes;";
 const V2: &str = "CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT NOT NULL, score INTEGER, body TEXT, tag TEXT);
 CREATE INDEX notes_by_tag ON notes (tag);
 CREATE VIEW titles AS SELECT title FROM notes;";
-
-fn driftwood(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftwood"))
-        .args(args)
-        .output()
-        .expect("run driftwood")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// A folder with `app.db` at version 1 (rollback journal, two notes),
 /// `v1.sql` and `v2.sql`.

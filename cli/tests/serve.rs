@@ -4,24 +4,15 @@
 //! non-loopback address refused without a token, and Ctrl-C stopping the
 //! server cleanly.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{driftwood, text};
 use driftwood::sqlite::{Connection, OpenOptions};
-
-fn driftwood(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftwood"))
-        .args(args)
-        .env_remove("DRIFTWOOD_TOKEN")
-        .output()
-        .expect("run driftwood")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `app.db` with two notes, a token file, and `v2.sql` (one more column).
 fn fixture() -> (tempfile::TempDir, PathBuf) {

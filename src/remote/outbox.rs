@@ -98,15 +98,10 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Outbox<W> {
     }
 
     fn poll_written(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let Some(writing) = self.writing.as_mut() else {
+        if self.writing.is_none() {
             return Poll::Pending;
-        };
-        let (writer, mut frames, result) = std::task::ready!(writing.poll_unpin(cx));
-        self.writing = None;
-        result?;
-        frames.clear();
-        self.spare = frames;
-        self.idle = Some(writer);
+        }
+        std::task::ready!(self.poll_ended(cx))?;
         self.start();
         Poll::Ready(Ok(()))
     }
@@ -115,22 +110,23 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Outbox<W> {
     /// ended, waiting at most `patience` for it; `None` if it did not end
     /// in time or failed.
     pub(crate) async fn into_parts(mut self, patience: Duration) -> Option<(W, Vec<u8>)> {
-        if self.writing.is_some() {
-            let ended = tokio::time::timeout(patience, poll_fn(|cx| self.poll_ended(cx))).await;
-            if !matches!(ended, Ok(Ok(()))) {
-                return None;
-            }
+        let ended = tokio::time::timeout(patience, poll_fn(|cx| self.poll_ended(cx))).await;
+        if !matches!(ended, Ok(Ok(()))) {
+            return None;
         }
         Some((self.idle?, self.queued))
     }
 
-    /// Like [`Outbox::poll_written`], without starting another write.
+    /// Waits for the write in progress, if any, and takes the writer and
+    /// the buffer back.
     fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let Some(writing) = self.writing.as_mut() else {
             return Poll::Ready(Ok(()));
         };
-        let (writer, _, result) = std::task::ready!(writing.poll_unpin(cx));
+        let (writer, mut frames, result) = std::task::ready!(writing.poll_unpin(cx));
         self.writing = None;
+        frames.clear();
+        self.spare = frames;
         self.idle = Some(writer);
         Poll::Ready(result)
     }

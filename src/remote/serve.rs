@@ -630,7 +630,10 @@ impl Connection {
             let can_read = below_limit && !outbox.is_full() && ending.is_none();
             let farewell = async {
                 match ending {
-                    Some((_, until)) => tokio::time::sleep_until(until).await,
+                    Some((why, until)) => {
+                        tokio::time::sleep_until(until).await;
+                        why
+                    }
                     None => std::future::pending().await,
                 }
             };
@@ -697,9 +700,7 @@ impl Connection {
                         }
                     }
                 }
-                () = farewell => {
-                    return Ok(ending.map_or("the client stopped", |(why, _)| why).into());
-                }
+                why = farewell => return Ok(why.into()),
                 _ = idle, if running.futures.is_empty() && !writing && ending.is_none() => {
                     bump(&counters.idle_timeouts);
                     let timeout = inner.idle_timeout.unwrap_or_default();

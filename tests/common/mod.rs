@@ -290,3 +290,18 @@ impl tracing::Subscriber for RecorderSubscriber {
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
 }
+
+/// Runs the async `test` on a two-worker tokio runtime of its own, within
+/// 60 seconds (see [`within`]).
+pub fn on_tokio<F: std::future::Future<Output = ()> + Send + 'static>(
+    test: impl FnOnce() -> F + Send + 'static,
+) {
+    within(60, move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(test())
+    })
+}
