@@ -1289,3 +1289,20 @@ fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
         assert_eq!(rows.len(), 10);
     });
 }
+
+#[test]
+fn a_connection_made_while_the_server_stops_is_refused_not_welcomed() {
+    on_tokio(|| async {
+        let served = serve(|remote| remote).await;
+        served.remote.shutdown();
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let remote = served.remote.clone();
+        tokio::spawn(async move { remote.serve_connection(server, "late").await });
+        let refused = Db::<TodoDb>::connect_remote(client, RemoteOptions::new()).await;
+        assert!(
+            matches!(refused, Err(Error::Closed)),
+            "a stopping server welcomed a client it would close at once: {:?}",
+            refused.map(|_| "welcomed")
+        );
+    });
+}

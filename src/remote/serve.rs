@@ -365,8 +365,9 @@ impl RemoteServer {
         let mut stopping = self.inner.stopping.subscribe();
         loop {
             let accepted = tokio::select! {
-                accepted = accept() => accepted,
+                biased;
                 _ = stopping.wait_for(|stop| *stop) => return,
+                accepted = accept() => accepted,
             };
             match accepted {
                 Ok((stream, peer)) => {
@@ -555,6 +556,12 @@ impl Connection {
             Ok(version) => version,
             Err(error) => return Err(refuse(&mut writer, error).await),
         };
+        // A connection accepted as the server began to stop is refused, not
+        // welcomed and then closed: a reconnecting client would otherwise
+        // send requests into a closing connection and learn nothing of them.
+        if *inner.stopping.borrow() {
+            return Err(refuse(&mut writer, Error::Closed).await);
+        }
         let welcome = ServerMessage::Welcome {
             server: format!("driftwood {}", env!("CARGO_PKG_VERSION")),
             schema_version,
