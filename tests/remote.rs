@@ -1306,3 +1306,178 @@ fn a_connection_made_while_the_server_stops_is_refused_not_welcomed() {
         );
     });
 }
+
+/// A plain read of `sql` outside any transaction, for its rows.
+fn read_op(sql: &str) -> Op {
+    Op::Run {
+        lane: 0,
+        sql: sql.into(),
+        args: vec![],
+        read: true,
+        rows: true,
+    }
+}
+
+/// Reads replies until `count` came (at most 20 s), by id.
+async fn replies_by_id(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    count: usize,
+) -> std::collections::BTreeMap<u64, wire::Outcome> {
+    let mut replies = std::collections::BTreeMap::new();
+    while replies.len() < count {
+        let frame = tokio::time::timeout(
+            Duration::from_secs(20),
+            wire::read_frame(stream, wire::DEFAULT_MAX_FRAME),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("only {} of {count} replies came", replies.len()))
+        .unwrap();
+        if let ServerMessage::Reply { id, outcome } = wire::decode(&frame).unwrap() {
+            assert!(
+                replies.insert(id, outcome).is_none(),
+                "request {id} got two replies"
+            );
+        }
+    }
+    replies
+}
+
+/// The single integer of a one-row, one-column result.
+fn single_integer(outcome: &wire::Outcome) -> i64 {
+    match outcome {
+        wire::Outcome::Rows { rows, .. } => match rows.as_slice() {
+            [row] => match row.as_slice() {
+                [wire::WireValue(SqlValue::Integer(n))] => *n,
+                other => panic!("one integer expected, got {other:?}"),
+            },
+            other => panic!("one row expected, got {other:?}"),
+        },
+        other => panic!("rows expected, got {other:?}"),
+    }
+}
+
+// Reads pipelined in one burst run together on one server connection;
+// each must still be answered on its own, fail on its own, and be
+// cancellable on its own — a cancelled read that is running is
+// interrupted, or every read grouped behind it would wait for it forever.
+#[test]
+fn reads_pipelined_in_one_burst_are_answered_failed_and_cancelled_each_on_its_own() {
+    on_tokio(|| async {
+        let served = serve(|remote| remote).await;
+        for title in ["Todo one", "Todo two", "Todo three"] {
+            served.local.insert(todo(title, "x", None)).await.unwrap();
+        }
+        let mut stream = served.raw_duplex(1 << 20).await;
+        let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+        let mut burst = wire::encode(&ClientMessage::Request {
+            id: 1,
+            op: read_op(endless),
+        });
+        for id in 2..=40 {
+            let op = read_op("SELECT count(*) FROM todos");
+            burst.extend(wire::encode(&ClientMessage::Request { id, op }));
+        }
+        let op = read_op("SELECT * FROM nowhere");
+        burst.extend(wire::encode(&ClientMessage::Request { id: 41, op }));
+        stream.write_all(&burst).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stream
+            .write_all(&wire::encode(&ClientMessage::Cancel { id: 1 }))
+            .await
+            .unwrap();
+
+        let replies = replies_by_id(&mut stream, 40).await;
+        assert_eq!(
+            replies.keys().copied().collect::<Vec<_>>(),
+            (2..=41).collect::<Vec<_>>()
+        );
+        for id in 2..=40 {
+            assert_eq!(single_integer(&replies[&id]), 3, "request {id}");
+        }
+        let wire::Outcome::Failed { error } = &replies[&41] else {
+            panic!("the bad read fails: {:?}", replies[&41]);
+        };
+        assert!(error.to_string().contains("nowhere"), "{error}");
+        assert_eq!(served.remote.stats().cancelled, 1);
+
+        // Nothing more comes for the cancelled read, and the connection
+        // goes on.
+        let op = read_op("SELECT count(*) FROM todos");
+        stream
+            .write_all(&wire::encode(&ClientMessage::Request { id: 42, op }))
+            .await
+            .unwrap();
+        let replies = replies_by_id(&mut stream, 1).await;
+        assert_eq!(replies.keys().copied().collect::<Vec<_>>(), [42]);
+    });
+}
+
+#[test]
+fn a_burst_of_reads_past_the_in_flight_limit_waits_and_is_answered_whole() {
+    on_tokio(|| async {
+        let served = serve(|remote| remote.max_in_flight(4)).await;
+        served
+            .local
+            .insert(todo("Todo one", "x", None))
+            .await
+            .unwrap();
+        let mut stream = served.raw_duplex(1 << 20).await;
+        let mut burst = Vec::new();
+        for id in 1..=200 {
+            let op = read_op("SELECT count(*) FROM todos");
+            burst.extend(wire::encode(&ClientMessage::Request { id, op }));
+        }
+        stream.write_all(&burst).await.unwrap();
+        let replies = replies_by_id(&mut stream, 200).await;
+        assert!(replies.values().all(|outcome| single_integer(outcome) == 1));
+        assert!(
+            served.remote.stats().in_flight_waits > 0,
+            "200 reads in one burst ran into the limit of 4: {:?}",
+            served.remote.stats()
+        );
+    });
+}
+
+// A grouped read's future is not its own: when its connection ends, the
+// read must still be interrupted, or it holds its server connection — here
+// the only one, the writer — for ever.
+#[test]
+fn a_connection_that_ends_interrupts_the_reads_it_sent_together() {
+    on_tokio(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::builder()
+            .readers(0)
+            .open(dir.path().join("todos.db"), OpenOptions::default())
+            .await
+            .unwrap();
+        let local = server.connect::<TodoDb>().await.unwrap();
+        let remote = RemoteServer::new(server.clone());
+        let (mut client, stream) = tokio::io::duplex(1 << 20);
+        let serving = tokio::spawn({
+            let remote = remote.clone();
+            async move { remote.serve_connection(stream, "raw duplex").await }
+        });
+        handshake(&mut client, None).await;
+        let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+        let mut burst = Vec::new();
+        for id in 1..=4 {
+            let sql = if id == 1 { endless } else { "SELECT 1" };
+            burst.extend(wire::encode(&ClientMessage::Request {
+                id,
+                op: read_op(sql),
+            }));
+        }
+        client.write_all(&burst).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(10), serving)
+            .await
+            .expect("the connection ends")
+            .unwrap();
+        local
+            .insert(todo("Todo one", "x", None))
+            .await
+            .expect("the writer is free: the endless read was interrupted");
+        server.shutdown().await;
+    });
+}

@@ -18,8 +18,8 @@
 //! - User code runs inside [`catch`]: a panic is an error for its caller.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::Lane;
@@ -29,9 +29,49 @@ use crate::sqlite::changes::Changes;
 use crate::sqlite::clock::{Peers, warn_ended, warn_still_open};
 use crate::sqlite::{Connection, Level, RestoreSteps, TxKind};
 
+/// The cancel flag of the request running now on a host, which SQLite's
+/// progress handler watches (on server threads) so that only that
+/// request's statement is interrupted.
+#[derive(Clone)]
+pub(crate) struct Interrupt {
+    current: Arc<Mutex<Arc<AtomicBool>>>,
+    /// Watched between requests: never set.
+    never: Arc<AtomicBool>,
+}
+
+impl Interrupt {
+    fn new() -> Self {
+        let never = Arc::new(AtomicBool::new(false));
+        Interrupt {
+            current: Arc::new(Mutex::new(never.clone())),
+            never,
+        }
+    }
+
+    /// Whether the request running now was cancelled.
+    pub(crate) fn is_set(&self) -> bool {
+        self.current
+            .lock()
+            .map(|flag| flag.load(Ordering::Relaxed))
+            .unwrap_or(false)
+    }
+
+    /// From now on, `flag` (set: the request running now was cancelled).
+    pub(crate) fn watch(&self, flag: &Arc<AtomicBool>) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = flag.clone();
+    }
+
+    /// No request runs: nothing to interrupt.
+    pub(crate) fn clear(&self) {
+        self.watch(&self.never);
+    }
+}
+
 /// A connection and the lanes that hold its transaction.
 pub(crate) struct Host {
     conn: Connection,
+    /// What interrupts the statement running now.
+    interrupt: Interrupt,
     /// The lanes holding the transaction, outermost first, each with the
     /// level it opened first; the last one has the turn.
     holders: Vec<Holder>,
@@ -65,12 +105,18 @@ impl Host {
         }
         Host {
             conn,
+            interrupt: Interrupt::new(),
             holders: Vec::new(),
             timing: false,
             feed,
             data_version: None,
             private_state: None,
         }
+    }
+
+    /// The flag of the request running now, for the progress handler.
+    pub(crate) fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
     }
 
     /// Reports private state (see the field) to `flag`.

@@ -25,6 +25,7 @@
 
 pub(crate) mod client;
 mod outbox;
+mod running;
 mod serve;
 #[cfg(unix)]
 pub(crate) mod shared;

@@ -19,8 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::future::{AbortHandle, BoxFuture, FutureExt};
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::future::FutureExt;
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -28,11 +27,13 @@ use tokio::task::JoinHandle;
 
 use super::Token;
 use super::outbox::Outbox;
+use super::running::Running;
 use super::wire::{
     self, BatchEntry, ChangeSet, ClientMessage, FrameReader, Op, Outcome, PROTOCOL_VERSION,
     ReadError, Reads, ServerMessage, WireValue,
 };
 use crate::Pending;
+use crate::backend::server::Client;
 use crate::backend::{Backend, Lane, Route};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
@@ -472,6 +473,9 @@ struct Lanes {
 /// One client connection being served.
 struct Connection {
     inner: Arc<Inner>,
+    /// The connection's client of the background server, and the same as
+    /// a backend.
+    client: Arc<Client>,
     backend: Backend,
     restriction: Restriction,
     lanes: Arc<Mutex<Lanes>>,
@@ -551,7 +555,8 @@ impl Connection {
             };
             return Err(refuse(&mut writer, error).await);
         }
-        let backend = Backend::Server(inner.server.client(false));
+        let server_client = inner.server.client(false);
+        let backend = Backend::Server(server_client.clone());
         let schema_version = match user_version(&backend).await {
             Ok(version) => version,
             Err(error) => return Err(refuse(&mut writer, error).await),
@@ -582,15 +587,13 @@ impl Connection {
                 Restriction::Remote
             },
             inner: inner.clone(),
+            client: server_client,
             backend,
             lanes: Arc::default(),
             pushes,
             relay: Mutex::default(),
         });
-        let mut running = Running {
-            client_max_frame,
-            ..Running::default()
-        };
+        let mut running = Running::new(client_max_frame);
         let ended = connection.serve(reader, writer, pushed, &mut running).await;
         connection.finish(&ended, running);
         ended
@@ -624,12 +627,12 @@ impl Connection {
         let mut ending: Option<(&str, tokio::time::Instant)> = None;
         loop {
             if let Some((why, _)) = ending
-                && running.futures.is_empty()
+                && running.is_empty()
                 && !outbox.is_writing()
             {
                 return Ok(why.into());
             }
-            let below_limit = running.futures.len() < inner.max_in_flight;
+            let below_limit = running.len() < inner.max_in_flight;
             if !below_limit && !stalled {
                 bump(&counters.in_flight_waits);
             }
@@ -657,13 +660,13 @@ impl Connection {
                     return Ok(closing(outbox, "the server is shutting down").await);
                 }
                 written = outbox.written(), if writing => written?,
-                Some((id, outcome)) = running.futures.next(), if !running.futures.is_empty() => {
-                    running.finished(id, outcome, outbox.queue());
+                Some(finished) = running.next(), if !running.is_empty() => {
+                    running.finished(finished, outbox.queue());
                     // Let the server threads finish what they are running,
                     // then every reply ready by now goes out in one write.
                     tokio::task::yield_now().await;
-                    while let Some(Some((id, outcome))) = running.futures.next().now_or_never() {
-                        running.finished(id, outcome, outbox.queue());
+                    while let Some(Some(finished)) = running.next().now_or_never() {
+                        running.finished(finished, outbox.queue());
                     }
                     outbox.start();
                 }
@@ -674,41 +677,31 @@ impl Connection {
                     outbox.queue().extend(frame);
                     outbox.start();
                 }
+                // The frame read, then every whole frame already buffered
+                // behind it (a pipelined burst), while below the limit.
                 frame = frames.next(&mut reader), if can_read => {
-                    let message = match frame {
-                        Ok(body) => wire::decode::<ClientMessage>(&body),
-                        Err(ReadError::Closed) => {
-                            ending = Some(("the client disconnected", farewell_deadline()));
-                            continue;
-                        }
-                        Err(ReadError::Broken(error)) => Err(error),
-                    };
-                    let message = match message {
-                        Ok(message) => message,
-                        Err(error) => return Err(self.broken(outbox, error).await),
-                    };
-                    match message {
-                        ClientMessage::Request { id, op } => {
-                            bump(&counters.requests);
-                            // The reply is awaited by this loop, which never spins.
-                            let pending = crate::backend::server::without_spinning(|| self.dispatch(op));
-                            running.start(id, pending);
-                        }
-                        ClientMessage::Cancel { id } => {
-                            if running.cancel(id) {
-                                bump(&counters.cancelled);
+                    let mut frame = Some(frame);
+                    while let Some(next) = frame.take() {
+                        let message = match next {
+                            Ok(body) => wire::decode::<ClientMessage>(&body),
+                            Err(ReadError::Closed) => {
+                                ending = Some(("the client disconnected", farewell_deadline()));
+                                break;
                             }
+                            Err(ReadError::Broken(error)) => Err(error),
+                        };
+                        let received = message.and_then(|message| self.receive(message, running, &mut ending));
+                        if let Err(error) = received {
+                            return Err(self.broken(outbox, error).await);
                         }
-                        ClientMessage::Goodbye {} => {
-                            ending = Some(("the client said goodbye", farewell_deadline()));
-                        }
-                        ClientMessage::Hello { .. } => {
-                            return Err(self.broken(outbox, wire::protocol("a second hello")).await);
+                        if ending.is_none() && running.len() < inner.max_in_flight {
+                            frame = frames.buffered().transpose();
                         }
                     }
+                    running.send_gathered(&self.client);
                 }
                 why = farewell => return Ok(why.into()),
-                _ = idle, if running.futures.is_empty() && !writing && ending.is_none() => {
+                _ = idle, if running.is_empty() && !writing && ending.is_none() => {
                     bump(&counters.idle_timeouts);
                     let timeout = inner.idle_timeout.unwrap_or_default();
                     let reason = format!("idle for {timeout:?}, the server's limit");
@@ -716,6 +709,49 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Takes one message of the client's: a plain read outside a
+    /// transaction is gathered to run with the reads that came with it,
+    /// any other request starts after them. An error breaks the protocol.
+    fn receive(
+        &self,
+        message: ClientMessage,
+        running: &mut Running,
+        ending: &mut Option<(&str, tokio::time::Instant)>,
+    ) -> Result<()> {
+        match message {
+            ClientMessage::Request {
+                id,
+                op:
+                    Op::Run {
+                        lane: 0,
+                        sql,
+                        args,
+                        read: true,
+                        rows,
+                    },
+            } => {
+                bump(&self.inner.counters.requests);
+                let plan = self.plan(sql, args, Access::Read, rows);
+                running.gather(&self.client, id, plan);
+            }
+            ClientMessage::Request { id, op } => {
+                bump(&self.inner.counters.requests);
+                running.start(&self.client, id, || self.dispatch(op));
+            }
+            ClientMessage::Cancel { id } => {
+                if running.cancel(id) {
+                    bump(&self.inner.counters.cancelled);
+                }
+            }
+            ClientMessage::Goodbye {} => {
+                running.send_gathered(&self.client);
+                *ending = Some(("the client said goodbye", farewell_deadline()));
+            }
+            ClientMessage::Hello { .. } => return Err(wire::protocol("a second hello")),
+        }
+        Ok(())
     }
 
     /// The client broke the protocol: counted, told, and the connection
@@ -948,83 +984,6 @@ async fn relay_changes(
     }
 }
 
-/// The requests a connection has running, as futures its loop polls.
-#[derive(Default)]
-struct Running {
-    futures: FuturesUnordered<BoxFuture<'static, (u64, Option<Outcome>)>>,
-    /// To cancel a request by id.
-    aborts: HashMap<u64, AbortHandle>,
-    /// The largest reply the client accepts.
-    client_max_frame: u32,
-}
-
-impl Running {
-    fn start(&mut self, id: u64, pending: Pending<Outcome>) {
-        let (pending, abort) = futures::future::abortable(Unspun(pending));
-        self.aborts.insert(id, abort);
-        self.futures.push(
-            async move {
-                let outcome = pending
-                    .await
-                    .ok()
-                    .map(|result| result.unwrap_or_else(|error| Outcome::Failed { error }));
-                (id, outcome)
-            }
-            .boxed(),
-        );
-    }
-
-    /// Drops request `id`'s future (which cancels it); whether it ran.
-    fn cancel(&mut self, id: u64) -> bool {
-        match self.aborts.remove(&id) {
-            Some(abort) => {
-                abort.abort();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Request `id` finished: its reply, unless it was cancelled, goes into
-    /// `out`.
-    fn finished(&mut self, id: u64, outcome: Option<Outcome>, out: &mut Vec<u8>) {
-        self.aborts.remove(&id);
-        let Some(outcome) = outcome else { return };
-        let frame = wire::encode(&ServerMessage::Reply { id, outcome });
-        let limit = self.client_max_frame as usize;
-        if frame.len() - 4 <= limit {
-            out.extend(frame);
-            return;
-        }
-        // Too long for the client to read: this request fails, the
-        // connection goes on.
-        let error = Error::LimitReached {
-            message: format!(
-                "the reply is {} bytes, over the client's frame limit of {limit} bytes",
-                frame.len() - 4
-            ),
-        };
-        let outcome = Outcome::Failed { error };
-        out.extend(wire::encode(&ServerMessage::Reply { id, outcome }));
-    }
-}
-
-/// A request's future polled without spinning for its reply: the loop that
-/// polls it has other requests to read and answer meanwhile.
-struct Unspun(Pending<Outcome>);
-
-impl Future for Unspun {
-    type Output = Result<Outcome>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<Outcome>> {
-        let pending = &mut self.0;
-        crate::backend::server::without_spinning(|| std::pin::Pin::new(pending).poll(cx))
-    }
-}
-
 impl Lanes {
     /// This process's lane for wire lane `lane` (0: none).
     fn lane(&self, lane: u64) -> Result<Lane> {
@@ -1076,7 +1035,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A transaction request's reply.
 /// How long a connection whose client stopped sending goes on finishing
 /// the requests it had sent and writing their replies (a client that only
 /// closed its sending half still reads them).

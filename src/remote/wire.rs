@@ -427,7 +427,7 @@ impl FrameReader {
     /// buffer for the next call.
     pub async fn next(&mut self, io: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, ReadError> {
         loop {
-            if let Some(frame) = self.take()? {
+            if let Some(frame) = self.buffered()? {
                 return Ok(frame);
             }
             self.buffer.reserve(8192);
@@ -445,8 +445,9 @@ impl FrameReader {
         }
     }
 
-    /// A whole frame from the buffer, if it holds one.
-    fn take(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+    /// The next frame's body if the buffer holds all of it, without
+    /// reading: the frames of a burst that came in one read.
+    pub fn buffered(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
         let Some(prefix) = self.buffer.first_chunk::<4>() else {
             return Ok(None);
         };

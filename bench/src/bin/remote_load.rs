@@ -6,10 +6,11 @@
 //! in-process server, with the spread across rounds. Prints a table and
 //! writes `target/bench/remote_load.json`.
 //!
-//! `cargo run --release -p driftwood-bench --bin remote_load [-- --quick] [--rounds N] [--only WORDS]`
+//! `cargo run --release -p driftwood-bench --bin remote_load [-- --quick] [--rounds N] [--only WORDS] [--over WORDS]`
 //!
-//! `--only` keeps the workloads whose name contains `WORDS` (for a
-//! profiler); the others report nothing.
+//! `--only` keeps the workloads whose name contains `WORDS`, `--over` the
+//! transports whose name does (for a profiler); the others report nothing,
+//! and without the in-process server there are no ratios.
 
 use std::time::{Duration, Instant};
 
@@ -202,15 +203,17 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::invalid_argument(e.to_string()))?;
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|at| args.get(at + 1))
-        .cloned();
-    runtime.block_on(run(rounds, scale, only.as_deref()))
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|at| args.get(at + 1))
+            .cloned()
+    };
+    let (only, over) = (option("--only"), option("--over"));
+    runtime.block_on(run(rounds, scale, only.as_deref(), over.as_deref()))
 }
 
-async fn run(rounds: usize, scale: usize, only: Option<&str>) -> Result<()> {
+async fn run(rounds: usize, scale: usize, only: Option<&str>, over: Option<&str>) -> Result<()> {
     let dir = scratch_dir("remote-load")?;
     let server = Server::open(dir.join("remote.db")).await?;
     let local = server.connect::<AppDb>().await?;
@@ -250,6 +253,9 @@ async fn run(rounds: usize, scale: usize, only: Option<&str>) -> Result<()> {
     let mut samples = vec![vec![Vec::new(); TRANSPORTS.len()]; workloads.len()];
     for round in 0..rounds {
         for (t, transport) in TRANSPORTS.into_iter().enumerate() {
+            if over.is_some_and(|words| !transport.name().contains(words)) {
+                continue;
+            }
             let db = setup.connect(transport).await?;
             let wanted = |w: usize| only.is_none_or(|words| workloads[w].contains(words));
             if wanted(0) {
@@ -275,12 +281,15 @@ async fn run(rounds: usize, scale: usize, only: Option<&str>) -> Result<()> {
         "workload", "transport", "ops/s", "p50 µs", "p99 µs", "vs in-process (min–max)"
     );
     for (w, workload) in workloads.iter().enumerate() {
-        if samples[w][0].is_empty() {
-            continue;
-        }
         for (t, transport) in TRANSPORTS.into_iter().enumerate() {
+            if samples[w][t].is_empty() {
+                continue;
+            }
             let ratios: Vec<f64> = (0..rounds)
-                .map(|r| samples[w][t][r].ops_per_s / samples[w][0][r].ops_per_s)
+                .map(|r| match samples[w][0].get(r) {
+                    Some(local) => samples[w][t][r].ops_per_s / local.ops_per_s,
+                    None => f64::NAN,
+                })
                 .collect();
             let figure = Figure {
                 workload,

@@ -905,6 +905,43 @@ impl Client {
         }
     }
 
+    /// Runs `reads` — plain reads outside any transaction — one after
+    /// another on one connection, sent in one handoff and answered in one
+    /// reply: many small pipelined reads cost one thread hop instead of one
+    /// each. Each read's flag, once set, skips it or interrupts its
+    /// statement, as dropping its own future would.
+    pub(crate) fn run_reads<T: Send + 'static>(
+        &self,
+        reads: Vec<(Plan<T>, Arc<AtomicBool>)>,
+    ) -> Pending<Vec<Result<T>>> {
+        if let Some(error) = self.refused() {
+            return Pending::ready(Err(error));
+        }
+        debug_assert!(
+            reads
+                .iter()
+                .all(|(plan, _)| plan.statement.access == Access::Read)
+        );
+        let run = move |host: &mut Host| {
+            let results = reads.into_iter().map(|(plan, cancelled)| {
+                if cancelled.load(Ordering::Acquire) {
+                    return Err(Error::Interrupted {
+                        sql: plan.statement.sql.to_string(),
+                    });
+                }
+                host.interrupt().watch(&cancelled);
+                let result = host.run_in(Lane::NONE, |conn| conn.run(&plan));
+                host.interrupt().clear();
+                result
+            });
+            Ok(results.collect())
+        };
+        match self.shared.pick_for_read() {
+            Some(reader) => self.shared.reader_job(reader, run),
+            None => self.shared.writer_job(Lane::NONE, true, run),
+        }
+    }
+
     /// Sends raw SQL to `reader`, which asks SQLite whether it only reads:
     /// runs it there if so, else hands it to the writer; remembers which.
     fn classify_on<T: Send + 'static>(&self, reader: &Reader, plan: Plan<T>) -> Pending<T> {

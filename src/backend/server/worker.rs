@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::handoff::{self, Next, Replier};
@@ -256,10 +256,6 @@ struct Waiting {
     warned: bool,
 }
 
-/// The cancel flag of the request running now, watched by SQLite's progress
-/// handler so that only that request's statement is interrupted.
-type CurrentCancel = Arc<Mutex<Arc<AtomicBool>>>;
-
 /// How many SQLite virtual-machine steps run between cancellation checks.
 const PROGRESS_STEPS: i32 = 1000;
 
@@ -267,7 +263,6 @@ pub(crate) struct Worker {
     host: Host,
     /// Requests of other lanes, waiting for the transaction to end.
     waiting: VecDeque<Waiting>,
-    current: CurrentCancel,
     /// Set when the server shuts down: stops the loop and interrupts the
     /// statement running now.
     stop: Arc<AtomicBool>,
@@ -291,8 +286,7 @@ impl Worker {
     /// Takes over `host` and installs driftwood's hooks on its connection
     /// (after the user's opener ran, so user setup cannot replace them).
     pub(crate) fn new(mut host: Host, stop: Arc<AtomicBool>, flags: Flags) -> Result<Self> {
-        let current: CurrentCancel = Arc::new(Mutex::new(Arc::new(AtomicBool::new(false))));
-        install_hooks(&mut host, &current, &stop)?;
+        install_hooks(&mut host, &stop)?;
         host.report_private_state_to(flags.private.clone());
         let busy_timeout = host.conn().busy_timeout();
         let external_writes = flags.external_writes.map(|every| {
@@ -308,7 +302,6 @@ impl Worker {
         Ok(Worker {
             host,
             waiting: VecDeque::new(),
-            current,
             stop,
             flags,
             next_reader: 0,
@@ -421,9 +414,9 @@ impl Worker {
         }
         match request {
             Request::Run { job, .. } => {
-                self.set_current(job.cancel_flag().clone());
+                self.host.interrupt().watch(job.cancel_flag());
                 job.run(&mut self.host, &self.stop);
-                self.set_current(Arc::new(AtomicBool::new(false)));
+                self.host.interrupt().clear();
             }
             Request::Begin {
                 lane,
@@ -461,9 +454,9 @@ impl Worker {
             Ok(resumes) => resumes,
             Err(error) => return job.fail(error),
         };
-        self.set_current(job.cancel_flag().clone());
+        self.host.interrupt().watch(job.cancel_flag());
         job.run(&mut self.host, &self.stop);
-        self.set_current(Arc::new(AtomicBool::new(false)));
+        self.host.interrupt().clear();
         // Dropping the senders lets every parked reader open again.
         drop(resumes);
     }
@@ -544,7 +537,7 @@ impl Worker {
         let reopened = reopen.open().and_then(|mut conn| {
             conn.set_clock(clock);
             let mut host = Host::new(conn, None);
-            install_hooks(&mut host, &self.current, &self.stop)?;
+            install_hooks(&mut host, &self.stop)?;
             Ok(host)
         });
         match reopened {
@@ -635,33 +628,22 @@ impl Worker {
             }
         }
     }
-
-    fn set_current(&self, flag: Arc<AtomicBool>) {
-        if let Ok(mut current) = self.current.lock() {
-            *current = flag;
-        }
-    }
 }
 
 /// Installs driftwood's hooks on `host`'s connection, after the user's
 /// opener ran (so user setup cannot replace them): the authorizer again,
 /// and the progress handler that interrupts the statement running when
-/// its request (`current`) is cancelled or the server `stop`s.
-fn install_hooks(host: &mut Host, current: &CurrentCancel, stop: &Arc<AtomicBool>) -> Result<()> {
-    let watched = current.clone();
+/// its request (the host's [`Interrupt`](crate::backend::host::Interrupt)) is cancelled or the server
+/// `stop`s.
+fn install_hooks(host: &mut Host, stop: &Arc<AtomicBool>) -> Result<()> {
+    let watched = host.interrupt().clone();
     let stopping = stop.clone();
     let conn = host.conn_mut();
     conn.reinstall_guard()?;
     conn.raw_mut()
         .progress_handler(
             PROGRESS_STEPS,
-            Some(move || {
-                stopping.load(Ordering::Relaxed)
-                    || watched
-                        .lock()
-                        .map(|flag| flag.load(Ordering::Relaxed))
-                        .unwrap_or(false)
-            }),
+            Some(move || stopping.load(Ordering::Relaxed) || watched.is_set()),
         )
         .map_err(|e| Error::Sql {
             code: None,
