@@ -885,7 +885,10 @@ fn a_reconnecting_client_goes_on_after_the_server_restarts() {
 // Regressions found by a hostile probe of the remote server.
 
 /// Sends `ops` as requests on a raw connection and reads one reply each.
-async fn raw_requests(stream: &mut tokio::net::TcpStream, ops: Vec<Op>) -> Vec<wire::Outcome> {
+async fn raw_requests(
+    stream: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin),
+    ops: Vec<Op>,
+) -> Vec<wire::Outcome> {
     for (id, op) in ops.iter().cloned().enumerate() {
         let frame = wire::encode(&ClientMessage::Request { id: id as u64, op });
         stream.write_all(&frame).await.unwrap();
@@ -1479,5 +1482,42 @@ fn a_connection_that_ends_interrupts_the_reads_it_sent_together() {
             .await
             .expect("the writer is free: the endless read was interrupted");
         server.shutdown().await;
+    });
+}
+
+// A request sent as a read may be answered by a reader or, pipelined, from
+// one snapshot with others; one that writes is refused wherever it runs,
+// alone or in a burst, and writes nothing.
+#[test]
+fn a_request_sent_as_a_read_that_writes_is_refused_alone_or_in_a_burst() {
+    on_tokio(|| async {
+        let served = serve(|remote| remote).await;
+        let mut stream = served.raw_duplex(1 << 20).await;
+        let insert = "INSERT INTO todos (title, body) VALUES ('Sneaky one', 'x') RETURNING id";
+        let alone = raw_requests(&mut stream, vec![read_op(insert)]).await;
+        let mut burst = Vec::new();
+        for id in 10..=12 {
+            let sql = if id == 11 {
+                insert
+            } else {
+                "SELECT count(*) FROM todos"
+            };
+            burst.extend(wire::encode(&ClientMessage::Request {
+                id,
+                op: read_op(sql),
+            }));
+        }
+        stream.write_all(&burst).await.unwrap();
+        let in_burst = replies_by_id(&mut stream, 3).await;
+        for outcome in [&alone[0], &in_burst[&11]] {
+            let wire::Outcome::Failed { error } = outcome else {
+                panic!("a write sent as a read is refused: {outcome:?}");
+            };
+            assert!(matches!(error, Error::NotPermitted { .. }), "{error:?}");
+            assert!(error.to_string().contains("sent as a read"), "{error}");
+        }
+        assert_eq!(single_integer(&in_burst[&10]), 0);
+        assert_eq!(single_integer(&in_burst[&12]), 0);
+        assert_eq!(served.local.select::<Todo>().count().await.unwrap(), 0);
     });
 }

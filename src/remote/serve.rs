@@ -941,7 +941,10 @@ impl Connection {
         } else {
             Plan::done(statement, Outcome::from)
         };
-        plan.restriction = Some(self.restriction);
+        plan.restriction = Some(match (access, self.restriction) {
+            (Access::Read, Restriction::Remote) => Restriction::RemoteRead,
+            (_, restriction) => restriction,
+        });
         plan
     }
 

@@ -769,8 +769,10 @@ impl Connection {
             if let Some(reason) = footprint.remote_refusal() {
                 return Err(not_permitted(reason.to_owned()));
             }
-            if restriction == Restriction::RemoteReadOnly && footprint.writes_anything() {
-                return Err(not_permitted("this server is read-only".to_owned()));
+            if let Some(reason) = restriction.refuses_writes()
+                && footprint.writes_anything()
+            {
+                return Err(not_permitted(reason.to_owned()));
             }
         }
         let result = run();

@@ -201,6 +201,7 @@ impl Guard {
         let code = match restriction {
             Restriction::Remote => 1,
             Restriction::RemoteReadOnly => 2,
+            Restriction::RemoteRead => 3,
         };
         let before = self.restriction.swap(code, Ordering::Relaxed);
         let result = work();
@@ -214,7 +215,8 @@ impl Guard {
         match self.restriction.load(Ordering::Relaxed) {
             0 => None,
             1 => Some(Restriction::Remote),
-            _ => Some(Restriction::RemoteReadOnly),
+            2 => Some(Restriction::RemoteReadOnly),
+            _ => Some(Restriction::RemoteRead),
         }
     }
 

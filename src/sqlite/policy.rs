@@ -20,6 +20,24 @@ pub(crate) enum Restriction {
     Remote,
     /// A remote client of a read-only server.
     RemoteReadOnly,
+    /// A remote request sent as a plain read (`read` true, which lets a
+    /// reader connection answer it, or several answer from one snapshot):
+    /// it may not write either.
+    RemoteRead,
+}
+
+impl Restriction {
+    /// Why a statement that writes is refused under this restriction, if
+    /// it is.
+    pub(crate) fn refuses_writes(self) -> Option<&'static str> {
+        match self {
+            Restriction::Remote => None,
+            Restriction::RemoteReadOnly => Some("this server is read-only"),
+            Restriction::RemoteRead => Some(
+                "the request was sent as a read (`read`: true), but this statement writes: send it with `read` false",
+            ),
+        }
+    }
 }
 
 /// Pragmas a remote client may run with an argument: they only report on
