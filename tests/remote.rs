@@ -1521,3 +1521,73 @@ fn a_request_sent_as_a_read_that_writes_is_refused_alone_or_in_a_burst() {
         assert_eq!(served.local.select::<Todo>().count().await.unwrap(), 0);
     });
 }
+
+// A frame's length says little about its decoded size: a byte of
+// MessagePack may become a 32-byte value, so a client could make a 16 MiB
+// frame half a gigabyte, hundreds of times over. What requests in flight
+// take decoded is budgeted across the server: one that alone is over the
+// budget fails before it is decoded, and the connection goes on.
+#[test]
+fn a_request_that_would_decode_past_the_memory_limit_fails_alone() {
+    on_tokio(|| async {
+        let served = serve(|remote| remote.max_request_memory(4 << 20)).await;
+        let db = served.client(Transport::Tcp).await;
+        let mut batch = Batch::new();
+        for i in 0..100_000 {
+            batch.insert(todo(&format!("Todo {:05}", i % 100_000), "x", None));
+        }
+        let error = db.run_batch(batch).await.unwrap_err();
+        assert!(matches!(error, Error::LimitReached { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("MiB decoded") && message.contains("nothing ran"),
+            "{message}"
+        );
+        assert_eq!(served.remote.stats().over_memory_limit, 1);
+        assert_eq!(
+            db.select::<Todo>().count().await.unwrap(),
+            0,
+            "nothing was written"
+        );
+        served.still_serves().await;
+    });
+}
+
+#[test]
+fn requests_past_the_memory_budget_wait_their_turn_and_are_all_answered() {
+    on_tokio(|| async {
+        let served = serve(|remote| remote.max_request_memory(1 << 20)).await;
+        // The writer is held: the requests stay in flight, holding their
+        // share of the budget, until it is free.
+        let held = served.local.begin().await.unwrap();
+        let mut stream = served.raw_duplex(8 << 20).await;
+        let text = "t".repeat(100_000);
+        let mut burst = Vec::new();
+        for id in 1..=40 {
+            let op = Op::Run {
+                lane: 0,
+                sql: "SELECT length(?)".into(),
+                args: vec![wire::WireValue(SqlValue::Text(text.clone()))],
+                read: false,
+                rows: false,
+            };
+            burst.extend(wire::encode(&ClientMessage::Request { id, op }));
+        }
+        stream.write_all(&burst).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stats = served.remote.stats();
+        assert!(
+            stats.memory_waits > 0,
+            "4 MiB of requests in a 1 MiB budget waited: {stats:?}"
+        );
+        held.commit().await.unwrap();
+        let replies = replies_by_id(&mut stream, 40).await;
+        for (id, outcome) in &replies {
+            assert!(
+                matches!(outcome, wire::Outcome::Done { .. }),
+                "{id}: {outcome:?}"
+            );
+        }
+        assert_eq!(served.remote.stats().over_memory_limit, 0);
+    });
+}

@@ -23,6 +23,7 @@
 //! [`Db::connect_unix`]: crate::Db::connect_unix
 //! [`Db::connect_remote`]: crate::Db::connect_remote
 
+mod budget;
 pub(crate) mod client;
 mod outbox;
 mod running;

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::future::{AbortHandle, BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use super::budget::Share;
 use super::wire::{self, Outcome, ServerMessage};
 use crate::Pending;
 use crate::backend::server::{Client, without_spinning};
@@ -57,9 +58,11 @@ pub(super) struct Running {
     futures: FuturesUnordered<BoxFuture<'static, Finished>>,
     /// Every request in flight by id, to cancel it; only these get replies.
     cancels: HashMap<u64, Cancel>,
-    /// Reads gathered to run together, not sent yet.
+    /// Reads gathered to run together, not sent yet, with their ids and
+    /// their shares of the memory budget.
     gathered: Vec<(Plan<Outcome>, Arc<AtomicBool>)>,
     gathered_ids: Vec<u64>,
+    gathered_shares: Vec<Share>,
     /// The largest reply the client accepts.
     client_max_frame: u32,
 }
@@ -73,6 +76,7 @@ impl Running {
             cancels: HashMap::new(),
             gathered: Vec::new(),
             gathered_ids: Vec::new(),
+            gathered_shares: Vec::new(),
             client_max_frame,
         }
     }
@@ -87,12 +91,14 @@ impl Running {
         self.futures.is_empty()
     }
 
-    /// Starts request `id`, already sent to the backend as `pending`,
-    /// after every read gathered before it.
+    /// Starts request `id` — sent to the backend by `pending` — after
+    /// every read gathered before it; its `share` of the memory budget
+    /// comes back when it finishes.
     pub(super) fn start(
         &mut self,
         client: &Client,
         id: u64,
+        share: Share,
         pending: impl FnOnce() -> Pending<Outcome>,
     ) {
         self.send_gathered(client);
@@ -105,6 +111,7 @@ impl Running {
                     .await
                     .ok()
                     .map(|result| result.unwrap_or_else(|error| Outcome::Failed { error }));
+                drop(share);
                 Finished::One(id, outcome)
             }
             .boxed(),
@@ -113,11 +120,12 @@ impl Running {
 
     /// Gathers read `id` to run with the reads that come with it; sends
     /// them once [`GROUP_LIMIT`] are gathered.
-    pub(super) fn gather(&mut self, client: &Client, id: u64, plan: Plan<Outcome>) {
+    pub(super) fn gather(&mut self, client: &Client, id: u64, plan: Plan<Outcome>, share: Share) {
         let flag = Arc::new(AtomicBool::new(false));
         self.cancels.insert(id, Cancel::Flag(flag.clone()));
         self.gathered.push((plan, flag));
         self.gathered_ids.push(id);
+        self.gathered_shares.push(share);
         if self.gathered.len() >= GROUP_LIMIT {
             self.send_gathered(client);
         }
@@ -127,12 +135,17 @@ impl Running {
     pub(super) fn send_gathered(&mut self, client: &Client) {
         let ids = std::mem::take(&mut self.gathered_ids);
         let mut reads = std::mem::take(&mut self.gathered);
+        let mut shares = std::mem::take(&mut self.gathered_shares);
         if reads.len() <= 1 {
-            let (Some((plan, _)), Some(&id)) = (reads.pop(), ids.first()) else {
+            let (Some((plan, _)), Some(&id), Some(share)) =
+                (reads.pop(), ids.first(), shares.pop())
+            else {
                 return;
             };
             self.cancels.remove(&id);
-            self.start(client, id, || client.run(crate::backend::Lane::NONE, plan));
+            self.start(client, id, share, || {
+                client.run(crate::backend::Lane::NONE, plan)
+            });
             return;
         }
         let pending = Unspun(without_spinning(|| client.run_reads(reads)));
@@ -142,10 +155,16 @@ impl Running {
                     Ok(results) => results,
                     Err(error) => vec![Err(error); ids.len()],
                 };
+                drop(shares);
                 Finished::Group(ids.into_iter().zip(results).collect())
             }
             .boxed(),
         );
+    }
+
+    /// Answers request `id` with `error` at once: it never ran.
+    pub(super) fn refuse(&self, id: u64, error: Error, out: &mut Vec<u8>) {
+        self.reply(id, Outcome::Failed { error }, out);
     }
 
     /// Cancels request `id`; whether it was in flight.

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::Token;
+use super::budget::{Budget, Share, decoded_size};
 use super::outbox::Outbox;
 use super::running::Running;
 use super::wire::{
@@ -46,6 +47,11 @@ use crate::sqlite::{Level, TxKind};
 
 /// How long a new connection has to send its preamble and hello.
 use wire::HANDSHAKE_TIMEOUT;
+
+/// What requests in flight may take decoded, across every connection of
+/// a [`RemoteServer`], unless [`RemoteServer::max_request_memory`] says
+/// otherwise: 256 MiB.
+pub const DEFAULT_REQUEST_MEMORY: usize = 256 << 20;
 
 /// One established connection, counted while it lives.
 struct Active<'a>(u64, &'a Counters);
@@ -78,6 +84,8 @@ struct Inner {
     max_in_flight: usize,
     max_connections: usize,
     idle_timeout: Option<Duration>,
+    /// What every connection's requests in flight may take decoded.
+    budget: Budget,
     /// TLS on TCP connections.
     #[cfg(feature = "tls")]
     tls: Option<super::TlsIdentity>,
@@ -121,6 +129,13 @@ pub struct ServeStats {
     pub in_flight_waits: u64,
     /// Requests the client cancelled.
     pub cancelled: u64,
+    /// Times a connection's next request would have taken the requests in
+    /// flight past `max_request_memory` and the server stopped reading
+    /// from it until others finished.
+    pub memory_waits: u64,
+    /// Requests refused because, decoded, they alone would take more than
+    /// `max_request_memory`.
+    pub over_memory_limit: u64,
 }
 
 #[derive(Default)]
@@ -134,6 +149,8 @@ struct Counters {
     requests: AtomicU64,
     in_flight_waits: AtomicU64,
     cancelled: AtomicU64,
+    memory_waits: AtomicU64,
+    over_memory_limit: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -154,6 +171,7 @@ impl RemoteServer {
                 max_in_flight: 256,
                 max_connections: 64,
                 idle_timeout: Some(Duration::from_secs(15 * 60)),
+                budget: Budget::new(DEFAULT_REQUEST_MEMORY),
                 #[cfg(feature = "tls")]
                 tls: None,
                 counters: Counters::default(),
@@ -176,6 +194,7 @@ impl RemoteServer {
                     max_in_flight: inner.max_in_flight,
                     max_connections: inner.max_connections,
                     idle_timeout: inner.idle_timeout,
+                    budget: inner.budget.clone(),
                     #[cfg(feature = "tls")]
                     tls: inner.tls.clone(),
                     counters: Counters::default(),
@@ -220,6 +239,17 @@ impl RemoteServer {
         self.configure(|inner| inner.max_in_flight = requests.max(1))
     }
 
+    /// The memory requests in flight may take once decoded, across every
+    /// connection ([`DEFAULT_REQUEST_MEMORY`] unless set): past it, a
+    /// connection's next request waits (the server reads no more from it)
+    /// until others finish, and a request that alone would take more fails
+    /// with [`Error::LimitReached`] before it is decoded. A frame's size
+    /// says little about this: one byte of MessagePack may decode into a
+    /// 32-byte value.
+    pub fn max_request_memory(self, bytes: usize) -> Self {
+        self.configure(|inner| inner.budget = Budget::new(bytes))
+    }
+
     /// Connections open at once; one more is refused with
     /// [`Error::LimitReached`].
     pub fn max_connections(self, connections: usize) -> Self {
@@ -246,6 +276,8 @@ impl RemoteServer {
             requests: load(&c.requests),
             in_flight_waits: load(&c.in_flight_waits),
             cancelled: load(&c.cancelled),
+            memory_waits: load(&c.memory_waits),
+            over_memory_limit: load(&c.over_memory_limit),
         }
     }
 
@@ -622,6 +654,9 @@ impl Connection {
             inner.idle_timeout.unwrap_or(Duration::from_secs(60)),
         );
         let mut stalled = false;
+        // A frame read but not decoded yet, with its decoded size, waiting
+        // for that much of the memory budget.
+        let mut waiting: Option<(Vec<u8>, usize)> = None;
         // Once the client stopped sending (end of stream or goodbye): why,
         // and until when the requests it sent may still finish.
         let mut ending: Option<(&str, tokio::time::Instant)> = None;
@@ -637,7 +672,8 @@ impl Connection {
                 bump(&counters.in_flight_waits);
             }
             stalled = !below_limit;
-            let can_read = below_limit && !outbox.is_full() && ending.is_none();
+            let can_read =
+                below_limit && !outbox.is_full() && ending.is_none() && waiting.is_none();
             let farewell = async {
                 match ending {
                     Some((why, until)) => {
@@ -678,30 +714,33 @@ impl Connection {
                     outbox.start();
                 }
                 // The frame read, then every whole frame already buffered
-                // behind it (a pipelined burst), while below the limit.
+                // behind it (a pipelined burst), while below the limits.
                 frame = frames.next(&mut reader), if can_read => {
-                    let mut frame = Some(frame);
-                    while let Some(next) = frame.take() {
-                        let message = match next {
-                            Ok(body) => wire::decode::<ClientMessage>(&body),
-                            Err(ReadError::Closed) => {
-                                ending = Some(("the client disconnected", farewell_deadline()));
-                                break;
-                            }
-                            Err(ReadError::Broken(error)) => Err(error),
-                        };
-                        let received = message.and_then(|message| self.receive(message, running, &mut ending));
-                        if let Err(error) = received {
-                            return Err(self.broken(outbox, error).await);
+                    let body = match frame {
+                        Ok(body) => body,
+                        Err(ReadError::Closed) => {
+                            ending = Some(("the client disconnected", farewell_deadline()));
+                            continue;
                         }
-                        if ending.is_none() && running.len() < inner.max_in_flight {
-                            frame = frames.buffered().transpose();
-                        }
+                        Err(ReadError::Broken(error)) => return Err(self.broken(outbox, error).await),
+                    };
+                    let mut burst = Burst { frames: &mut frames, running, ending: &mut ending, waiting: &mut waiting };
+                    if let Err(error) = self.take_burst(body, None, &mut burst, outbox.queue()) {
+                        return Err(self.broken(outbox, error).await);
                     }
-                    running.send_gathered(&self.client);
+                    outbox.start();
+                }
+                // The request that waited for memory has it now.
+                share = inner.budget.take(waiting.as_ref().map_or(0, |(_, size)| *size)), if waiting.is_some() => {
+                    let Some((body, _)) = waiting.take() else { continue };
+                    let mut burst = Burst { frames: &mut frames, running, ending: &mut ending, waiting: &mut waiting };
+                    if let Err(error) = self.take_burst(body, Some(share), &mut burst, outbox.queue()) {
+                        return Err(self.broken(outbox, error).await);
+                    }
+                    outbox.start();
                 }
                 why = farewell => return Ok(why.into()),
-                _ = idle, if running.is_empty() && !writing && ending.is_none() => {
+                _ = idle, if running.is_empty() && waiting.is_none() && !writing && ending.is_none() => {
                     bump(&counters.idle_timeouts);
                     let timeout = inner.idle_timeout.unwrap_or_default();
                     let reason = format!("idle for {timeout:?}, the server's limit");
@@ -711,12 +750,72 @@ impl Connection {
         }
     }
 
+    /// Takes `body` and the frames buffered behind it while below the
+    /// limits: each decoded once its decoded size fits the memory budget
+    /// (`share`: it was taken for `body` already), and received. A frame
+    /// that does not fit yet waits in `burst.waiting`, and nothing more is
+    /// read meanwhile; one that alone is larger than the whole budget fails
+    /// on its own. An error breaks the protocol.
+    fn take_burst(
+        &self,
+        mut body: Vec<u8>,
+        mut share: Option<Share>,
+        burst: &mut Burst<'_, '_>,
+        replies: &mut Vec<u8>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        loop {
+            let size = decoded_size(&body);
+            let share = match share.take() {
+                Some(share) => Some(share),
+                None if size > inner.budget.bytes() => None,
+                None => match inner.budget.try_take(size) {
+                    Some(share) => Some(share),
+                    None => {
+                        bump(&inner.counters.memory_waits);
+                        *burst.waiting = Some((body, size));
+                        break;
+                    }
+                },
+            };
+            match share {
+                Some(share) => {
+                    let message = wire::decode::<ClientMessage>(&body)?;
+                    drop(body);
+                    self.receive(message, share, burst.running, burst.ending)?;
+                }
+                None => {
+                    bump(&inner.counters.over_memory_limit);
+                    let id = wire::request_id(&body)?;
+                    let error = Error::LimitReached {
+                        message: format!(
+                            "the request would take about {} MiB decoded, over the server's limit of {} MiB for requests in flight; nothing ran",
+                            size >> 20,
+                            inner.budget.bytes() >> 20
+                        ),
+                    };
+                    burst.running.refuse(id, error, replies);
+                }
+            }
+            if burst.ending.is_some() || burst.running.len() >= inner.max_in_flight {
+                break;
+            }
+            match burst.frames.buffered().map_err(ReadError::into_error)? {
+                Some(next) => body = next,
+                None => break,
+            }
+        }
+        burst.running.send_gathered(&self.client);
+        Ok(())
+    }
+
     /// Takes one message of the client's: a plain read outside a
     /// transaction is gathered to run with the reads that came with it,
     /// any other request starts after them. An error breaks the protocol.
     fn receive(
         &self,
         message: ClientMessage,
+        share: Share,
         running: &mut Running,
         ending: &mut Option<(&str, tokio::time::Instant)>,
     ) -> Result<()> {
@@ -734,11 +833,11 @@ impl Connection {
             } => {
                 bump(&self.inner.counters.requests);
                 let plan = self.plan(sql, args, Access::Read, rows);
-                running.gather(&self.client, id, plan);
+                running.gather(&self.client, id, plan, share);
             }
             ClientMessage::Request { id, op } => {
                 bump(&self.inner.counters.requests);
-                running.start(&self.client, id, || self.dispatch(op));
+                running.start(&self.client, id, share, || self.dispatch(op));
             }
             ClientMessage::Cancel { id } => {
                 if running.cancel(id) {
@@ -1036,6 +1135,14 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// What one burst of frames works on: the connection loop's state.
+struct Burst<'a, 'e> {
+    frames: &'a mut FrameReader,
+    running: &'a mut Running,
+    ending: &'a mut Option<(&'e str, tokio::time::Instant)>,
+    waiting: &'a mut Option<(Vec<u8>, usize)>,
 }
 
 /// How long a connection whose client stopped sending goes on finishing

@@ -352,6 +352,28 @@ pub enum ReadError {
     Broken(Error),
 }
 
+impl ReadError {
+    /// As an error, for where the peer closing is not an answer.
+    pub fn into_error(self) -> Error {
+        match self {
+            ReadError::Closed => protocol("the connection ended"),
+            ReadError::Broken(error) => error,
+        }
+    }
+}
+
+/// The id of the request in `body`, read without decoding the rest (the
+/// decoder skips what it ignores without keeping it).
+pub fn request_id(body: &[u8]) -> Result<u64, Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum IdOnly {
+        Request { id: u64 },
+    }
+    let IdOnly::Request { id } = decode::<IdOnly>(body)?;
+    Ok(id)
+}
+
 /// Reads the peer's preamble and checks its magic value and version.
 pub async fn read_preamble(io: &mut (impl AsyncRead + Unpin)) -> Result<u16, Error> {
     let mut bytes = [0; 8];
