@@ -1345,17 +1345,25 @@ async fn replies_by_id(
     replies
 }
 
-/// The single integer of a one-row, one-column result.
-fn single_integer(outcome: &wire::Outcome) -> i64 {
+/// The single value of a one-row, one-column result.
+fn single_value(outcome: &wire::Outcome) -> &SqlValue {
     match outcome {
         wire::Outcome::Rows { rows, .. } => match rows.as_slice() {
             [row] => match row.as_slice() {
-                [wire::WireValue(SqlValue::Integer(n))] => *n,
-                other => panic!("one integer expected, got {other:?}"),
+                [wire::WireValue(value)] => value,
+                other => panic!("one value expected, got {other:?}"),
             },
             other => panic!("one row expected, got {other:?}"),
         },
         other => panic!("rows expected, got {other:?}"),
+    }
+}
+
+/// The single integer of a one-row, one-column result.
+fn single_integer(outcome: &wire::Outcome) -> i64 {
+    match single_value(outcome) {
+        SqlValue::Integer(n) => *n,
+        other => panic!("an integer expected, got {other:?}"),
     }
 }
 
@@ -1589,5 +1597,219 @@ fn requests_past_the_memory_budget_wait_their_turn_and_are_all_answered() {
             );
         }
         assert_eq!(served.remote.stats().over_memory_limit, 0);
+    });
+}
+
+// Regressions found by a hostile probe of grouped reads and the memory
+// budget.
+
+/// A read that runs until interrupted.
+const ENDLESS: &str =
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+
+/// A statement of `sql` for its effect (not grouped: it goes to the writer).
+fn write_op(sql: &str) -> Op {
+    Op::Run {
+        lane: 0,
+        sql: sql.into(),
+        args: vec![],
+        read: false,
+        rows: false,
+    }
+}
+
+fn request_frame(id: u64, op: Op) -> Vec<u8> {
+    wire::encode(&ClientMessage::Request { id, op })
+}
+
+fn cancel_frame(id: u64) -> Vec<u8> {
+    wire::encode(&ClientMessage::Cancel { id })
+}
+
+/// Reads whatever replies come within `quiet` of each other.
+async fn replies_within(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    quiet: Duration,
+) -> Vec<(u64, wire::Outcome)> {
+    let mut replies = Vec::new();
+    while let Ok(frame) =
+        tokio::time::timeout(quiet, wire::read_frame(stream, wire::DEFAULT_MAX_FRAME)).await
+    {
+        if let ServerMessage::Reply { id, outcome } = wire::decode(&frame.unwrap()).unwrap() {
+            replies.push((id, outcome));
+        }
+    }
+    replies
+}
+
+fn text_of(outcome: &wire::Outcome) -> String {
+    match single_value(outcome) {
+        SqlValue::Text(text) => text.clone(),
+        other => panic!("a text expected, got {other:?}"),
+    }
+}
+
+// A read alone in its burst with its cancel was sent on its own without
+// looking at the flag the cancel had set: it ran to the end and was
+// answered.
+#[test]
+fn a_read_cancelled_in_its_own_burst_is_never_answered() {
+    on_tokio(|| async {
+        let served = serve(|remote| remote).await;
+        let mut stream = served.raw_duplex(1 << 20).await;
+        let burst = [request_frame(1, read_op(ENDLESS)), cancel_frame(1)].concat();
+        stream.write_all(&burst).await.unwrap();
+        stream
+            .write_all(&request_frame(2, write_op("SELECT 2")))
+            .await
+            .unwrap();
+        let replies = replies_within(&mut stream, Duration::from_secs(2)).await;
+        let ids: Vec<u64> = replies.iter().map(|(id, _)| *id).collect();
+        assert_eq!(
+            ids,
+            [2],
+            "only the request not cancelled is answered: {replies:?}"
+        );
+    });
+}
+
+// Replies were matched by the client's id alone: a request reusing the id
+// of one cancelled but still winding down got the old one's reply, or its
+// own was swallowed by the old one's end. A duplicate id in flight is now
+// refused instead of silently sharing one reply.
+#[test]
+fn an_id_reused_after_a_cancel_gets_its_own_reply_and_a_duplicate_is_refused() {
+    on_tokio(|| async {
+        let served = serve(|remote| remote).await;
+        let mut stream = served.raw_duplex(1 << 20).await;
+        // Not grouped: on the writer.
+        stream
+            .write_all(&request_frame(1, write_op(ENDLESS)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let burst = [cancel_frame(1), request_frame(1, read_op("SELECT 'new'"))].concat();
+        stream.write_all(&burst).await.unwrap();
+        let replies = replies_within(&mut stream, Duration::from_secs(2)).await;
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        assert_eq!((replies[0].0, text_of(&replies[0].1).as_str()), (1, "new"));
+
+        // Grouped: the cancelled read's group winds down after the reuse.
+        let burst = [
+            request_frame(3, read_op(ENDLESS)),
+            request_frame(4, read_op("SELECT 'four'")),
+        ]
+        .concat();
+        stream.write_all(&burst).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stream.write_all(&cancel_frame(3)).await.unwrap();
+        stream
+            .write_all(&request_frame(3, read_op("SELECT 'three'")))
+            .await
+            .unwrap();
+        let mut replies = replies_within(&mut stream, Duration::from_secs(2)).await;
+        replies.sort_by_key(|(id, _)| *id);
+        let texts: Vec<(u64, String)> = replies.iter().map(|(id, o)| (*id, text_of(o))).collect();
+        assert_eq!(texts, [(3, "three".to_owned()), (4, "four".to_owned())]);
+
+        // Two requests of one id in flight: the second is refused at once.
+        let burst = [
+            request_frame(5, write_op(ENDLESS)),
+            request_frame(5, write_op("SELECT 1")),
+        ]
+        .concat();
+        stream.write_all(&burst).await.unwrap();
+        let replies = replies_within(&mut stream, Duration::from_millis(500)).await;
+        let [(5, wire::Outcome::Failed { error })] = replies.as_slice() else {
+            panic!("the duplicate is refused: {replies:?}");
+        };
+        assert!(error.to_string().contains("already in flight"), "{error}");
+        stream.write_all(&cancel_frame(5)).await.unwrap();
+    });
+}
+
+// Over the memory budget, anything that was not a request closed the
+// connection (only a request's id was looked for), though a cancel with an
+// unknown field padded past the budget is still a cancel.
+#[test]
+fn a_cancel_padded_past_the_memory_budget_is_still_a_cancel() {
+    on_tokio(|| async {
+        let served = serve(|remote| remote.max_request_memory(4096)).await;
+        let mut stream = served.raw_duplex(1 << 20).await;
+        stream
+            .write_all(&request_frame(1, write_op(ENDLESS)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // {"cancel": {"id": 1, "pad": <8,000 bytes>}}, by hand.
+        let mut body = vec![0x81, 0xa6];
+        body.extend(b"cancel");
+        body.extend([0x82, 0xa2, b'i', b'd', 0x01, 0xa3, b'p', b'a', b'd', 0xda]);
+        body.extend(8000u16.to_be_bytes());
+        body.extend([b'x'; 8000]);
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend(body);
+        stream.write_all(&frame).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while served.remote.stats().cancelled == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                served.remote.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(served.remote.stats().protocol_errors, 0);
+        let replies = raw_requests(&mut stream, vec![read_op("SELECT 'still here'")]).await;
+        assert_eq!(text_of(&replies[0]), "still here");
+    });
+}
+
+// A request waiting for memory held elsewhere waited for ever (and its
+// connection with it); it now fails after a while, saying why.
+#[test]
+fn a_request_waiting_for_memory_held_elsewhere_fails_after_a_while() {
+    on_tokio(|| async {
+        let served = serve(|remote| remote.max_request_memory(1 << 20)).await;
+        let big = |id, sql: &str, bytes| {
+            let op = Op::Run {
+                lane: 0,
+                sql: sql.into(),
+                args: vec![wire::WireValue(SqlValue::Text("t".repeat(bytes)))],
+                read: true,
+                rows: true,
+            };
+            request_frame(id, op)
+        };
+        // Runs until cancelled, holding most of the budget.
+        let mut hog = served.raw_duplex(4 << 20).await;
+        let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*), length(?) FROM n";
+        hog.write_all(&big(1, endless, 900_000)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut victim = served.raw_duplex(4 << 20).await;
+        let started = std::time::Instant::now();
+        victim
+            .write_all(&big(7, "SELECT length(?)", 200_000))
+            .await
+            .unwrap();
+        let replies = replies_by_id(&mut victim, 1).await;
+        let wire::Outcome::Failed { error } = &replies[&7] else {
+            panic!("{:?}", replies[&7]);
+        };
+        assert!(matches!(error, Error::LimitReached { .. }), "{error:?}");
+        assert!(error.to_string().contains("stayed in use"), "{error}");
+        assert!(
+            started.elapsed() >= Duration::from_secs(4),
+            "it waited first"
+        );
+        assert_eq!(served.remote.stats().memory_waits, 1);
+        // Once the memory is free, the same request goes through.
+        hog.write_all(&cancel_frame(1)).await.unwrap();
+        victim
+            .write_all(&big(8, "SELECT length(?)", 200_000))
+            .await
+            .unwrap();
+        let replies = replies_by_id(&mut victim, 1).await;
+        assert_eq!(single_integer(&replies[&8]), 200_000);
     });
 }

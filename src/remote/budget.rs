@@ -81,6 +81,15 @@ pub(crate) fn decoded_size(body: &[u8]) -> usize {
     size
 }
 
+/// `bytes` for a person: MiB from one MiB up, KiB below.
+pub(crate) fn amount(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
+    }
+}
+
 /// The server's budget for decoded requests in flight.
 #[derive(Clone)]
 pub(crate) struct Budget {
@@ -117,6 +126,14 @@ impl Budget {
             .clone()
             .try_acquire_many_owned(Self::units(bytes))
             .ok()
+    }
+
+    /// No part of the budget: for what takes next to nothing.
+    pub(crate) fn nothing(&self) -> Share {
+        self.permits
+            .clone()
+            .try_acquire_many_owned(0)
+            .expect("no permits are always free")
     }
 
     /// `bytes` of the budget, once that much is free.

@@ -14,12 +14,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::future::{AbortHandle, BoxFuture, FutureExt};
+use futures::future::{AbortHandle, AbortRegistration, Abortable, BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::budget::Share;
 use super::wire::{self, Outcome, ServerMessage};
 use crate::Pending;
+use crate::backend::Lane;
 use crate::backend::server::{Client, without_spinning};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -46,22 +47,40 @@ impl Cancel {
     }
 }
 
+/// A request the client still waits for.
+struct Entry {
+    serial: u64,
+    cancel: Cancel,
+}
+
+/// Which request: the client's id and the server's serial number.
+#[derive(Clone, Copy)]
+pub(super) struct Ticket {
+    id: u64,
+    serial: u64,
+}
+
 /// What a future of [`Running`] yields: one request's outcome (none if it
 /// was cancelled), or a group's.
 pub(super) enum Finished {
-    One(u64, Option<Outcome>),
-    Group(Vec<(u64, Result<Outcome>)>),
+    One(Ticket, Option<Outcome>),
+    Group(Vec<(Ticket, Result<Outcome>)>),
 }
 
 /// The requests of one connection in flight.
 pub(super) struct Running {
     futures: FuturesUnordered<BoxFuture<'static, Finished>>,
-    /// Every request in flight by id, to cancel it; only these get replies.
-    cancels: HashMap<u64, Cancel>,
-    /// Reads gathered to run together, not sent yet, with their ids and
-    /// their shares of the memory budget.
+    /// The requests the client waits for, by id, to cancel them; only
+    /// these get replies.
+    waited: HashMap<u64, Entry>,
+    next_serial: u64,
+    /// Requests started and not finished (cancelled ones too, until their
+    /// futures end): what `max_in_flight` limits.
+    in_flight: usize,
+    /// Reads gathered to run together, not sent yet, with their tickets
+    /// and their shares of the memory budget.
     gathered: Vec<(Plan<Outcome>, Arc<AtomicBool>)>,
-    gathered_ids: Vec<u64>,
+    gathered_tickets: Vec<Ticket>,
     gathered_shares: Vec<Share>,
     /// The largest reply the client accepts.
     client_max_frame: u32,
@@ -73,9 +92,11 @@ impl Running {
     pub(super) fn new(client_max_frame: u32) -> Self {
         Running {
             futures: FuturesUnordered::new(),
-            cancels: HashMap::new(),
+            waited: HashMap::new(),
+            next_serial: 0,
+            in_flight: 0,
             gathered: Vec::new(),
-            gathered_ids: Vec::new(),
+            gathered_tickets: Vec::new(),
             gathered_shares: Vec::new(),
             client_max_frame,
         }
@@ -83,12 +104,30 @@ impl Running {
 
     /// How many requests are in flight (gathered ones included).
     pub(super) fn len(&self) -> usize {
-        self.cancels.len()
+        self.in_flight
     }
 
     /// Whether nothing runs (nothing is gathered between bursts).
     pub(super) fn is_empty(&self) -> bool {
         self.futures.is_empty()
+    }
+
+    /// A ticket for request `id`, waited for from now on with `cancel`; or
+    /// `None`, with an error reply in `out`, if a request of that id is in
+    /// flight already.
+    fn admit(&mut self, id: u64, cancel: Cancel, out: &mut Vec<u8>) -> Option<Ticket> {
+        if self.waited.contains_key(&id) {
+            let error = Error::invalid_argument(format!(
+                "request id {id} is already in flight: ids must be unique among requests in flight"
+            ));
+            self.refuse(id, error, out);
+            return None;
+        }
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        self.waited.insert(id, Entry { serial, cancel });
+        self.in_flight += 1;
+        Some(Ticket { id, serial })
     }
 
     /// Starts request `id` — sent to the backend by `pending` — after
@@ -100,11 +139,24 @@ impl Running {
         id: u64,
         share: Share,
         pending: impl FnOnce() -> Pending<Outcome>,
+        out: &mut Vec<u8>,
     ) {
         self.send_gathered(client);
-        let pending = without_spinning(pending);
-        let (pending, abort) = futures::future::abortable(Unspun(pending));
-        self.cancels.insert(id, Cancel::Abort(abort));
+        let (abort, registration) = AbortHandle::new_pair();
+        let Some(ticket) = self.admit(id, Cancel::Abort(abort), out) else {
+            return;
+        };
+        self.run(ticket, share, pending, registration);
+    }
+
+    fn run(
+        &mut self,
+        ticket: Ticket,
+        share: Share,
+        pending: impl FnOnce() -> Pending<Outcome>,
+        registration: AbortRegistration,
+    ) {
+        let pending = Abortable::new(Unspun(without_spinning(pending)), registration);
         self.futures.push(
             async move {
                 let outcome = pending
@@ -112,7 +164,7 @@ impl Running {
                     .ok()
                     .map(|result| result.unwrap_or_else(|error| Outcome::Failed { error }));
                 drop(share);
-                Finished::One(id, outcome)
+                Finished::One(ticket, outcome)
             }
             .boxed(),
         );
@@ -120,58 +172,78 @@ impl Running {
 
     /// Gathers read `id` to run with the reads that come with it; sends
     /// them once [`GROUP_LIMIT`] are gathered.
-    pub(super) fn gather(&mut self, client: &Client, id: u64, plan: Plan<Outcome>, share: Share) {
+    pub(super) fn gather(
+        &mut self,
+        client: &Client,
+        id: u64,
+        plan: Plan<Outcome>,
+        share: Share,
+        out: &mut Vec<u8>,
+    ) {
         let flag = Arc::new(AtomicBool::new(false));
-        self.cancels.insert(id, Cancel::Flag(flag.clone()));
+        let Some(ticket) = self.admit(id, Cancel::Flag(flag.clone()), out) else {
+            return;
+        };
         self.gathered.push((plan, flag));
-        self.gathered_ids.push(id);
+        self.gathered_tickets.push(ticket);
         self.gathered_shares.push(share);
         if self.gathered.len() >= GROUP_LIMIT {
             self.send_gathered(client);
         }
     }
 
+    /// Whether the client still waits for `ticket`'s request.
+    fn is_waited(&self, ticket: Ticket) -> bool {
+        self.waited
+            .get(&ticket.id)
+            .is_some_and(|entry| entry.serial == ticket.serial)
+    }
+
     /// Sends the reads gathered so far: one on its own, several together.
     pub(super) fn send_gathered(&mut self, client: &Client) {
-        let ids = std::mem::take(&mut self.gathered_ids);
+        let mut tickets = std::mem::take(&mut self.gathered_tickets);
         let mut reads = std::mem::take(&mut self.gathered);
         let mut shares = std::mem::take(&mut self.gathered_shares);
         if reads.len() <= 1 {
-            let (Some((plan, _)), Some(&id), Some(share)) =
-                (reads.pop(), ids.first(), shares.pop())
+            let (Some((plan, _)), Some(ticket), Some(share)) =
+                (reads.pop(), tickets.pop(), shares.pop())
             else {
                 return;
             };
-            self.cancels.remove(&id);
-            self.start(client, id, share, || {
-                client.run(crate::backend::Lane::NONE, plan)
-            });
+            // Cancelled in its own burst: it never starts.
+            if !self.is_waited(ticket) {
+                self.in_flight -= 1;
+                return;
+            }
+            let (abort, registration) = AbortHandle::new_pair();
+            if let Some(entry) = self.waited.get_mut(&ticket.id) {
+                entry.cancel = Cancel::Abort(abort);
+            }
+            self.run(ticket, share, || client.run(Lane::NONE, plan), registration);
             return;
         }
+        // Whatever ends the group's future — it finished, or the
+        // connection ended — ends every read in it.
+        let flags = FlagsOnDrop(reads.iter().map(|(_, flag)| flag.clone()).collect());
         let pending = Unspun(without_spinning(|| client.run_reads(reads)));
         self.futures.push(
             async move {
                 let results = match pending.await {
                     Ok(results) => results,
-                    Err(error) => vec![Err(error); ids.len()],
+                    Err(error) => vec![Err(error); tickets.len()],
                 };
-                drop(shares);
-                Finished::Group(ids.into_iter().zip(results).collect())
+                drop((shares, flags));
+                Finished::Group(tickets.into_iter().zip(results).collect())
             }
             .boxed(),
         );
     }
 
-    /// Answers request `id` with `error` at once: it never ran.
-    pub(super) fn refuse(&self, id: u64, error: Error, out: &mut Vec<u8>) {
-        self.reply(id, Outcome::Failed { error }, out);
-    }
-
     /// Cancels request `id`; whether it was in flight.
     pub(super) fn cancel(&mut self, id: u64) -> bool {
-        match self.cancels.remove(&id) {
-            Some(cancel) => {
-                cancel.cancel();
+        match self.waited.remove(&id) {
+            Some(entry) => {
+                entry.cancel.cancel();
                 true
             }
             None => false,
@@ -183,25 +255,42 @@ impl Running {
         self.futures.next().await
     }
 
-    /// Requests finished: the reply of each not cancelled goes into `out`.
+    /// Requests finished: the reply of each the client still waits for
+    /// goes into `out`.
     pub(super) fn finished(&mut self, finished: Finished, out: &mut Vec<u8>) {
         match finished {
-            Finished::One(id, outcome) => {
-                if self.cancels.remove(&id).is_some()
+            Finished::One(ticket, outcome) => {
+                self.in_flight -= 1;
+                if self.take_waited(ticket)
                     && let Some(outcome) = outcome
                 {
-                    self.reply(id, outcome, out);
+                    self.reply(ticket.id, outcome, out);
                 }
             }
             Finished::Group(results) => {
-                for (id, result) in results {
-                    if self.cancels.remove(&id).is_some() {
+                self.in_flight -= results.len();
+                for (ticket, result) in results {
+                    if self.take_waited(ticket) {
                         let outcome = result.unwrap_or_else(|error| Outcome::Failed { error });
-                        self.reply(id, outcome, out);
+                        self.reply(ticket.id, outcome, out);
                     }
                 }
             }
         }
+    }
+
+    /// Stops waiting for `ticket`'s request; whether the client waited.
+    fn take_waited(&mut self, ticket: Ticket) -> bool {
+        if !self.is_waited(ticket) {
+            return false;
+        }
+        self.waited.remove(&ticket.id);
+        true
+    }
+
+    /// Answers request `id` with `error` at once: it never ran.
+    pub(super) fn refuse(&self, id: u64, error: Error, out: &mut Vec<u8>) {
+        self.reply(id, Outcome::Failed { error }, out);
     }
 
     /// Request `id`'s reply into `out`, or an error for it if the reply is
@@ -226,12 +315,13 @@ impl Running {
     }
 }
 
-impl Drop for Running {
-    /// The connection ended: every request still in flight is cancelled
-    /// (a grouped read's future is not its own, so its flag is set).
+/// Sets every flag when dropped: the reads of a group whose future ended.
+struct FlagsOnDrop(Vec<Arc<AtomicBool>>);
+
+impl Drop for FlagsOnDrop {
     fn drop(&mut self) {
-        for cancel in self.cancels.values() {
-            cancel.cancel();
+        for flag in &self.0 {
+            flag.store(true, Ordering::Release);
         }
     }
 }

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::Token;
-use super::budget::{Budget, Share, decoded_size};
+use super::budget::{Budget, Share, amount, decoded_size};
 use super::outbox::Outbox;
 use super::running::Running;
 use super::wire::{
@@ -52,6 +52,11 @@ use wire::HANDSHAKE_TIMEOUT;
 /// a [`RemoteServer`], unless [`RemoteServer::max_request_memory`] says
 /// otherwise: 256 MiB.
 pub const DEFAULT_REQUEST_MEMORY: usize = 256 << 20;
+
+/// How long a request waits for the memory budget before it fails with
+/// [`Error::LimitReached`]: memory held by other requests must not stall a
+/// connection for ever.
+const MEMORY_PATIENCE: Duration = Duration::from_secs(5);
 
 /// One established connection, counted while it lives.
 struct Active<'a>(u64, &'a Counters);
@@ -655,8 +660,9 @@ impl Connection {
         );
         let mut stalled = false;
         // A frame read but not decoded yet, with its decoded size, waiting
+        // until a deadline
         // for that much of the memory budget.
-        let mut waiting: Option<(Vec<u8>, usize)> = None;
+        let mut waiting: Option<(Vec<u8>, usize, tokio::time::Instant)> = None;
         // Once the client stopped sending (end of stream or goodbye): why,
         // and until when the requests it sent may still finish.
         let mut ending: Option<(&str, tokio::time::Instant)> = None;
@@ -730,16 +736,20 @@ impl Connection {
                     }
                     outbox.start();
                 }
-                // The request that waited for memory has it now.
-                share = inner.budget.take(waiting.as_ref().map_or(0, |(_, size)| *size)), if waiting.is_some() => {
-                    let Some((body, _)) = waiting.take() else { continue };
+                why = farewell => return Ok(why.into()),
+                // The request that waited for memory has it now, or waited
+                // too long.
+                taken = wait_for_memory(&inner.budget, waiting.as_ref()), if waiting.is_some() => {
+                    let Some((body, _, _)) = waiting.take() else { continue };
+                    let given = taken.map_err(|_| format!(
+                        "the server's memory for requests in flight stayed in use for {MEMORY_PATIENCE:?}; nothing ran"
+                    ));
                     let mut burst = Burst { frames: &mut frames, running, ending: &mut ending, waiting: &mut waiting };
-                    if let Err(error) = self.take_burst(body, Some(share), &mut burst, outbox.queue()) {
+                    if let Err(error) = self.take_burst(body, Some(given), &mut burst, outbox.queue()) {
                         return Err(self.broken(outbox, error).await);
                     }
                     outbox.start();
                 }
-                why = farewell => return Ok(why.into()),
                 _ = idle, if running.is_empty() && waiting.is_none() && !writing && ending.is_none() => {
                     bump(&counters.idle_timeouts);
                     let timeout = inner.idle_timeout.unwrap_or_default();
@@ -752,51 +762,39 @@ impl Connection {
 
     /// Takes `body` and the frames buffered behind it while below the
     /// limits: each decoded once its decoded size fits the memory budget
-    /// (`share`: it was taken for `body` already), and received. A frame
-    /// that does not fit yet waits in `burst.waiting`, and nothing more is
-    /// read meanwhile; one that alone is larger than the whole budget fails
-    /// on its own. An error breaks the protocol.
+    /// (`given`: the share for `body` was taken already, or refused), and
+    /// received. A frame that does not fit yet waits in `burst.waiting`
+    /// (at most [`MEMORY_PATIENCE`]), and nothing more is read meanwhile;
+    /// one that alone is larger than the whole budget fails on its own. An
+    /// error breaks the protocol.
     fn take_burst(
         &self,
         mut body: Vec<u8>,
-        mut share: Option<Share>,
+        mut given: Option<std::result::Result<Share, String>>,
         burst: &mut Burst<'_, '_>,
         replies: &mut Vec<u8>,
     ) -> Result<()> {
         let inner = &self.inner;
         loop {
             let size = decoded_size(&body);
-            let share = match share.take() {
-                Some(share) => Some(share),
-                None if size > inner.budget.bytes() => None,
+            let share = match given.take() {
+                Some(given) => given,
+                None if size > inner.budget.bytes() => Err(format!(
+                    "the request would take about {} decoded, over the server's limit of {} for requests in flight; nothing ran",
+                    amount(size),
+                    amount(inner.budget.bytes())
+                )),
                 None => match inner.budget.try_take(size) {
-                    Some(share) => Some(share),
+                    Some(share) => Ok(share),
                     None => {
                         bump(&inner.counters.memory_waits);
-                        *burst.waiting = Some((body, size));
+                        let until = tokio::time::Instant::now() + MEMORY_PATIENCE;
+                        *burst.waiting = Some((body, size, until));
                         break;
                     }
                 },
             };
-            match share {
-                Some(share) => {
-                    let message = wire::decode::<ClientMessage>(&body)?;
-                    drop(body);
-                    self.receive(message, share, burst.running, burst.ending)?;
-                }
-                None => {
-                    bump(&inner.counters.over_memory_limit);
-                    let id = wire::request_id(&body)?;
-                    let error = Error::LimitReached {
-                        message: format!(
-                            "the request would take about {} MiB decoded, over the server's limit of {} MiB for requests in flight; nothing ran",
-                            size >> 20,
-                            inner.budget.bytes() >> 20
-                        ),
-                    };
-                    burst.running.refuse(id, error, replies);
-                }
-            }
+            self.take_frame(&body, share, burst, replies)?;
             if burst.ending.is_some() || burst.running.len() >= inner.max_in_flight {
                 break;
             }
@@ -809,6 +807,33 @@ impl Connection {
         Ok(())
     }
 
+    /// Decodes and receives one frame with its share of the memory budget;
+    /// without one (`refused`: why), a request is answered with
+    /// [`Error::LimitReached`] undecoded, and anything else — small once
+    /// decoded, since unknown fields are skipped — is received as usual.
+    fn take_frame(
+        &self,
+        body: &[u8],
+        share: std::result::Result<Share, String>,
+        burst: &mut Burst<'_, '_>,
+        replies: &mut Vec<u8>,
+    ) -> Result<()> {
+        let share = match share {
+            Ok(share) => share,
+            Err(refused) => match wire::request_id(body) {
+                Ok(id) => {
+                    bump(&self.inner.counters.over_memory_limit);
+                    let error = Error::LimitReached { message: refused };
+                    burst.running.refuse(id, error, replies);
+                    return Ok(());
+                }
+                Err(_) => self.inner.budget.nothing(),
+            },
+        };
+        let message = wire::decode::<ClientMessage>(body)?;
+        self.receive(message, share, burst.running, burst.ending, replies)
+    }
+
     /// Takes one message of the client's: a plain read outside a
     /// transaction is gathered to run with the reads that came with it,
     /// any other request starts after them. An error breaks the protocol.
@@ -818,6 +843,7 @@ impl Connection {
         share: Share,
         running: &mut Running,
         ending: &mut Option<(&str, tokio::time::Instant)>,
+        replies: &mut Vec<u8>,
     ) -> Result<()> {
         match message {
             ClientMessage::Request {
@@ -833,11 +859,11 @@ impl Connection {
             } => {
                 bump(&self.inner.counters.requests);
                 let plan = self.plan(sql, args, Access::Read, rows);
-                running.gather(&self.client, id, plan, share);
+                running.gather(&self.client, id, plan, share, replies);
             }
             ClientMessage::Request { id, op } => {
                 bump(&self.inner.counters.requests);
-                running.start(&self.client, id, share, || self.dispatch(op));
+                running.start(&self.client, id, share, || self.dispatch(op), replies);
             }
             ClientMessage::Cancel { id } => {
                 if running.cancel(id) {
@@ -1142,7 +1168,19 @@ struct Burst<'a, 'e> {
     frames: &'a mut FrameReader,
     running: &'a mut Running,
     ending: &'a mut Option<(&'e str, tokio::time::Instant)>,
-    waiting: &'a mut Option<(Vec<u8>, usize)>,
+    waiting: &'a mut Option<(Vec<u8>, usize, tokio::time::Instant)>,
+}
+
+/// The share of `budget` a frame `waiting` needs, or `Err` once its
+/// deadline passed.
+async fn wait_for_memory(
+    budget: &Budget,
+    waiting: Option<&(Vec<u8>, usize, tokio::time::Instant)>,
+) -> std::result::Result<Share, tokio::time::error::Elapsed> {
+    let (size, until) = waiting.map_or((0, tokio::time::Instant::now()), |(_, size, until)| {
+        (*size, *until)
+    });
+    tokio::time::timeout_at(until, budget.take(size)).await
 }
 
 /// How long a connection whose client stopped sending goes on finishing

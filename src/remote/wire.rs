@@ -426,6 +426,9 @@ fn frame_length(prefix: [u8; 4], max: u32) -> Result<usize, ReadError> {
     Ok(length as usize)
 }
 
+/// How much room a [`FrameReader`] keeps once its buffer is empty.
+const SPARE_ROOM: usize = 64 * 1024;
+
 /// Frames read from one connection through a buffer: each read takes what
 /// the socket has (several pipelined frames in one system call), and
 /// [`FrameReader::next`] can be cancelled — by a timer, another branch of a
@@ -479,6 +482,10 @@ impl FrameReader {
         }
         let body = self.buffer[4..4 + length].to_vec();
         self.buffer.drain(..4 + length);
+        // A big frame's room is not kept for the connection's life.
+        if self.buffer.is_empty() && self.buffer.capacity() > SPARE_ROOM {
+            self.buffer = Vec::new();
+        }
         Ok(Some(body))
     }
 }
