@@ -37,7 +37,7 @@ pub mod wire;
 use std::path::Path;
 
 pub use client::RemoteOptions;
-pub use serve::{Endpoint, Listening, RemoteServer, ServeStats};
+pub use serve::{DEFAULT_REQUEST_MEMORY, Endpoint, Listening, RemoteServer, ServeStats};
 #[cfg(feature = "tls")]
 pub use tls::{TlsIdentity, TlsTrust};
 pub use wire::{DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
