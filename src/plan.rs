@@ -23,6 +23,10 @@ pub struct Plan<T> {
     pub(crate) collect: Collect<T>,
     /// Set for a remote client's statement: what the connection must refuse.
     pub(crate) restriction: Option<Restriction>,
+    /// What must live as long as the plan: a remote request's share of the
+    /// server's memory budget, given back when the job holding the plan is
+    /// done with it (run, skipped or dropped), not when its caller gave up.
+    pub(crate) held: Option<Box<dyn Send + Sync>>,
 }
 
 /// How a plan turns what its statement produced into its value.
@@ -45,11 +49,13 @@ impl<T> Collect<T> {
 }
 
 impl<T> Clone for Plan<T> {
+    /// The same statement and fold; what the plan holds stays with it.
     fn clone(&self) -> Self {
         Plan {
             statement: self.statement.clone(),
             collect: self.collect,
             restriction: self.restriction,
+            held: None,
         }
     }
 }
@@ -75,6 +81,7 @@ impl<T> Plan<T> {
             statement,
             collect: Collect::Rows(fold),
             restriction: None,
+            held: None,
         }
     }
 
@@ -84,6 +91,7 @@ impl<T> Plan<T> {
             statement,
             collect: Collect::Done(finish),
             restriction: None,
+            held: None,
         }
     }
 }

@@ -1813,3 +1813,118 @@ fn a_request_waiting_for_memory_held_elsewhere_fails_after_a_while() {
         assert_eq!(single_integer(&replies[&8]), 200_000);
     });
 }
+
+/// MessagePack written by hand, for frames driftwood's encoder would
+/// never make.
+mod msgpack {
+    pub fn map(n: u8) -> Vec<u8> {
+        vec![0x80 | n]
+    }
+    pub fn array(n: u16) -> Vec<u8> {
+        let mut out = vec![0xdc];
+        out.extend(n.to_be_bytes());
+        out
+    }
+    pub fn text(s: &str) -> Vec<u8> {
+        let mut out = vec![0xd9, s.len() as u8];
+        out.extend(s.as_bytes());
+        out
+    }
+    pub fn uint(n: u8) -> Vec<u8> {
+        vec![0xcc, n]
+    }
+    pub fn boolean(b: bool) -> Vec<u8> {
+        vec![if b { 0xc3 } else { 0xc2 }]
+    }
+    pub fn frame(parts: &[Vec<u8>]) -> Vec<u8> {
+        let body = parts.concat();
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend(body);
+        out
+    }
+}
+
+// Asked for an array, the decoder also takes binary, one value per byte:
+// a byte of frame became a 32-byte value the memory budget had counted as
+// one byte. Arguments are arrays only.
+#[test]
+fn arguments_sent_as_binary_are_refused_not_decoded_one_value_per_byte() {
+    on_tokio(|| async {
+        use msgpack::*;
+        let served = serve(|remote| remote).await;
+        let mut stream = served.raw_duplex(1 << 20).await;
+        let mut blob = vec![0xc6];
+        blob.extend(100_000u32.to_be_bytes());
+        blob.extend([7u8; 100_000]);
+        let frame = frame(&[
+            map(1),
+            text("request"),
+            map(2),
+            text("id"),
+            uint(1),
+            text("op"),
+            map(1),
+            text("run"),
+            map(5),
+            text("lane"),
+            uint(0),
+            text("sql"),
+            text("SELECT 1"),
+            text("args"),
+            blob,
+            text("read"),
+            boolean(true),
+            text("rows"),
+            boolean(true),
+        ]);
+        stream.write_all(&frame).await.unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+            .await
+            .expect("the connection is closed")
+            .unwrap();
+        assert_eq!(served.remote.stats().protocol_errors, 1);
+        served.still_serves().await;
+    });
+}
+
+// Over the memory budget, a request was looked for in one form only (its
+// fields as a map): sent as an array, it was taken for some other message
+// and decoded and run without any budget.
+#[test]
+fn a_request_over_the_budget_is_refused_whatever_form_it_takes() {
+    on_tokio(|| async {
+        use msgpack::*;
+        let served = serve(|remote| remote.max_request_memory(4096)).await;
+        let mut stream = served.raw_duplex(1 << 20).await;
+        // {"request": [9, {"batch": [0, [["INSERT …", [[], [], …]]]]}]}
+        let mut sets = array(5000);
+        sets.extend([0x90; 5000]);
+        let insert = "INSERT INTO todos (title, body) VALUES ('Todo sneak', 'x')";
+        let frame = frame(&[
+            map(1),
+            text("request"),
+            array(2),
+            uint(9),
+            map(1),
+            text("batch"),
+            array(2),
+            uint(0),
+            array(1),
+            array(2),
+            text(insert),
+            sets,
+        ]);
+        stream.write_all(&frame).await.unwrap();
+        let replies = replies_by_id(&mut stream, 1).await;
+        let wire::Outcome::Failed { error } = &replies[&9] else {
+            panic!("refused: {:?}", replies[&9]);
+        };
+        assert!(matches!(error, Error::LimitReached { .. }), "{error:?}");
+        assert_eq!(
+            served.local.select::<Todo>().count().await.unwrap(),
+            0,
+            "nothing ran"
+        );
+    });
+}

@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+use futures::future::{BoxFuture, FutureExt};
 use rmp::Marker;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -103,7 +104,9 @@ pub(crate) type Share = OwnedSemaphorePermit;
 impl Budget {
     /// A budget of `bytes` (at least one unit).
     pub(crate) fn new(bytes: usize) -> Self {
-        let units = bytes.div_ceil(UNIT).clamp(1, Semaphore::MAX_PERMITS);
+        let units = bytes
+            .div_ceil(UNIT)
+            .clamp(1, Semaphore::MAX_PERMITS.min(usize::MAX / UNIT));
         Budget {
             permits: Arc::new(Semaphore::new(units)),
             bytes: units * UNIT,
@@ -136,13 +139,19 @@ impl Budget {
             .expect("no permits are always free")
     }
 
-    /// `bytes` of the budget, once that much is free.
-    pub(crate) async fn take(&self, bytes: usize) -> Share {
-        self.permits
-            .clone()
-            .acquire_many_owned(Self::units(bytes))
-            .await
-            .expect("the budget's semaphore is never closed")
+    /// `bytes` of the budget, once that much is free: first come, first
+    /// served, so keep the future while waiting (dropped, it loses its
+    /// place).
+    pub(crate) fn take(&self, bytes: usize) -> BoxFuture<'static, Share> {
+        let permits = self.permits.clone();
+        let units = Self::units(bytes);
+        async move {
+            permits
+                .acquire_many_owned(units)
+                .await
+                .expect("the budget's semaphore is never closed")
+        }
+        .boxed()
     }
 }
 
@@ -228,5 +237,9 @@ mod tests {
         drop(first);
         assert!(budget.try_take(6 * UNIT).is_some());
         assert_eq!(budget.bytes(), 10 * UNIT);
+        // "No limit" said the natural way neither overflows nor wraps.
+        let unlimited = Budget::new(usize::MAX);
+        assert!(unlimited.bytes() > 1 << 40);
+        assert!(unlimited.try_take(1 << 30).is_some());
     }
 }

@@ -309,6 +309,7 @@ impl Remote {
                         statement,
                         collect,
                         restriction: None,
+                        held: None,
                     },
                     outcome,
                 ),

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::future::{AbortHandle, AbortRegistration, Abortable, BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::budget::Share;
 use super::wire::{self, Outcome, ServerMessage};
 use crate::Pending;
 use crate::backend::Lane;
@@ -77,11 +76,11 @@ pub(super) struct Running {
     /// Requests started and not finished (cancelled ones too, until their
     /// futures end): what `max_in_flight` limits.
     in_flight: usize,
-    /// Reads gathered to run together, not sent yet, with their tickets
-    /// and their shares of the memory budget.
+    /// Reads gathered to run together, not sent yet, with their tickets.
+    /// (Each plan holds its share of the memory budget, given back when the
+    /// server connection is done with it.)
     gathered: Vec<(Plan<Outcome>, Arc<AtomicBool>)>,
     gathered_tickets: Vec<Ticket>,
-    gathered_shares: Vec<Share>,
     /// The largest reply the client accepts.
     client_max_frame: u32,
 }
@@ -97,7 +96,6 @@ impl Running {
             in_flight: 0,
             gathered: Vec::new(),
             gathered_tickets: Vec::new(),
-            gathered_shares: Vec::new(),
             client_max_frame,
         }
     }
@@ -131,13 +129,11 @@ impl Running {
     }
 
     /// Starts request `id` — sent to the backend by `pending` — after
-    /// every read gathered before it; its `share` of the memory budget
-    /// comes back when it finishes.
+    /// every read gathered before it.
     pub(super) fn start(
         &mut self,
         client: &Client,
         id: u64,
-        share: Share,
         pending: impl FnOnce() -> Pending<Outcome>,
         out: &mut Vec<u8>,
     ) {
@@ -146,13 +142,12 @@ impl Running {
         let Some(ticket) = self.admit(id, Cancel::Abort(abort), out) else {
             return;
         };
-        self.run(ticket, share, pending, registration);
+        self.run(ticket, pending, registration);
     }
 
     fn run(
         &mut self,
         ticket: Ticket,
-        share: Share,
         pending: impl FnOnce() -> Pending<Outcome>,
         registration: AbortRegistration,
     ) {
@@ -163,7 +158,6 @@ impl Running {
                     .await
                     .ok()
                     .map(|result| result.unwrap_or_else(|error| Outcome::Failed { error }));
-                drop(share);
                 Finished::One(ticket, outcome)
             }
             .boxed(),
@@ -177,7 +171,6 @@ impl Running {
         client: &Client,
         id: u64,
         plan: Plan<Outcome>,
-        share: Share,
         out: &mut Vec<u8>,
     ) {
         let flag = Arc::new(AtomicBool::new(false));
@@ -186,7 +179,6 @@ impl Running {
         };
         self.gathered.push((plan, flag));
         self.gathered_tickets.push(ticket);
-        self.gathered_shares.push(share);
         if self.gathered.len() >= GROUP_LIMIT {
             self.send_gathered(client);
         }
@@ -203,11 +195,8 @@ impl Running {
     pub(super) fn send_gathered(&mut self, client: &Client) {
         let mut tickets = std::mem::take(&mut self.gathered_tickets);
         let mut reads = std::mem::take(&mut self.gathered);
-        let mut shares = std::mem::take(&mut self.gathered_shares);
         if reads.len() <= 1 {
-            let (Some((plan, _)), Some(ticket), Some(share)) =
-                (reads.pop(), tickets.pop(), shares.pop())
-            else {
+            let (Some((plan, _)), Some(ticket)) = (reads.pop(), tickets.pop()) else {
                 return;
             };
             // Cancelled in its own burst: it never starts.
@@ -219,7 +208,7 @@ impl Running {
             if let Some(entry) = self.waited.get_mut(&ticket.id) {
                 entry.cancel = Cancel::Abort(abort);
             }
-            self.run(ticket, share, || client.run(Lane::NONE, plan), registration);
+            self.run(ticket, || client.run(Lane::NONE, plan), registration);
             return;
         }
         // Whatever ends the group's future — it finished, or the
@@ -232,7 +221,7 @@ impl Running {
                     Ok(results) => results,
                     Err(error) => vec![Err(error); tickets.len()],
                 };
-                drop((shares, flags));
+                drop(flags);
                 Finished::Group(tickets.into_iter().zip(results).collect())
             }
             .boxed(),

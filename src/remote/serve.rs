@@ -659,10 +659,10 @@ impl Connection {
             inner.idle_timeout.unwrap_or(Duration::from_secs(60)),
         );
         let mut stalled = false;
-        // A frame read but not decoded yet, with its decoded size, waiting
-        // until a deadline
+        // A frame read but not decoded yet, waiting for its share of the
+        // memory budget until a deadline
         // for that much of the memory budget.
-        let mut waiting: Option<(Vec<u8>, usize, tokio::time::Instant)> = None;
+        let mut waiting: Option<Waiting> = None;
         // Once the client stopped sending (end of stream or goodbye): why,
         // and until when the requests it sent may still finish.
         let mut ending: Option<(&str, tokio::time::Instant)> = None;
@@ -739,8 +739,8 @@ impl Connection {
                 why = farewell => return Ok(why.into()),
                 // The request that waited for memory has it now, or waited
                 // too long.
-                taken = wait_for_memory(&inner.budget, waiting.as_ref()), if waiting.is_some() => {
-                    let Some((body, _, _)) = waiting.take() else { continue };
+                taken = wait_for_memory(waiting.as_mut()), if waiting.is_some() => {
+                    let Some(Waiting { body, .. }) = waiting.take() else { continue };
                     let given = taken.map_err(|_| format!(
                         "the server's memory for requests in flight stayed in use for {MEMORY_PATIENCE:?}; nothing ran"
                     ));
@@ -788,8 +788,11 @@ impl Connection {
                     Some(share) => Ok(share),
                     None => {
                         bump(&inner.counters.memory_waits);
-                        let until = tokio::time::Instant::now() + MEMORY_PATIENCE;
-                        *burst.waiting = Some((body, size, until));
+                        *burst.waiting = Some(Waiting {
+                            share: inner.budget.take(size),
+                            until: tokio::time::Instant::now() + MEMORY_PATIENCE,
+                            body,
+                        });
                         break;
                     }
                 },
@@ -820,14 +823,14 @@ impl Connection {
     ) -> Result<()> {
         let share = match share {
             Ok(share) => share,
-            Err(refused) => match wire::request_id(body) {
-                Ok(id) => {
+            Err(refused) => match wire::request_id(body)? {
+                Some(id) => {
                     bump(&self.inner.counters.over_memory_limit);
                     let error = Error::LimitReached { message: refused };
                     burst.running.refuse(id, error, replies);
                     return Ok(());
                 }
-                Err(_) => self.inner.budget.nothing(),
+                None => self.inner.budget.nothing(),
             },
         };
         let message = wire::decode::<ClientMessage>(body)?;
@@ -858,12 +861,12 @@ impl Connection {
                     },
             } => {
                 bump(&self.inner.counters.requests);
-                let plan = self.plan(sql, args, Access::Read, rows);
-                running.gather(&self.client, id, plan, share, replies);
+                let plan = self.plan(sql, args, Access::Read, rows, share);
+                running.gather(&self.client, id, plan, replies);
             }
             ClientMessage::Request { id, op } => {
                 bump(&self.inner.counters.requests);
-                running.start(&self.client, id, share, || self.dispatch(op), replies);
+                running.start(&self.client, id, || self.dispatch(op, share), replies);
             }
             ClientMessage::Cancel { id } => {
                 if running.cancel(id) {
@@ -924,14 +927,16 @@ impl Connection {
 
     /// Starts `op` on the backend: sent now, so requests run in the order
     /// they arrived.
-    fn dispatch(&self, op: Op) -> Pending<Outcome> {
-        match self.start(op) {
+    /// `share`, its part of the memory budget, lives as long as the job
+    /// that holds its decoded statements.
+    fn dispatch(&self, op: Op, share: Share) -> Pending<Outcome> {
+        match self.start(op, share) {
             Ok(pending) => pending,
             Err(error) => Pending::ready(Err(error)),
         }
     }
 
-    fn start(&self, op: Op) -> Result<Pending<Outcome>> {
+    fn start(&self, op: Op, share: Share) -> Result<Pending<Outcome>> {
         let backend = &self.backend;
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(match op {
@@ -948,14 +953,14 @@ impl Connection {
                     (false, true) => Access::Unknown,
                     (false, false) => Access::Write,
                 };
-                backend.run(lane, self.plan(sql, args, access, rows))
+                backend.run(lane, self.plan(sql, args, access, rows, share))
             }
             Op::Subscribe {} => {
                 self.subscribe();
                 Pending::ready(Ok(Outcome::Ok {}))
             }
             Op::Watch { sql, args, rows } => {
-                let plan = self.plan(sql, args, Access::Read, rows);
+                let plan = self.plan(sql, args, Access::Read, rows, share);
                 backend.run_work(Lane::NONE, Route::Reader, move |conn| {
                     let (result, reads) = conn.recording_reads(|| {
                         conn.ensure_reads_only(&plan.statement.sql)?;
@@ -979,6 +984,7 @@ impl Connection {
                 let batch = batch_of(entries);
                 let restriction = self.restriction;
                 let pending = backend.run_work(lane, Route::Writer, move |conn| {
+                    let _share = share;
                     conn.restricted(restriction, || batch.run_on(conn))
                 });
                 Pending::boxed(async move { pending.await.map(Outcome::from) })
@@ -1055,7 +1061,14 @@ impl Connection {
 impl Connection {
     /// The plan of a remote statement: its rows or what it did, under the
     /// connection's restriction.
-    fn plan(&self, sql: String, args: Vec<WireValue>, access: Access, rows: bool) -> Plan<Outcome> {
+    fn plan(
+        &self,
+        sql: String,
+        args: Vec<WireValue>,
+        access: Access,
+        rows: bool,
+        share: Share,
+    ) -> Plan<Outcome> {
         let statement = Statement {
             sql: sql.into(),
             args: wire::from_wire(args),
@@ -1070,6 +1083,7 @@ impl Connection {
             (Access::Read, Restriction::Remote) => Restriction::RemoteRead,
             (_, restriction) => restriction,
         });
+        plan.held = Some(Box::new(share));
         plan
     }
 
@@ -1168,19 +1182,26 @@ struct Burst<'a, 'e> {
     frames: &'a mut FrameReader,
     running: &'a mut Running,
     ending: &'a mut Option<(&'e str, tokio::time::Instant)>,
-    waiting: &'a mut Option<(Vec<u8>, usize, tokio::time::Instant)>,
+    waiting: &'a mut Option<Waiting>,
 }
 
-/// The share of `budget` a frame `waiting` needs, or `Err` once its
+/// A frame waiting for its share of the memory budget.
+struct Waiting {
+    body: Vec<u8>,
+    /// Kept from one turn of the loop to the next: its place in the queue.
+    share: futures::future::BoxFuture<'static, Share>,
+    until: tokio::time::Instant,
+}
+
+/// The share of the budget the frame `waiting` needs, or `Err` once its
 /// deadline passed.
 async fn wait_for_memory(
-    budget: &Budget,
-    waiting: Option<&(Vec<u8>, usize, tokio::time::Instant)>,
+    waiting: Option<&mut Waiting>,
 ) -> std::result::Result<Share, tokio::time::error::Elapsed> {
-    let (size, until) = waiting.map_or((0, tokio::time::Instant::now()), |(_, size, until)| {
-        (*size, *until)
-    });
-    tokio::time::timeout_at(until, budget.take(size)).await
+    match waiting {
+        Some(waiting) => tokio::time::timeout_at(waiting.until, &mut waiting.share).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How long a connection whose client stopped sending goes on finishing

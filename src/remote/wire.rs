@@ -83,6 +83,7 @@ pub enum Op {
         /// The SQL text.
         sql: String,
         /// Its arguments, in placeholder order.
+        #[serde(deserialize_with = "values")]
         args: Vec<WireValue>,
         /// Whether it only reads (a built select): a reader may run it.
         read: bool,
@@ -131,6 +132,7 @@ pub enum Op {
         /// The SQL text (it must only read).
         sql: String,
         /// Its arguments.
+        #[serde(deserialize_with = "values")]
         args: Vec<WireValue>,
         /// Whether the client wants the rows (else what it did).
         rows: bool,
@@ -143,7 +145,46 @@ pub struct BatchEntry {
     /// The SQL text.
     pub sql: String,
     /// One argument set per run.
+    #[serde(deserialize_with = "value_sets")]
     pub arg_sets: Vec<Vec<WireValue>>,
+}
+
+/// Values from a MessagePack array only. Asked for a sequence, the
+/// decoder would also take binary, one element per byte: a byte of frame
+/// per 32-byte value, past what the memory budget estimated (it counts
+/// binary as bytes).
+fn values<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<WireValue>, D::Error> {
+    deserializer.deserialize_any(Sequence(std::marker::PhantomData))
+}
+
+/// Argument sets: an array of arrays (see [`values`]).
+fn value_sets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Vec<WireValue>>, D::Error> {
+    struct Set(Vec<WireValue>);
+    impl<'de> Deserialize<'de> for Set {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            values(deserializer).map(Set)
+        }
+    }
+    let sets: Vec<Set> = deserializer.deserialize_any(Sequence(std::marker::PhantomData))?;
+    Ok(sets.into_iter().map(|set| set.0).collect())
+}
+
+/// A visitor of arrays only.
+struct Sequence<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Sequence<T> {
+    type Value = Vec<T>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array")
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        // As serde does: trust the length only so far.
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items)
+    }
 }
 
 /// What a server sends.
@@ -363,15 +404,55 @@ impl ReadError {
 }
 
 /// The id of the request in `body`, read without decoding the rest (the
-/// decoder skips what it ignores without keeping it).
-pub fn request_id(body: &[u8]) -> Result<u64, Error> {
+/// decoder skips what it ignores without keeping it); `None` if `body` is
+/// another message. Every form a [`ClientMessage`] may take is read: the
+/// variant by name or index, its fields as a map or an array.
+pub fn request_id(body: &[u8]) -> Result<Option<u64>, Error> {
+    /// The variants of [`ClientMessage`], in order, with only a request's
+    /// id kept.
     #[derive(Deserialize)]
     #[serde(rename_all = "snake_case")]
-    enum IdOnly {
-        Request { id: u64 },
+    enum Kind {
+        Hello(de::IgnoredAny),
+        Request(Id),
+        Cancel(de::IgnoredAny),
+        Goodbye(de::IgnoredAny),
     }
-    let IdOnly::Request { id } = decode::<IdOnly>(body)?;
-    Ok(id)
+    struct Id(u64);
+    impl<'de> Deserialize<'de> for Id {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Fields;
+            impl<'de> Visitor<'de> for Fields {
+                type Value = Id;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a request's fields")
+                }
+                fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Id, A::Error> {
+                    let id = seq
+                        .next_element()?
+                        .ok_or_else(|| de::Error::missing_field("id"))?;
+                    while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                    Ok(Id(id))
+                }
+                fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Id, A::Error> {
+                    let mut id = None;
+                    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                        if key == "id" {
+                            id = Some(map.next_value()?);
+                        } else {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                    id.map(Id).ok_or_else(|| de::Error::missing_field("id"))
+                }
+            }
+            deserializer.deserialize_any(Fields)
+        }
+    }
+    Ok(match decode::<Kind>(body)? {
+        Kind::Request(Id(id)) => Some(id),
+        Kind::Hello(_) | Kind::Cancel(_) | Kind::Goodbye(_) => None,
+    })
 }
 
 /// Reads the peer's preamble and checks its magic value and version.

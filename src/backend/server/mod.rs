@@ -950,6 +950,12 @@ impl Client {
                 let Some(level) = snapshot else {
                     return Ok(results);
                 };
+                // The last read ended it: nothing to commit, and the
+                // answers stand.
+                if conn.ensure_not_poisoned().is_err() {
+                    let _ = conn.rollback(level);
+                    return Ok(results);
+                }
                 // A read commits nothing; but if the snapshot cannot end,
                 // nothing in it is claimed to have worked.
                 match conn.commit(level) {
