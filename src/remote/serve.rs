@@ -35,7 +35,7 @@ use super::wire::{
 };
 use crate::Pending;
 use crate::backend::server::Client;
-use crate::backend::{Backend, Lane, Route};
+use crate::backend::{Lane, Route};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::plan::{Cursor, Plan};
@@ -510,10 +510,8 @@ struct Lanes {
 /// One client connection being served.
 struct Connection {
     inner: Arc<Inner>,
-    /// The connection's client of the background server, and the same as
-    /// a backend.
+    /// The connection's client of the background server.
     client: Arc<Client>,
-    backend: Backend,
     restriction: Restriction,
     lanes: Arc<Mutex<Lanes>>,
     /// Frames the server sends unasked (changes), on their way to the
@@ -593,8 +591,7 @@ impl Connection {
             return Err(refuse(&mut writer, error).await);
         }
         let server_client = inner.server.client(false);
-        let backend = Backend::Server(server_client.clone());
-        let schema_version = match user_version(&backend).await {
+        let schema_version = match user_version(&server_client).await {
             Ok(version) => version,
             Err(error) => return Err(refuse(&mut writer, error).await),
         };
@@ -625,7 +622,6 @@ impl Connection {
             },
             inner: inner.clone(),
             client: server_client,
-            backend,
             lanes: Arc::default(),
             pushes,
             relay: Mutex::default(),
@@ -660,8 +656,7 @@ impl Connection {
         );
         let mut stalled = false;
         // A frame read but not decoded yet, waiting for its share of the
-        // memory budget until a deadline
-        // for that much of the memory budget.
+        // memory budget until a deadline.
         let mut waiting: Option<Waiting> = None;
         // Once the client stopped sending (end of stream or goodbye): why,
         // and until when the requests it sent may still finish.
@@ -907,7 +902,7 @@ impl Connection {
             .count();
         for (lane, level, outermost) in lanes.levels.into_values() {
             if outermost {
-                self.backend.rollback_detached(lane, level);
+                self.client.rollback_detached(lane, level);
             }
         }
         if let Some((id, task)) = self
@@ -916,13 +911,13 @@ impl Connection {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         {
-            self.backend.feed().unlisten(id);
+            self.client.feed().unlisten(id);
             drop(task);
         }
         if open > 0 {
             tracing::info!(target: "driftwood::remote", open, ended = ?ended.as_ref().map_err(ToString::to_string), "rolled back the transactions a closed connection left open");
         }
-        drop(self.backend.close());
+        drop(self.client.close());
     }
 
     /// Starts `op` on the backend: sent now, so requests run in the order
@@ -937,7 +932,7 @@ impl Connection {
     }
 
     fn start(&self, op: Op, share: Share) -> Result<Pending<Outcome>> {
-        let backend = &self.backend;
+        let client = &self.client;
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(match op {
             Op::Run {
@@ -953,7 +948,7 @@ impl Connection {
                     (false, true) => Access::Unknown,
                     (false, false) => Access::Write,
                 };
-                backend.run(lane, self.plan(sql, args, access, rows, share))
+                client.run(lane, self.plan(sql, args, access, rows, share))
             }
             Op::Subscribe {} => {
                 self.subscribe();
@@ -961,7 +956,7 @@ impl Connection {
             }
             Op::Watch { sql, args, rows } => {
                 let plan = self.plan(sql, args, Access::Read, rows, share);
-                backend.run_work(Lane::NONE, Route::Reader, move |conn| {
+                client.run_work(Lane::NONE, Route::Reader, move |conn| {
                     let (result, reads) = conn.recording_reads(|| {
                         conn.ensure_reads_only(&plan.statement.sql)?;
                         conn.run(&plan)
@@ -983,7 +978,7 @@ impl Connection {
                 let lane = lanes.lane(lane)?;
                 let batch = batch_of(entries);
                 let restriction = self.restriction;
-                let pending = backend.run_work(lane, Route::Writer, move |conn| {
+                let pending = client.run_work(lane, Route::Writer, move |conn| {
                     let _share = share;
                     conn.restricted(restriction, || batch.run_on(conn))
                 });
@@ -1027,7 +1022,7 @@ impl Connection {
                 } else {
                     TxKind::Deferred
                 };
-                let begun = backend.begin(local_lane, local_level, kind, parent);
+                let begun = client.begin(local_lane, local_level, kind, parent);
                 // A level that did not begin is forgotten, so nothing later
                 // (or the end of the connection) takes it for an open one.
                 let lanes = self.lanes.clone();
@@ -1047,10 +1042,10 @@ impl Connection {
                         "cannot commit: it was already committed or rolled back",
                     ));
                 };
-                ok(backend.commit(local_lane, local_level))
+                ok(client.commit(local_lane, local_level))
             }
             Op::Rollback { lane, level } => match lanes.end_in(lane, level) {
-                Some((local_lane, local_level)) => ok(backend.rollback(local_lane, local_level)),
+                Some((local_lane, local_level)) => ok(client.rollback(local_lane, local_level)),
                 // A level that never began, or already ended: nothing to do.
                 None => Pending::ready(Ok(Outcome::Ok {})),
             },
@@ -1093,7 +1088,7 @@ impl Connection {
         if relay.is_some() {
             return;
         }
-        let (id, changes) = self.backend.feed().relay(self.backend.handle_id());
+        let (id, changes) = self.client.feed().relay(Arc::as_ptr(&self.client) as usize);
         let task = tokio::spawn(relay_changes(changes, self.pushes.clone()));
         *relay = Some((id, AbortOnDrop(task)));
     }
@@ -1268,14 +1263,14 @@ fn rows_for_the_wire(rows: &mut dyn Cursor, _sql: &str) -> Result<Outcome> {
 }
 
 /// The database's `user_version`, for the welcome.
-async fn user_version(backend: &Backend) -> Result<i64> {
+async fn user_version(client: &Client) -> Result<i64> {
     let statement = Statement {
         sql: "PRAGMA user_version".into(),
         args: Vec::new(),
         // A reader answers while a transaction holds the writer.
         access: Access::Read,
     };
-    backend
+    client
         .run(Lane::NONE, Plan::rows(statement, crate::plan::count))
         .await
 }
