@@ -76,11 +76,10 @@ pub(super) struct Running {
     /// Requests started and not finished (cancelled ones too, until their
     /// futures end): what `max_in_flight` limits.
     in_flight: usize,
-    /// Reads gathered to run together, not sent yet, with their tickets.
-    /// (Each plan holds its share of the memory budget, given back when the
-    /// server connection is done with it.)
-    gathered: Vec<(Plan<Outcome>, Arc<AtomicBool>)>,
-    gathered_tickets: Vec<Ticket>,
+    /// Reads gathered to run together, not sent yet, with their cancel
+    /// flags. (Each plan holds its share of the memory budget, given back
+    /// when the server connection is done with it.)
+    gathered: Vec<(Ticket, Plan<Outcome>, Arc<AtomicBool>)>,
     /// The largest reply the client accepts.
     client_max_frame: u32,
 }
@@ -95,7 +94,6 @@ impl Running {
             next_serial: 0,
             in_flight: 0,
             gathered: Vec::new(),
-            gathered_tickets: Vec::new(),
             client_max_frame,
         }
     }
@@ -177,8 +175,7 @@ impl Running {
         let Some(ticket) = self.admit(id, Cancel::Flag(flag.clone()), out) else {
             return;
         };
-        self.gathered.push((plan, flag));
-        self.gathered_tickets.push(ticket);
+        self.gathered.push((ticket, plan, flag));
         if self.gathered.len() >= GROUP_LIMIT {
             self.send_gathered(client);
         }
@@ -193,10 +190,9 @@ impl Running {
 
     /// Sends the reads gathered so far: one on its own, several together.
     pub(super) fn send_gathered(&mut self, client: &Client) {
-        let mut tickets = std::mem::take(&mut self.gathered_tickets);
-        let mut reads = std::mem::take(&mut self.gathered);
-        if reads.len() <= 1 {
-            let (Some((plan, _)), Some(ticket)) = (reads.pop(), tickets.pop()) else {
+        let mut gathered = std::mem::take(&mut self.gathered);
+        if gathered.len() <= 1 {
+            let Some((ticket, plan, _)) = gathered.pop() else {
                 return;
             };
             // Cancelled in its own burst: it never starts.
@@ -213,6 +209,10 @@ impl Running {
         }
         // Whatever ends the group's future — it finished, or the
         // connection ended — ends every read in it.
+        let (tickets, reads): (Vec<Ticket>, Vec<_>) = gathered
+            .into_iter()
+            .map(|(ticket, plan, flag)| (ticket, (plan, flag)))
+            .unzip();
         let flags = FlagsOnDrop(reads.iter().map(|(_, flag)| flag.clone()).collect());
         let pending = Unspun(without_spinning(|| client.run_reads(reads)));
         self.futures.push(

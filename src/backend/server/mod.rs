@@ -935,27 +935,19 @@ impl Client {
                     }
                     // SQLite may end the snapshot on an error: the reads
                     // after it run on their own.
-                    if let Some(level) = snapshot
-                        && conn.ensure_not_poisoned().is_err()
-                    {
-                        let _ = conn.rollback(level);
-                        snapshot = None;
-                    }
+                    forget_if_ended(conn, &mut snapshot);
                     interrupt.watch(&cancelled);
                     let result = conn.run(&plan);
                     interrupt.clear();
                     result
                 });
                 let results: Vec<Result<T>> = results.collect();
+                // If the last read ended it, there is nothing to commit
+                // and the answers stand.
+                forget_if_ended(conn, &mut snapshot);
                 let Some(level) = snapshot else {
                     return Ok(results);
                 };
-                // The last read ended it: nothing to commit, and the
-                // answers stand.
-                if conn.ensure_not_poisoned().is_err() {
-                    let _ = conn.rollback(level);
-                    return Ok(results);
-                }
                 // A read commits nothing; but if the snapshot cannot end,
                 // nothing in it is claimed to have worked.
                 match conn.commit(level) {
@@ -1169,6 +1161,17 @@ impl Drop for Client {
         if self.single_client {
             self.shared.shutdown_blocking();
         }
+    }
+}
+
+/// Rolls back and forgets `snapshot` if SQLite ended its transaction on its
+/// own (an error that rolls back).
+fn forget_if_ended(conn: &Connection, snapshot: &mut Option<Level>) {
+    if let Some(level) = *snapshot
+        && conn.ensure_not_poisoned().is_err()
+    {
+        let _ = conn.rollback(level);
+        *snapshot = None;
     }
 }
 

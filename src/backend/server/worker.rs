@@ -633,8 +633,8 @@ impl Worker {
 /// Installs driftwood's hooks on `host`'s connection, after the user's
 /// opener ran (so user setup cannot replace them): the authorizer again,
 /// and the progress handler that interrupts the statement running when
-/// its request (the host's [`Interrupt`](crate::backend::host::Interrupt)) is cancelled or the server
-/// `stop`s.
+/// its request (the host's [`Interrupt`](crate::backend::host::Interrupt))
+/// is cancelled or the server `stop`s.
 fn install_hooks(host: &mut Host, stop: &Arc<AtomicBool>) -> Result<()> {
     let watched = host.interrupt().clone();
     let stopping = stop.clone();
