@@ -103,6 +103,7 @@ impl<D> Db<D> {
     /// Runs `request` on the backend, in the lane of the transaction scope
     /// this call is made in (none outside `Db::transaction`); a delayed
     /// database connects first.
+    #[inline]
     fn dispatch<T: Send + 'static>(
         &self,
         request: impl FnOnce(&Backend, Lane) -> Pending<T> + Send + 'static,
@@ -516,6 +517,7 @@ impl<D: Database> crate::watch::sealed::Watches for Db<D> {
 impl<D: Database> Runner for Db<D> {
     type Mode = Async;
 
+    #[inline]
     fn run_plan<T: Send + 'static>(&self, plan: Plan<T>) -> Pending<T> {
         self.dispatch(move |backend, lane| backend.run(lane, plan))
     }

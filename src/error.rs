@@ -393,6 +393,7 @@ impl Error {
 
 /// Runs user code, turning a panic into [`Error::Panic`]: the one place
 /// driftwood catches unwinding at the boundary where it calls user code.
+#[inline]
 pub(crate) fn catch<R>(work: impl FnOnce() -> Result<R>) -> Result<R> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
         .unwrap_or_else(|panic| Err(Error::from_panic(panic)))

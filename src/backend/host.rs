@@ -153,6 +153,7 @@ impl Host {
 
     /// Publishes what committed since the last time, if anything did —
     /// after `COMMIT` returned, so queries that learn of it see it.
+    #[inline]
     fn publish(&self) {
         let Some(feed) = &self.feed else { return };
         if let Some(changes) = self.conn.take_committed_changes() {
@@ -255,6 +256,7 @@ impl Host {
     /// Runs `work` for `lane` (which [`Host::admits`]): a request of a
     /// transaction's lane runs only while that transaction is open — once
     /// it ended, a handle that outlived it must not write in autocommit.
+    #[inline]
     pub(crate) fn run_in<R>(
         &mut self,
         lane: Lane,
@@ -277,6 +279,7 @@ impl Host {
     }
 
     /// Collects changed rowids while some watcher reads rows by rowid.
+    #[inline]
     fn collect_rowids_if_wanted(&mut self) {
         if let Some(feed) = &self.feed {
             let wanted = feed.switch_ref().rows_wanted();
@@ -286,6 +289,7 @@ impl Host {
 
     /// Runs `work` on the connection: a panic becomes [`Error::Panic`]; a
     /// transaction it leaves open that no lane owns is rolled back.
+    #[inline]
     fn run<R>(&mut self, work: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let result = catch(|| work(&self.conn));
         if self.holders.is_empty() && self.conn.in_transaction() {

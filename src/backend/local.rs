@@ -191,6 +191,7 @@ impl Local {
         }
     }
 
+    #[inline]
     fn attempt<R, F>(&self, turn: Option<Lane>, operation: F) -> Attempt<R, F>
     where
         F: FnOnce(&mut Host) -> Result<R>,

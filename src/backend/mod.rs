@@ -135,6 +135,7 @@ impl Backend {
     }
 
     /// Runs `plan` for `lane`.
+    #[inline]
     pub(crate) fn run<T: Send + 'static>(&self, lane: Lane, plan: Plan<T>) -> Pending<T> {
         match self {
             Backend::Local(local) => local.run(lane, plan),

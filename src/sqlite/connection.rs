@@ -230,10 +230,15 @@ impl Connection {
 
     /// Collects the rowids statements change (through SQLite's update
     /// hook) while some watcher reads rows by rowid; stops when none does.
+    #[inline]
     pub(crate) fn collect_rowids(&mut self, on: bool) {
-        if on == self.reported_rows.is_some() {
-            return;
+        if on != self.reported_rows.is_some() {
+            self.switch_rowid_collection(on);
         }
+    }
+
+    #[cold]
+    fn switch_rowid_collection(&mut self, on: bool) {
         self.reported_rows = None;
         if !on {
             let removed = self
@@ -529,6 +534,7 @@ impl Connection {
     }
 
     /// Runs a plan: its statement, folded into its value.
+    #[inline]
     pub(crate) fn run<T>(&self, plan: &Plan<T>) -> Result<T> {
         if let Some(restriction) = plan.restriction {
             return self
@@ -558,6 +564,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn run_unrestricted<T>(&self, plan: &Plan<T>) -> Result<T> {
         match plan.collect {
             Collect::Done(finish) => self.execute(&plan.statement).map(finish),
@@ -656,6 +663,7 @@ impl Connection {
     /// Runs a query and folds its rows with `fold`, which steps as far as it
     /// wants (a primary-key lookup never pays for the step that finds no
     /// second row).
+    #[inline]
     fn query<T>(
         &self,
         statement: &Statement,
@@ -693,6 +701,7 @@ impl Connection {
 
     /// Prepares `sql` through the statement cache; raw transaction control
     /// is refused here, by the authorizer.
+    #[inline]
     fn prepare(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
         let (prepared, refused) = self.guard.preparing(|| self.raw.prepare_cached(sql));
         prepared.map_err(|e| prepare_error(e, sql, refused, &self.guard))
@@ -737,6 +746,7 @@ impl Connection {
     /// Runs one statement: refused inside a transaction SQLite already
     /// rolled back; afterwards, notices whether SQLite just left the
     /// transaction; reported as a `tracing` event when anyone listens.
+    #[inline]
     fn statement<R>(&self, sql: &str, args: usize, run: impl FnOnce() -> Result<R>) -> Result<R> {
         if self.open_levels.get() > 0 {
             self.ensure_not_poisoned()?;
@@ -783,6 +793,7 @@ impl Connection {
     }
 
     /// Runs one statement, tracking what it changed when anyone watches.
+    #[inline]
     fn tracked_statement<R>(
         &self,
         sql: &str,
@@ -1108,6 +1119,7 @@ fn recycle<'b>(mut vec: Vec<(usize, SqlArg<'_>)>) -> Vec<(usize, SqlArg<'b>)> {
         .collect()
 }
 
+#[inline]
 fn bind<'a>(
     stmt: &mut rusqlite::CachedStatement<'_>,
     sql: &str,
@@ -1128,6 +1140,7 @@ fn bind<'a>(
 }
 
 /// Times `run` and reports it as a `tracing` event when anyone listens.
+#[inline]
 fn traced<R>(sql: &str, args: usize, run: impl FnOnce() -> Result<R>) -> Result<R> {
     if !tracing::enabled!(target: "driftwood::sql", tracing::Level::DEBUG) {
         return run();
