@@ -463,6 +463,59 @@ fn batches_and_units_of_work_run_in_one_transaction() {
     }
 }
 
+// Probe (bulk inserts bind each row in place while its given columns match
+// the statement prepared for the rows before it): rows whose given columns
+// change — one column more, one fewer, back again — each get a statement of
+// their own and keep exactly their values, never a stale binding.
+#[test]
+fn bulk_inserts_whose_given_columns_change_keep_every_value() {
+    for backend in BACKENDS {
+        within(60, move || {
+            block_on(async move {
+                let (_dir, db) = open(backend).await;
+                let row = |i: usize| {
+                    let mut row = todo(&format!("Mix {i:03}"), &format!("body {i}"), None);
+                    match i % 4 {
+                        0 => {}
+                        1 => row.done = set(true),
+                        2 => row.priority = set(Some(i as i32)),
+                        _ => {
+                            row.done = set(true);
+                            row.priority = set(Some(i as i32));
+                        }
+                    }
+                    row
+                };
+                // Runs of equal column sets, then every row a different set.
+                let order: Vec<usize> = (0..12).map(|i| i / 3).chain(0..12).collect();
+                let rows: Vec<TodoCompanion> = order.iter().map(|&i| row(i)).collect();
+                let inserted = db.write(move |conn| conn.insert_all(&rows)).await.unwrap();
+                assert_eq!(inserted.rows_affected, order.len() as u64);
+                let stored = db
+                    .select::<Todo>()
+                    .filter(Todo::TITLE.like("Mix%"))
+                    .order_by(Todo::ID.asc())
+                    .get()
+                    .await
+                    .unwrap();
+                let got: Vec<(String, String, bool, Option<i32>)> = stored
+                    .into_iter()
+                    .map(|t| (t.title, t.content, t.done, t.priority))
+                    .collect();
+                let expected: Vec<(String, String, bool, Option<i32>)> = order
+                    .iter()
+                    .map(|&i| {
+                        let done = i % 4 == 1 || i % 4 == 3;
+                        let priority = (i % 4 >= 2).then_some(i as i32);
+                        (format!("Mix {i:03}"), format!("body {i}"), done, priority)
+                    })
+                    .collect();
+                assert_eq!(got, expected);
+            });
+        });
+    }
+}
+
 // Scenario (found writing watch tests): the column count of a cached
 // `SELECT *` was read before its first step, so after `ALTER TABLE … ADD
 // COLUMN` (SQLite re-prepares the statement when it steps) rows kept the

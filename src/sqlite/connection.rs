@@ -607,39 +607,35 @@ impl Connection {
         let column_count = <I::Table as Table>::COLUMNS.len();
         self.in_transaction_or_new(|| {
             let mut total = Execution::default();
+            // The given columns of the rows the statement was prepared for.
             let mut columns: Vec<usize> = Vec::with_capacity(column_count);
-            let mut buffer: Vec<(usize, SqlArg<'static>)> = Vec::with_capacity(column_count);
-            // The given columns of the row the statement was prepared for.
-            let mut prepared_for: Option<u64> = None;
             let mut sql = std::borrow::Cow::Borrowed("");
-            let mut stmt = None;
+            let mut prepared = None;
             for row in rows {
-                let mut values = recycle(std::mem::take(&mut buffer));
-                let mut given = 0u64;
-                for i in 0..column_count {
-                    if let Some(value) = row.insert_value(i) {
-                        given |= 1 << (i % 64);
-                        values.push((i, value));
+                let in_place = match prepared.as_mut() {
+                    Some(stmt) => bind_row_in_place(stmt, &sql, &row, &columns)?,
+                    None => false,
+                };
+                let stmt = match prepared {
+                    Some(ref mut stmt) if in_place => stmt,
+                    _ => {
+                        // A new set of given columns: its own statement.
+                        let values: Vec<(usize, SqlArg<'_>)> = (0..column_count)
+                            .filter_map(|i| row.insert_value(i).map(|value| (i, value)))
+                            .collect();
+                        columns.clear();
+                        columns.extend(values.iter().map(|(i, _)| *i));
+                        sql = <I::Table as Table>::statement_cache()
+                            .partial_insert::<I::Table>(crate::query::Dialect::Sqlite, &columns);
+                        let stmt = prepared.insert(self.prepare_for_many(&sql)?);
+                        let args = values.iter().map(|(_, value)| value.as_value_ref());
+                        bind(stmt, &sql, args, values.len())?;
+                        stmt
                     }
-                }
-                if prepared_for != Some(given) || column_count > 64 {
-                    columns.clear();
-                    columns.extend(values.iter().map(|(i, _)| *i));
-                    sql = <I::Table as Table>::statement_cache()
-                        .partial_insert::<I::Table>(crate::query::Dialect::Sqlite, &columns);
-                    stmt = Some(self.prepare_for_many(&sql)?);
-                    prepared_for = Some(given);
-                }
-                let Some(stmt) = stmt.as_mut() else { continue };
-                let done = self.run_prepared(
-                    stmt,
-                    &sql,
-                    values.iter().map(|(_, v)| v.as_value_ref()),
-                    values.len(),
-                )?;
+                };
+                let done = self.run_bound(stmt, &sql, columns.len())?;
                 total.rows_affected += done.rows_affected;
                 total.last_insert_id = done.last_insert_id;
-                buffer = recycle(values);
             }
             Ok(total)
         })
@@ -715,13 +711,30 @@ impl Connection {
         args: impl Iterator<Item = ValueRef<'a>>,
         count: usize,
     ) -> Result<Execution> {
-        self.statement(sql, count, || self.step(stmt, sql, args, count))
+        bind(stmt, sql, args, count)?;
+        self.run_bound(stmt, sql, count)
     }
 
-    /// Prepares `sql` for many executions; a failure is reported to
+    /// Runs a statement prepared once for many executions, its `count`
+    /// arguments bound already.
+    fn run_bound(
+        &self,
+        stmt: &mut rusqlite::CachedStatement<'_>,
+        sql: &str,
+        count: usize,
+    ) -> Result<Execution> {
+        if self.open_levels.get() > 0 {
+            self.ensure_not_poisoned()?;
+        }
+        self.checked_statement(sql, count, || self.step_bound(stmt, sql))
+    }
+
+    /// Prepares `sql` for many executions, refusing a setup pragma once
+    /// here rather than on every execution; a failure is reported to
     /// `tracing` like a failed statement.
     fn prepare_for_many(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
-        self.prepare(sql)
+        refuse_setup_pragma(sql)
+            .and_then(|()| self.prepare(sql))
             .inspect_err(|error| report(sql, 0, None, Err(error)))
     }
 
@@ -735,6 +748,11 @@ impl Connection {
         count: usize,
     ) -> Result<Execution> {
         bind(stmt, sql, args, count)?;
+        self.step_bound(stmt, sql)
+    }
+
+    /// Steps `stmt`, its arguments bound, to completion.
+    fn step_bound(&self, stmt: &mut rusqlite::CachedStatement<'_>, sql: &str) -> Result<Execution> {
         let mut rows = stmt.raw_query();
         while rows.next().map_err(|e| from_rusqlite(e, sql))?.is_some() {}
         Ok(Execution {
@@ -752,6 +770,17 @@ impl Connection {
             self.ensure_not_poisoned()?;
             refuse_setup_pragma(sql)?;
         }
+        self.checked_statement(sql, args, run)
+    }
+
+    /// Runs one statement whose text and transaction were checked already.
+    #[inline]
+    fn checked_statement<R>(
+        &self,
+        sql: &str,
+        args: usize,
+        run: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
         if let Some(restriction) = self.guard.restriction() {
             return self
                 .restricted_statement(sql, restriction, || self.tracked_statement(sql, args, run));
@@ -1110,13 +1139,31 @@ fn prepare_error(error: rusqlite::Error, sql: &str, refused_control: bool, guard
     from_rusqlite(error, sql)
 }
 
-/// An empty vector with `vec`'s allocation, for arguments borrowed from
-/// the next row (the standard library collects an empty `map` in place).
-fn recycle<'b>(mut vec: Vec<(usize, SqlArg<'_>)>) -> Vec<(usize, SqlArg<'b>)> {
-    vec.clear();
-    vec.into_iter()
-        .map(|_| unreachable!("the vector is empty"))
-        .collect()
+/// Binds the values `row` gives for `columns` to `stmt`, in place, if
+/// `row` gives exactly those columns; `Ok(false)` (some bound, the rest
+/// stale) if it gives others.
+fn bind_row_in_place<I: Insertable>(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    sql: &str,
+    row: &I,
+    columns: &[usize],
+) -> Result<bool> {
+    let mut expected = columns.iter().copied().peekable();
+    let mut position = 0;
+    for i in 0..<I::Table as Table>::COLUMNS.len() {
+        let value = row.insert_value(i);
+        let wanted = expected.next_if_eq(&i).is_some();
+        match value {
+            Some(value) if wanted => {
+                position += 1;
+                stmt.raw_bind_parameter(position, Bind(value.as_value_ref()))
+                    .map_err(|e| from_rusqlite(e, sql))?;
+            }
+            None if !wanted => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 #[inline]
