@@ -25,6 +25,7 @@ use std::time::Duration;
 use super::Lane;
 use super::feed::Feed;
 use crate::error::{Error, Result, catch};
+use crate::plan::Plan;
 use crate::sqlite::changes::Changes;
 use crate::sqlite::clock::{Peers, warn_ended, warn_still_open};
 use crate::sqlite::{Connection, Level, RestoreSteps, TxKind};
@@ -88,6 +89,10 @@ pub(crate) struct Host {
     /// (`TEMP` objects, attached databases) — before the request that
     /// made them is answered, so the next request is routed knowing it.
     private_state: Option<Arc<AtomicBool>>,
+    /// Set while the connection may hold a transaction begun before
+    /// driftwood had it (through `Connection::raw`): the next plan checks
+    /// for it afterwards, like a unit of work does.
+    adopted_open_transaction: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +108,7 @@ impl Host {
         if let Some(feed) = &feed {
             conn.track_changes(feed.switch(), true);
         }
+        let conn_in_transaction = conn.in_transaction();
         Host {
             conn,
             interrupt: Interrupt::new(),
@@ -111,6 +117,7 @@ impl Host {
             feed,
             data_version: None,
             private_state: None,
+            adopted_open_transaction: conn_in_transaction,
         }
     }
 
@@ -262,13 +269,32 @@ impl Host {
         lane: Lane,
         work: impl FnOnce(&Connection) -> Result<R>,
     ) -> Result<R> {
+        self.request(lane, |host| host.run(work))
+    }
+
+    /// Runs `plan` for `lane`, like [`Host::run_in`]; its one statement
+    /// cannot leave a transaction open (the authorizer refuses transaction
+    /// control), so nobody asks SQLite afterwards — unless the connection
+    /// came with one open.
+    #[inline]
+    pub(crate) fn run_plan_in<T>(&mut self, lane: Lane, plan: &Plan<T>) -> Result<T> {
+        if self.adopted_open_transaction {
+            self.adopted_open_transaction = false;
+            return self.run_in(lane, |conn| conn.run(plan));
+        }
+        self.request(lane, |host| catch(|| host.conn.run(plan)))
+    }
+
+    /// What every request of `lane` goes through around `run`.
+    #[inline]
+    fn request<R>(&mut self, lane: Lane, run: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
         if lane != Lane::NONE && !self.holds(lane) {
             return Err(Error::ended(
                 "its statements cannot run: it was already committed or rolled back",
             ));
         }
         self.collect_rowids_if_wanted();
-        let result = self.run(work);
+        let result = run(self);
         self.publish();
         if let Some(flag) = &self.private_state
             && self.conn.has_private_state()

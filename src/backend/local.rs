@@ -101,9 +101,7 @@ impl Local {
         lane: Lane,
         plan: Plan<T>,
     ) -> Pending<T> {
-        self.request(Some(lane), move |host| {
-            host.run_in(lane, |conn| conn.run(&plan))
-        })
+        self.request(Some(lane), move |host| host.run_plan_in(lane, &plan))
     }
 
     pub(crate) fn run_work<R: Send + 'static>(

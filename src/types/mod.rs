@@ -174,6 +174,7 @@ pub struct FromSqlError {
 
 impl FromSqlError {
     /// A mismatch between the expected type and the value found.
+    #[cold]
     pub fn mismatch(expected: impl Into<String>, found: ValueRef<'_>) -> Self {
         let found = match found {
             ValueRef::Null => "NULL".to_owned(),

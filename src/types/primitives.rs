@@ -8,12 +8,14 @@ use super::{ColumnType, FromSql, FromSqlError, SqlArg, SqlType, ToSql, ValueRef}
 macro_rules! integer_column {
     ($($ty:ty),*) => {$(
         impl ToSql for $ty {
+            #[inline]
             fn to_sql(&self) -> SqlArg<'_> {
                 SqlArg::Borrowed(ValueRef::Integer(i64::from(*self)))
             }
         }
 
         impl FromSql for $ty {
+            #[inline]
             fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
                 match value {
                     ValueRef::Integer(i) => <$ty>::try_from(i).map_err(|_| {
@@ -25,7 +27,7 @@ macro_rules! integer_column {
         }
 
         impl ColumnType for $ty {
-    type Base = Self;
+            type Base = Self;
             const SQL_TYPE: SqlType = SqlType::Integer;
         }
     )*};
@@ -34,12 +36,14 @@ macro_rules! integer_column {
 integer_column!(i8, i16, i32, i64, u8, u16, u32);
 
 impl ToSql for bool {
+    #[inline]
     fn to_sql(&self) -> SqlArg<'_> {
         SqlArg::Borrowed(ValueRef::Integer(i64::from(*self)))
     }
 }
 
 impl FromSql for bool {
+    #[inline]
     fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
         match value {
             ValueRef::Integer(0) => Ok(false),
@@ -58,12 +62,14 @@ impl ColumnType for bool {
 }
 
 impl ToSql for f64 {
+    #[inline]
     fn to_sql(&self) -> SqlArg<'_> {
         SqlArg::Borrowed(ValueRef::Real(*self))
     }
 }
 
 impl FromSql for f64 {
+    #[inline]
     fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
         match value {
             ValueRef::Real(r) => Ok(r),
@@ -82,12 +88,14 @@ impl ColumnType for f64 {
 }
 
 impl ToSql for f32 {
+    #[inline]
     fn to_sql(&self) -> SqlArg<'_> {
         SqlArg::Borrowed(ValueRef::Real(f64::from(*self)))
     }
 }
 
 impl FromSql for f32 {
+    #[inline]
     fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
         f64::from_sql(value).map(|v| v as f32)
     }
@@ -99,18 +107,21 @@ impl ColumnType for f32 {
 }
 
 impl ToSql for str {
+    #[inline]
     fn to_sql(&self) -> SqlArg<'_> {
         SqlArg::Borrowed(ValueRef::Text(self))
     }
 }
 
 impl ToSql for String {
+    #[inline]
     fn to_sql(&self) -> SqlArg<'_> {
         SqlArg::Borrowed(ValueRef::Text(self))
     }
 }
 
 impl FromSql for String {
+    #[inline]
     fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
         match value {
             ValueRef::Text(t) => Ok(t.to_owned()),
@@ -125,18 +136,21 @@ impl ColumnType for String {
 }
 
 impl ToSql for [u8] {
+    #[inline]
     fn to_sql(&self) -> SqlArg<'_> {
         SqlArg::Borrowed(ValueRef::Blob(self))
     }
 }
 
 impl ToSql for Vec<u8> {
+    #[inline]
     fn to_sql(&self) -> SqlArg<'_> {
         SqlArg::Borrowed(ValueRef::Blob(self))
     }
 }
 
 impl FromSql for Vec<u8> {
+    #[inline]
     fn from_sql(value: ValueRef<'_>) -> Result<Self, FromSqlError> {
         match value {
             ValueRef::Blob(b) => Ok(b.to_vec()),

@@ -898,7 +898,7 @@ impl Client {
             },
             _ => (false, None),
         };
-        let run = move |host: &mut Host| host.run_in(lane, |conn| conn.run(&plan));
+        let run = move |host: &mut Host| host.run_plan_in(lane, &plan);
         match reader {
             Some(reader) => shared.reader_job(reader, run),
             None => shared.writer_job(lane, portable, run),
@@ -974,9 +974,7 @@ impl Client {
             // What a reader cannot even prepare (a `TEMP` or attached table
             // of the writer's) is the writer's to answer, or to refuse.
             match host.conn().is_plain_read(&plan.statement.sql) {
-                Ok(true) => host
-                    .run_in(Lane::NONE, |conn| conn.run(&plan))
-                    .map(Routed::Ran),
+                Ok(true) => host.run_plan_in(Lane::NONE, &plan).map(Routed::Ran),
                 Ok(false) => Ok(Routed::NotARead(plan, true)),
                 Err(_) => Ok(Routed::NotARead(plan, false)),
             }
@@ -991,8 +989,7 @@ impl Client {
                     if certain {
                         shared.remember_route(&sql, false);
                     }
-                    let run =
-                        move |host: &mut Host| host.run_in(Lane::NONE, |conn| conn.run(&plan));
+                    let run = move |host: &mut Host| host.run_plan_in(Lane::NONE, &plan);
                     shared.writer_job(Lane::NONE, false, run).await
                 }
             }
